@@ -1,0 +1,92 @@
+// Prepared modules cached on disk by the program's hash and the preparation
+// settings, so that a program is instrumented once per machine (Binaryen costs
+// seconds for large programs) and later starts need only compilation.
+
+import { createHash } from 'node:crypto';
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { prepareModule, PREPARE_VERSION, type PrepareOptions } from '../runtime/prepare/prepare.ts';
+import type { PreparedModule, ProgramInfo } from '../runtime/prepare/prepared.ts';
+import type { CompiledModule } from '../runtime/instance/instance.ts';
+
+export function defaultCacheDir(): string {
+  if (process.env.GATE_CACHE_DIR) return process.env.GATE_CACHE_DIR;
+  const base = process.env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache');
+  return path.join(base, 'gate-ts');
+}
+
+export function sha256Hex(bytes: Uint8Array): string {
+  return createHash('sha256').update(bytes).digest('hex');
+}
+
+export interface ModuleCacheOptions extends PrepareOptions {
+  /** Directory for prepared modules; null keeps them in memory only. */
+  dir?: string | null;
+}
+
+/** Prepares, compiles and caches modules (in memory and on disk). */
+export class ModuleCache {
+  private readonly dir: string | null;
+  private readonly compiled = new Map<string, Promise<CompiledModule>>();
+
+  constructor(dir: string | null = defaultCacheDir()) {
+    this.dir = dir;
+  }
+
+  /** The compiled, prepared form of a program; prepares it only when no cached copy exists. */
+  get(bytes: Uint8Array, options: PrepareOptions = {}): Promise<CompiledModule> {
+    const key = cacheKey(sha256Hex(bytes), options);
+    let entry = this.compiled.get(key);
+    if (!entry) {
+      entry = this.load(key, bytes, options);
+      this.compiled.set(key, entry);
+      entry.catch(() => this.compiled.delete(key));
+    }
+    return entry;
+  }
+
+  private async load(key: string, bytes: Uint8Array, options: PrepareOptions): Promise<CompiledModule> {
+    let prepared = await this.readDisk(key);
+    if (!prepared) {
+      prepared = await prepareModule(bytes, options);
+      await this.writeDisk(key, prepared);
+    }
+    return { prepared, module: await WebAssembly.compile(prepared.bytes as Uint8Array<ArrayBuffer>) };
+  }
+
+  private async readDisk(key: string): Promise<PreparedModule | undefined> {
+    if (!this.dir) return undefined;
+    try {
+      const [bytes, json] = await Promise.all([
+        readFile(path.join(this.dir, `${key}.wasm`)),
+        readFile(path.join(this.dir, `${key}.json`), 'utf8'),
+      ]);
+      const meta = JSON.parse(json) as { version: string; info: ProgramInfo };
+      if (meta.version !== PREPARE_VERSION) return undefined;
+      return { bytes: new Uint8Array(bytes), info: meta.info, version: meta.version };
+    } catch {
+      return undefined;
+    }
+  }
+
+  private async writeDisk(key: string, prepared: PreparedModule): Promise<void> {
+    if (!this.dir) return;
+    try {
+      await mkdir(this.dir, { recursive: true });
+      // Write then rename, so a crash never leaves a half-written entry.
+      const tmp = `.${key}.${process.pid}.${Date.now()}`;
+      await writeFile(path.join(this.dir, `${tmp}.wasm`), prepared.bytes);
+      await writeFile(path.join(this.dir, `${tmp}.json`), JSON.stringify({ version: prepared.version, info: prepared.info }));
+      await rename(path.join(this.dir, `${tmp}.wasm`), path.join(this.dir, `${key}.wasm`));
+      await rename(path.join(this.dir, `${tmp}.json`), path.join(this.dir, `${key}.json`));
+    } catch {
+      // A cache that cannot be written only costs time.
+    }
+  }
+}
+
+function cacheKey(hash: string, options: PrepareOptions): string {
+  const settings = `${PREPARE_VERSION}|mem=${options.maxMemoryPages ?? 'default'}|abi=${options.abi ?? true}`;
+  return `${hash}-${sha256Hex(new TextEncoder().encode(settings)).slice(0, 16)}`;
+}

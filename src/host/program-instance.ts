@@ -1,0 +1,83 @@
+// An instance together with its per-run services: each run gets a fresh
+// origin connector (Gate's services are per run), and clients connect to
+// whichever run is current.
+
+import { Instance, type CompiledModule } from '../runtime/instance/instance.ts';
+import type { Engine } from '../runtime/instance/engine.ts';
+import type { Status } from '../runtime/instance/status.ts';
+import type { ServiceContext } from '../runtime/service/service.ts';
+import { OriginConnector, runRegistry, type Registry } from '../services/index.ts';
+
+export interface ProgramInstanceOptions {
+  engine: Engine;
+  compiled: CompiledModule;
+  /** Server-wide services; origin and catalog are added per run. */
+  registry: Registry;
+  context: ServiceContext;
+  function?: string;
+  debug?: (chunk: Uint8Array) => void;
+  timeResolution?: number;
+  fuelLimit?: number;
+  timeLimit?: number;
+}
+
+export class ProgramInstance {
+  readonly instance: Instance;
+  private origin: OriginConnector | undefined;
+
+  constructor(options: ProgramInstanceOptions) {
+    const { registry, context } = options;
+    this.instance = new Instance({
+      engine: options.engine,
+      compiled: options.compiled,
+      context,
+      function: options.function,
+      debug: options.debug,
+      timeResolution: options.timeResolution,
+      fuelLimit: options.fuelLimit,
+      timeLimit: options.timeLimit,
+      services: () => {
+        this.origin = new OriginConnector();
+        return runRegistry(registry, this.origin).bind(context);
+      },
+    });
+  }
+
+  get status(): Status {
+    return this.instance.currentStatus;
+  }
+
+  /** Start or resume; resolves when the run stops. */
+  async run(options: { function?: string } = {}): Promise<Status> {
+    const done = this.instance.run(options);
+    const origin = this.origin;
+    try {
+      return await done;
+    } finally {
+      // Clients still waiting for an accept learn that none will come.
+      origin?.close();
+    }
+  }
+
+  /**
+   * Join a client to the program's next accepted stream. Resolves true when
+   * the connection is over, false when the program never accepted one in this run.
+   */
+  connect(
+    input: ReadableStream<Uint8Array> | null,
+    output: WritableStream<Uint8Array> | null,
+    signal?: AbortSignal,
+    onJoin?: (id: number) => void,
+  ): Promise<boolean> {
+    if (!this.origin || this.origin.closed) return Promise.resolve(false);
+    return this.origin.connect(input, output, signal, onJoin);
+  }
+
+  suspend(): void {
+    this.instance.suspend();
+  }
+
+  kill(): void {
+    this.instance.kill();
+  }
+}

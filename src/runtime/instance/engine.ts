@@ -1,0 +1,87 @@
+// One engine per thread: it runs its instances as green threads. An instance
+// runs for a time slice, then unwinds (Asyncify) so that the event loop can
+// deliver I/O and other instances get their turn. All instances share one
+// Asyncify memory: only the running one uses it, and an unwound stack is
+// copied out to the instance.
+
+export interface EngineOptions {
+  /** Size of the shared Asyncify memory in 64 KiB pages (the deepest stack an unwind can save). */
+  asyncifyPages?: number;
+  /** Length of a time slice in milliseconds. */
+  sliceMs?: number;
+  /** Run fn soon, after pending I/O (a macrotask). */
+  schedule?: (fn: () => void) => void;
+  /** Milliseconds on a monotonic clock. */
+  now?: () => number;
+}
+
+/** Something the engine can run a slice of. */
+export interface Runnable {
+  /** Run until the slice ends at `deadline` (engine clock) or the program stops or waits. */
+  step(deadline: number): void;
+}
+
+export const DEFAULT_ASYNCIFY_PAGES = 256;
+const DEFAULT_SLICE_MS = 5;
+
+function defaultSchedule(): (fn: () => void) => void {
+  // MessageChannel gives a macrotask without setTimeout's clamping in browsers.
+  if (typeof MessageChannel !== 'undefined') {
+    const queue: (() => void)[] = [];
+    const channel = new MessageChannel();
+    channel.port1.onmessage = () => queue.shift()?.();
+    return (fn) => {
+      queue.push(fn);
+      channel.port2.postMessage(null);
+    };
+  }
+  return (fn) => setTimeout(fn, 0);
+}
+
+export class Engine {
+  readonly asyncifyMemory: WebAssembly.Memory;
+  readonly asyncifyPages: number;
+  readonly now: () => number;
+  private readonly sliceMs: number;
+  private readonly schedule: (fn: () => void) => void;
+  private readonly runQueue: Runnable[] = [];
+  private scheduled = false;
+
+  constructor(options: EngineOptions = {}) {
+    this.asyncifyPages = options.asyncifyPages ?? DEFAULT_ASYNCIFY_PAGES;
+    this.asyncifyMemory = new WebAssembly.Memory({ initial: this.asyncifyPages, maximum: this.asyncifyPages });
+    this.sliceMs = options.sliceMs ?? DEFAULT_SLICE_MS;
+    this.schedule = options.schedule ?? defaultSchedule();
+    this.now = options.now ?? (() => performance.now());
+  }
+
+  /** Number of instances waiting for a slice. */
+  get runnable(): number {
+    return this.runQueue.length;
+  }
+
+  /** Queue an instance for a slice. */
+  enqueue(r: Runnable): void {
+    this.runQueue.push(r);
+    if (!this.scheduled) {
+      this.scheduled = true;
+      this.schedule(() => this.runNext());
+    }
+  }
+
+  /** Remove a queued instance (it was suspended or killed while waiting for its turn). */
+  dequeue(r: Runnable): void {
+    const i = this.runQueue.indexOf(r);
+    if (i >= 0) this.runQueue.splice(i, 1);
+  }
+
+  private runNext(): void {
+    this.scheduled = false;
+    const r = this.runQueue.shift();
+    if (r) r.step(this.now() + this.sliceMs);
+    if (this.runQueue.length > 0 && !this.scheduled) {
+      this.scheduled = true;
+      this.schedule(() => this.runNext());
+    }
+  }
+}

@@ -1,0 +1,31 @@
+// Errors that end a run. Each carries what the instance reports.
+
+import { Cause } from './status.ts';
+
+/** A program broke the ABI or a service protocol: KILLED, cause ABI_VIOLATION, public message. */
+export class AbiViolation extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'AbiViolation';
+  }
+}
+
+/** A trap raised by host code on the program's behalf (e.g. an out-of-bounds pointer given to an import). */
+export class Trap extends Error {
+  readonly trapCause: Cause;
+  constructor(cause: Cause) {
+    super(`trap: ${cause}`);
+    this.name = 'Trap';
+    this.trapCause = cause;
+  }
+}
+
+/** proc_exit: TERMINATED with result 0 (status 0) or 1 (anything else). */
+export class Exit extends Error {
+  readonly result: number;
+  constructor(status: number) {
+    super(`exit ${status}`);
+    this.name = 'Exit';
+    this.result = status === 0 ? 0 : 1;
+  }
+}

@@ -1,0 +1,17 @@
+// Names the engine adds to a prepared module. The prefix is reserved: a
+// program that uses it is refused.
+
+export const ENGINE_MODULE = 'gate_engine';
+export const RESERVED_PREFIX = `${ENGINE_MODULE}.`;
+
+/** Imported function () -> i32 called when fuel runs out; returns the new budget. */
+export const TICK_IMPORT = 'tick';
+/** Exported mutable i32 global: remaining fuel. */
+export const FUEL_EXPORT = `${ENGINE_MODULE}.fuel`;
+/** Exported former start function. */
+export const START_EXPORT = `${ENGINE_MODULE}.start`;
+/** Prefix of exported mutable program globals: "gate_engine.global.<index>". */
+export const GLOBAL_EXPORT_PREFIX = `${ENGINE_MODULE}.global.`;
+/** Imported program memory (memory 0) and Asyncify memory (memory 1). */
+export const MEMORY_IMPORT = 'memory';
+export const ASYNCIFY_MEMORY_IMPORT = 'asyncify_memory';

@@ -1,0 +1,32 @@
+// What module preparation produces: the instrumented binary and the facts
+// about the original program that instances need. Plain data, so that it can
+// be cached on disk or sent to a worker or a browser.
+
+export interface ImportInfo {
+  module: string;
+  field: string;
+  kind: 'func' | 'table' | 'memory' | 'global';
+  params?: string[];
+  results?: string[];
+}
+
+export interface ProgramInfo {
+  /** The program's imports as it declared them. */
+  imports: ImportInfo[];
+  /** Exported functions that can be entry functions: () -> () or () -> i32. */
+  entries: string[];
+  /** Memory 0 limits in pages, after the instance limit was applied; maximum null when unbounded. */
+  memory: { initial: number; maximum: number | null };
+  /** Whether the program had a start section (now exported as START_EXPORT). */
+  hasStart: boolean;
+  /** Indexes of the mutable globals the program defines (exported for snapshots). */
+  mutableGlobals: number[];
+}
+
+export interface PreparedModule {
+  /** The instrumented module. */
+  bytes: Uint8Array;
+  info: ProgramInfo;
+  /** Instrumenter version: prepared modules and saved stacks are only valid with the same one. */
+  version: string;
+}
