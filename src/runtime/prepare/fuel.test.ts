@@ -17,6 +17,11 @@ function checkBytes(fuel: number, tick: number, cost: number): Bytes {
   return [0x23, ...u32(fuel), 0x41, ...s32(cost), 0x6b, 0x24, ...u32(fuel), 0x23, ...u32(fuel), 0x41, 0x00, 0x48, 0x04, 0x40, 0x10, ...u32(tick), 0x24, ...u32(fuel), 0x0b];
 }
 
+/** The check at the header of a wrapped loop: decrement, then branch out to the tick. */
+function loopCheckBytes(fuel: number, cost: number): Bytes {
+  return [0x23, ...u32(fuel), 0x41, ...s32(cost), 0x6b, 0x24, ...u32(fuel), 0x23, ...u32(fuel), 0x41, 0x00, 0x48, 0x0d, 0x01];
+}
+
 interface Check {
   /** Offset in the output module. */
   at: number;
@@ -38,7 +43,11 @@ function checksOf(out: Uint8Array, info: ModuleInfo = parseModule(out)): Check[]
       r.next();
       assert.equal(r.op, Op.I32Const);
       const cost = r.value;
-      const expected = checkBytes(fuel, tick, cost);
+      const entry = at === b.instructions;
+      const loopForm = loopCheckBytes(fuel, cost);
+      const isLoopForm =
+        !entry && out[at - 2] === Op.Loop && [...out.subarray(at, at + loopForm.length)].every((v, i) => v === loopForm[i]);
+      const expected = isLoopForm ? loopForm : checkBytes(fuel, tick, cost);
       assert.deepEqual([...out.subarray(at, at + expected.length)], expected, `check at ${at}`);
       r.pos = at + expected.length;
       found.push({ at, cost, entry: at === b.instructions });
@@ -129,11 +138,12 @@ test('checks have the exact contract bytes and costs', () => {
   assert.deepEqual(inc, [], 'a bounded leaf has no check');
   // nested: entry = loop + local.get; outer = 2 + loop + 7; inner = 7.
   assert.deepEqual(nested.map((c) => [c.entry, c.cost]), [[true, 2], [false, 10], [false, 7]]);
-  // The loop check comes right after the loop's block type.
+  // The loop is wrapped (block, loop, block, loop) and its check comes right
+  // after the original loop's block type.
   const runBody = info.code[0];
   const loopAt = runBody.instructions + checkBytes(0, 0, 2).length;
-  assert.deepEqual([...out.subarray(loopAt, loopAt + 2)], [0x03, 0x40]);
-  assert.equal(run[1].at, loopAt + 2);
+  assert.deepEqual([...out.subarray(loopAt, loopAt + 8)], [0x02, 0x40, 0x03, 0x40, 0x02, 0x40, 0x03, 0x40]);
+  assert.equal(run[1].at, loopAt + 8);
 });
 
 test('tick runs as the reference meter predicts', () => {

@@ -9,11 +9,32 @@
 // - import gate_engine.tick: () -> i32, appended as the last import (new type
 //   appended to the type section); defined functions shift by one index.
 // - global (mut i32) = 0 appended to the globals, exported as "gate_engine.fuel".
-// - at every function entry (except bounded leaves) and loop header:
+// - at every function entry (except bounded leaves):
 //     global.get $fuel; i32.const C; i32.sub; global.set $fuel;
 //     global.get $fuel; i32.const 0; i32.lt_s;
 //     if; call $tick; global.set $fuel; end
-//   where C is the number of instructions in the region the check guards.
+// - every loop whose block type is empty or one value type becomes
+//     block BT                       ;; $exit
+//       loop BT                      ;; $retry
+//         block                      ;; $tick
+//           loop BT                  ;; the original loop
+//             global.get $fuel; i32.const C; i32.sub; global.set $fuel;
+//             global.get $fuel; i32.const 0; i32.lt_s; br_if $tick
+//             <body, branches out of the loop renumbered past the wrappers>
+//           end
+//           br $exit
+//         end
+//         call $tick; i32.const C; i32.add; global.set $fuel; br $retry
+//       end
+//     end
+//   so the call to tick (the point where Asyncify may unwind) sits outside
+//   the loop: a loop without other calls then runs free of Asyncify's
+//   per-instruction bookkeeping, and after the tick the loop is re-entered at
+//   its header, which is where it was. The header's decrement runs again on
+//   re-entry, so the new budget is stored plus C: the iteration is charged
+//   once, and a budget smaller than C cannot loop forever. Loops with a type-index block type
+//   (parameters) keep the simple check at their header.
+//   C is the number of instructions in the region the check guards.
 
 import { ModuleFormatError, Reader, Writer } from '../wasm/binary.ts';
 import { CodeReader, Op } from '../wasm/instructions.ts';
@@ -28,8 +49,15 @@ const KIND_GLOBAL = 3;
 const TYPE_I32 = 0x7f;
 
 // Rewrite points in a code body.
-const POINT_LOOP = 0;
-const POINT_FUNC_INDEX = 1;
+const POINT_LOOP = 0; // a loop with parameters: check inserted after its block type
+const POINT_FUNC_INDEX = 1; // function index immediate replaced
+const POINT_LOOP_OPEN = 2; // `loop BT` replaced by the wrappers and the loop with its check
+const POINT_LOOP_CLOSE = 3; // the loop's `end` replaced by the end of the wrappers
+const POINT_LABEL = 4; // branch label immediate replaced
+const POINT_BR_TABLE = 5; // br_table label vector replaced
+
+/** Labels the wrappers put between a wrapped loop and the code around it. */
+const WRAPPER_LABELS = 3;
 
 class FuelRewriter {
   readonly bytes: Uint8Array;
@@ -52,6 +80,10 @@ class FuelRewriter {
   private pointValue: number[] = [];
   private loopCost: number[] = [];
   private blockIsLoop: number[] = [];
+  /** Per open control frame: 1 if it is a wrapped loop. */
+  private frameWrapped: number[] = [];
+  /** Replacement label vectors of br_table points, by point. */
+  private tables = new Map<number, number[]>();
   private regionCost: number[] = [];
   private regionLoop: number[] = [];
 
@@ -276,15 +308,45 @@ class FuelRewriter {
     out.bytes(this.checkTail);
   }
 
+  private clampCost(cost: number): number {
+    return Math.min(Math.max(cost, 1), MAX_CHECK_COST);
+  }
+
+  /** The fuel decrement and test common to both check forms. */
+  private decrement(cost: number): void {
+    const out = this.out;
+    out.bytes(this.checkHead);
+    out.s32(this.clampCost(cost));
+    out.u8(Op.I32Sub);
+    out.u8(Op.GlobalSet);
+    out.u32(this.fuelGlobal);
+    out.u8(Op.GlobalGet);
+    out.u32(this.fuelGlobal);
+    out.u8(Op.I32Const);
+    out.u8(0);
+    out.u8(Op.I32LtS);
+  }
+
+  /** Depth of a label after wrapping: each wrapped loop the branch leaves adds the wrappers' labels. */
+  private relabel(depth: number, label: number): number {
+    let extra = 0;
+    for (let i = 0; i < label && i < depth; i++) {
+      if (this.frameWrapped[depth - 1 - i]) extra += WRAPPER_LABELS;
+    }
+    return label + extra;
+  }
+
   /** Rewrite one body: instrument it unless it is a leaf, renumber function indices. */
   private body(start: number, instructions: number, end: number, leaf: boolean): void {
     const { reader, out, bytes, leafCost } = this;
-    const { pointKind, pointStart, pointEnd, pointValue, loopCost, blockIsLoop, regionCost, regionLoop } = this;
+    const { pointKind, pointStart, pointEnd, pointValue, loopCost, blockIsLoop, frameWrapped, regionCost, regionLoop } =
+      this;
     pointKind.length = 0;
     pointStart.length = 0;
     pointEnd.length = 0;
     pointValue.length = 0;
     loopCost.length = 0;
+    this.tables.clear();
 
     // Pass 1: find rewrite points and the cost of every region. Region 0 is
     // the function outside loops; each loop opens a region of its own.
@@ -299,8 +361,15 @@ class FuelRewriter {
         if (depth === 0) break;
         depth--;
         if (blockIsLoop[depth]) {
-          loopCost[regionLoop[top]] = regionCost[top];
+          const loop = regionLoop[top];
+          loopCost[loop] = regionCost[top];
           top--;
+          if (frameWrapped[depth]) {
+            pointKind.push(POINT_LOOP_CLOSE);
+            pointStart.push(reader.start);
+            pointEnd.push(reader.pos);
+            pointValue.push(loop);
+          }
         }
         continue;
       }
@@ -309,19 +378,54 @@ class FuelRewriter {
       switch (op) {
         case Op.Block:
         case Op.If:
+          frameWrapped[depth] = 0;
           blockIsLoop[depth++] = 0;
           break;
         case Op.Loop: {
+          // Block type: negative = empty or one value type; >= 0 = type index.
+          const wrapped = reader.index < 0 ? 1 : 0;
+          frameWrapped[depth] = wrapped;
           blockIsLoop[depth++] = 1;
           const loop = loopCost.length;
           loopCost.push(0);
           top++;
           regionCost[top] = 0;
           regionLoop[top] = loop;
-          pointKind.push(POINT_LOOP);
-          pointStart.push(reader.pos);
+          pointKind.push(wrapped ? POINT_LOOP_OPEN : POINT_LOOP);
+          pointStart.push(wrapped ? reader.start : reader.pos);
           pointEnd.push(reader.pos);
           pointValue.push(loop);
+          break;
+        }
+        case Op.Br:
+        case Op.BrIf: {
+          const label = this.relabel(depth, reader.index);
+          if (label !== reader.index) {
+            pointKind.push(POINT_LABEL);
+            pointStart.push(reader.immStart);
+            pointEnd.push(reader.pos);
+            pointValue.push(label);
+          }
+          break;
+        }
+        case Op.BrTable: {
+          const r = new Reader(bytes, reader.immStart, reader.pos, 'br_table');
+          const n = r.u32();
+          const labels: number[] = [];
+          let changed = false;
+          for (let i = 0; i <= n; i++) {
+            const old = r.u32();
+            const label = this.relabel(depth, old);
+            changed ||= label !== old;
+            labels.push(label);
+          }
+          if (changed) {
+            this.tables.set(pointKind.length, labels);
+            pointKind.push(POINT_BR_TABLE);
+            pointStart.push(reader.immStart);
+            pointEnd.push(reader.pos);
+            pointValue.push(0);
+          }
           break;
         }
         case Op.Call:
@@ -340,16 +444,60 @@ class FuelRewriter {
     }
     if (reader.pos !== end) throw new ModuleFormatError('operators after the end of the function body', reader.pos);
 
-    // Pass 2: copy with checks inserted and indices replaced.
+    // Pass 2: copy with checks inserted and immediates replaced.
     out.bytes(bytes, start, instructions);
     if (!leaf) this.check(regionCost[0]);
     let copied = instructions;
     for (let p = 0; p < pointKind.length; p++) {
       out.bytes(bytes, copied, pointStart[p]);
-      if (pointKind[p] === POINT_LOOP) {
-        this.check(loopCost[pointValue[p]]);
-      } else {
-        out.u32(pointValue[p]);
+      switch (pointKind[p]) {
+        case POINT_LOOP:
+          this.check(loopCost[pointValue[p]]);
+          break;
+        case POINT_LOOP_OPEN: {
+          // pointStart..pointEnd is `loop BT`: reuse its block type bytes.
+          const blockType = bytes.subarray(pointStart[p] + 1, pointEnd[p]);
+          out.u8(Op.Block);
+          out.bytes(blockType);
+          out.u8(Op.Loop);
+          out.bytes(blockType);
+          out.u8(Op.Block);
+          out.u8(0x40);
+          out.u8(Op.Loop);
+          out.bytes(blockType);
+          this.decrement(loopCost[pointValue[p]]);
+          out.u8(Op.BrIf);
+          out.u8(1); // $tick
+          break;
+        }
+        case POINT_LOOP_CLOSE:
+          out.u8(Op.End); // the original loop
+          out.u8(Op.Br);
+          out.u8(2); // $exit
+          out.u8(Op.End); // $tick
+          out.u8(Op.Call);
+          out.u32(this.tick);
+          out.u8(Op.I32Const);
+          out.s32(this.clampCost(loopCost[pointValue[p]]));
+          out.u8(Op.I32Add);
+          out.u8(Op.GlobalSet);
+          out.u32(this.fuelGlobal);
+          out.u8(Op.Br);
+          out.u8(0); // $retry
+          out.u8(Op.End); // $retry
+          out.u8(Op.End); // $exit
+          break;
+        case POINT_LABEL:
+          out.u32(pointValue[p]);
+          break;
+        case POINT_BR_TABLE: {
+          const labels = this.tables.get(p)!;
+          out.u32(labels.length - 1);
+          for (const label of labels) out.u32(label);
+          break;
+        }
+        default:
+          out.u32(pointValue[p]);
       }
       copied = pointEnd[p];
     }
