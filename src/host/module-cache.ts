@@ -52,7 +52,7 @@ export class ModuleCache {
       prepared = await prepareModule(bytes, options);
       await this.writeDisk(key, prepared);
     }
-    return { prepared, module: await WebAssembly.compile(prepared.bytes as Uint8Array<ArrayBuffer>) };
+    return { prepared, module: await WebAssembly.compile(prepared.bytes as Uint8Array<ArrayBuffer>), program: bytes };
   }
 
   private async readDisk(key: string): Promise<PreparedModule | undefined> {

@@ -6,6 +6,7 @@ import { Instance, type CompiledModule } from '../runtime/instance/instance.ts';
 import type { Engine } from '../runtime/instance/engine.ts';
 import type { Status } from '../runtime/instance/status.ts';
 import type { ServiceContext } from '../runtime/service/service.ts';
+import type { InstanceState } from '../runtime/snapshot/state.ts';
 import { OriginConnector, runRegistry, type Registry } from '../services/index.ts';
 
 export interface ProgramInstanceOptions {
@@ -19,15 +20,20 @@ export interface ProgramInstanceOptions {
   timeResolution?: number;
   fuelLimit?: number;
   timeLimit?: number;
+  /** Continue a captured state (see src/host/snapshot.ts). */
+  restore?: InstanceState;
 }
 
 export class ProgramInstance {
   readonly instance: Instance;
+  readonly compiled: CompiledModule;
   private origin: OriginConnector | undefined;
 
   constructor(options: ProgramInstanceOptions) {
     const { registry, context } = options;
+    this.compiled = options.compiled;
     this.instance = new Instance({
+      restore: options.restore,
       engine: options.engine,
       compiled: options.compiled,
       context,

@@ -12,6 +12,7 @@ import {
   ASYNCIFY_MEMORY_IMPORT,
   ENGINE_MODULE,
   FUEL_EXPORT,
+  GLOBAL_EXPORT_PREFIX,
   MEMORY_IMPORT,
   START_EXPORT,
   TICK_IMPORT,
@@ -22,11 +23,14 @@ import type { Engine } from './engine.ts';
 import { AbiViolation, Exit, Trap } from './errors.ts';
 import { Cause, State, type Limit, type Status } from './status.ts';
 import { trapCause } from './trap.ts';
+import type { GlobalValue, InstanceState } from '../snapshot/state.ts';
 
 /** A prepared module compiled for this realm. */
 export interface CompiledModule {
   prepared: PreparedModule;
   module: WebAssembly.Module;
+  /** The module it was prepared from (what a snapshot copies its code from). */
+  program: Uint8Array;
 }
 
 export interface InstanceOptions {
@@ -49,6 +53,8 @@ export interface InstanceOptions {
   clock?: { realtime(): bigint; monotonic(): bigint };
   /** Fill a buffer with cryptographically random bytes. */
   random?: (buffer: Uint8Array) => void;
+  /** Continue from a captured state (a snapshot) instead of starting fresh. */
+  restore?: InstanceState;
 }
 
 /** Bad input from whoever launched the instance (not the program's fault). */
@@ -106,7 +112,7 @@ export class Instance {
   private readonly clock: { realtime(): bigint; monotonic(): bigint };
   private readonly fillRandom: (buffer: Uint8Array) => void;
 
-  private memory: WebAssembly.Memory;
+  private memory!: WebAssembly.Memory;
   private instance: WebAssembly.Instance | undefined;
   private asyncify: AsyncifyExports | undefined;
   private fuel: WebAssembly.Global | undefined;
@@ -137,6 +143,7 @@ export class Instance {
   private killRequested = false;
   private abortError: Error | undefined;
   private sliceDeadline = 0;
+  private suspendAt = Infinity;
   private stepBegan = 0;
   private fuelGranted = 0;
   private randomPool = new Uint8Array(0);
@@ -158,11 +165,82 @@ export class Instance {
     this.timeLimit = options.timeLimit ?? Infinity;
     this.clock = options.clock ?? defaultClock();
     this.fillRandom = options.random ?? ((b) => crypto.getRandomValues(b as Uint8Array<ArrayBuffer>));
+    const { initial, maximum } = this.compiled.prepared.info.memory;
+    this.abi = this.makeAbiHost();
+    if (options.restore) {
+      this.memory = this.restoreState(options.restore, maximum);
+      return;
+    }
     this.entry = resolveEntry(this.compiled.prepared.info.entries, options.function);
     if (!this.compiled.prepared.info.hasStart) this.phase = 'entry';
-    const { initial, maximum } = this.compiled.prepared.info.memory;
     this.memory = new WebAssembly.Memory(maximum === null ? { initial } : { initial, maximum });
-    this.abi = this.makeAbiHost();
+  }
+
+  private restoreState(state: InstanceState, maximum: number | null): WebAssembly.Memory {
+    const pages = state.memory.byteLength / 65536;
+    if (maximum !== null && pages > maximum) {
+      throw new InstanceError(
+        'ERR_MEMORY_LIMIT',
+        `snapshot memory size exceeds instance memory size limit (${pages} pages > ${maximum} pages)`,
+      );
+    }
+    const memory = new WebAssembly.Memory(maximum === null ? { initial: pages } : { initial: pages, maximum });
+    this.memory = memory;
+    this.status = { ...state.status };
+    this.channelState = state.channel;
+    this.monotonicSaved = state.monotonic;
+    this.fuelUsed = state.fuelUsed;
+    this.timeUsed = state.timeUsed;
+    if (state.status.cause === Cause.CALL_STACK_EXHAUSTED) this.stuck = { ...state.status };
+    const pending = state.pending;
+    if (pending) {
+      if (pending.entry !== undefined && !this.compiled.prepared.info.entries.includes(pending.entry)) {
+        throw new InstanceError('ERR_ENTRY_NOT_FOUND', `snapshot entry function ${pending.entry} is not exported`);
+      }
+      if (pending.phase === 'start' && !this.compiled.prepared.info.hasStart) {
+        throw new InstanceError('ERR_SNAPSHOT_STATE', 'snapshot is in a start function the program does not have');
+      }
+      this.phase = pending.phase;
+      this.entry = pending.entry;
+      this.stack = pending.stack.byteLength > 0 ? pending.stack.slice() : undefined;
+      this.waitMemo = pending.waitMemo;
+    } else {
+      this.phase = 'entry';
+    }
+    // Instantiation applies the element segments; memory and globals come from the state.
+    this.instantiate();
+    new Uint8Array(memory.buffer).set(state.memory);
+    for (const [index, value] of state.globals) this.global(index).value = value;
+    return memory;
+  }
+
+  private global(index: number): WebAssembly.Global {
+    const g = this.instance!.exports[GLOBAL_EXPORT_PREFIX + index];
+    if (!(g instanceof WebAssembly.Global)) throw new InstanceError('ERR_SNAPSHOT_STATE', `global ${index} is not mutable`);
+    return g;
+  }
+
+  /** Everything needed to continue this instance elsewhere. Only between runs. */
+  capture(): InstanceState {
+    if (this.running) throw new InstanceError('ERR_INSTANCE_RUNNING', 'instance is running');
+    // An instance that never ran is instantiated now, for its initial memory and globals.
+    this.instantiate();
+    const globals = new Map<number, GlobalValue>();
+    for (const index of this.compiled.prepared.info.mutableGlobals) globals.set(index, this.global(index).value as GlobalValue);
+    const state: InstanceState = {
+      status: { ...this.status },
+      memory: new Uint8Array(this.memory.buffer).slice(),
+      globals,
+      channel: this.channelState,
+      monotonic: this.monotonicSaved,
+      fuelUsed: this.fuelUsed,
+      timeUsed: this.timeUsed,
+    };
+    if (this.status.state === State.SUSPENDED) {
+      state.pending = { phase: this.phase, entry: this.entry, stack: this.stack ?? new Uint8Array(0) };
+      if (this.waitMemo) state.pending.waitMemo = this.waitMemo;
+    }
+    return state;
   }
 
   /** The status of the last run (RUNNING while one is in progress). */
@@ -203,6 +281,14 @@ export class Instance {
     if (!this.running) return;
     this.suspendRequested = true;
     if (!this.executing) this.stopIdle();
+  }
+
+  /**
+   * Suspend at the first fuel check after the program has used this much fuel
+   * in all (deterministic suspension points, for tests and debugging).
+   */
+  suspendAfterFuel(fuel: number): void {
+    this.suspendAt = fuel;
   }
 
   /** Kill the instance: final state KILLED. */
@@ -370,7 +456,8 @@ export class Instance {
   }
 
   private grantFuel(): void {
-    const grant = Math.max(0, Math.min(FUEL_GRANT, this.fuelLimit - this.fuelUsed));
+    // A grant never runs past the fuel limit or a requested suspension point.
+    const grant = Math.max(0, Math.min(FUEL_GRANT, this.fuelLimit - this.fuelUsed, this.suspendAt - this.fuelUsed));
     this.fuelGranted = grant;
     this.fuel!.value = grant;
   }
@@ -398,6 +485,10 @@ export class Instance {
     const now = this.engine.now();
     if (this.timeUsed + (now - this.stepBegan) >= this.timeLimit) {
       throw new LimitExceeded('time', `time limit exceeded: ${this.timeLimit} ms`);
+    }
+    if (this.fuelUsed >= this.suspendAt) {
+      this.suspendAt = Infinity;
+      this.suspendRequested = true;
     }
     if (now >= this.sliceDeadline || this.suspendRequested || this.killRequested) {
       this.startUnwind('preempt');

@@ -43,6 +43,14 @@ export interface ServiceInstance {
    * which is given back to create() when the instance resumes.
    */
   shutdown(): Uint8Array;
+  /**
+   * Optional asynchronous end of run, for services whose state lives
+   * elsewhere (external gRPC services). When present, the runtime should
+   * await it after the program has stopped and before calling shutdown();
+   * suspend is false when the run ended with an error. A service must cope
+   * with shutdown() being called without it (its state may then be lost).
+   */
+  prepareShutdown?(suspend: boolean): Promise<void>;
 }
 
 export interface ServiceFactory {

@@ -1,0 +1,71 @@
+// Snapshots of program instances: write one from a stopped instance, and
+// restore an instance from one, on this host or any other.
+
+import { ModuleCache } from './module-cache.ts';
+import { ProgramInstance, type ProgramInstanceOptions } from './program-instance.ts';
+import { InstanceError, type CompiledModule } from '../runtime/instance/instance.ts';
+import { SnapshotError } from '../runtime/snapshot/format.ts';
+import { instrumentationOf } from '../runtime/snapshot/instrumentation.ts';
+import { readSnapshot } from '../runtime/snapshot/read.ts';
+import { hasSnapshotSection, writeSnapshot, type Instrumentation } from '../runtime/snapshot/write.ts';
+import type { PrepareOptions } from '../runtime/prepare/prepare.ts';
+
+export { SnapshotError };
+
+const instrumentations = new WeakMap<CompiledModule, Promise<Instrumentation>>();
+
+function instrumentation(compiled: CompiledModule): Promise<Instrumentation> {
+  let i = instrumentations.get(compiled);
+  if (!i) {
+    i = instrumentationOf(compiled.prepared);
+    instrumentations.set(compiled, i);
+  }
+  return i;
+}
+
+/** Whether a module is a snapshot (has Gate's snapshot section). */
+export function isSnapshot(bytes: Uint8Array): boolean {
+  return hasSnapshotSection(bytes);
+}
+
+/** The snapshot module of a stopped instance (suspended, halted, terminated or killed). */
+export async function snapshotInstance(p: ProgramInstance): Promise<Uint8Array> {
+  const state = p.instance.capture();
+  return writeSnapshot(p.compiled.program, state, await instrumentation(p.compiled));
+}
+
+export interface RestoreOptions extends Omit<ProgramInstanceOptions, 'compiled' | 'restore'>, PrepareOptions {
+  cache: ModuleCache;
+}
+
+/**
+ * An instance continuing the state in a snapshot module. A suspended one
+ * resumes where it stopped when run; a halted one can be run with a
+ * function; a terminated or killed one stays as it was.
+ */
+export async function restoreInstance(bytes: Uint8Array, options: RestoreOptions): Promise<ProgramInstance> {
+  const snapshot = await readSnapshot(bytes);
+  const { cache, maxMemoryPages, abi, ...rest } = options;
+  const compiled = await cache.get(snapshot.program, { maxMemoryPages, abi });
+  const pending = snapshot.state.pending;
+  if (pending && options.function) {
+    throw new InstanceError('ERR_ENTRY_SUSPENDED', 'entry function may not be specified for suspended program');
+  }
+  if (pending && pending.stack.byteLength > 0) {
+    const mine = await instrumentation(compiled);
+    const theirs = snapshot.instrumenter!;
+    if (theirs.version !== mine.version) {
+      throw new SnapshotError(
+        `snapshot was made by instrumentation ${theirs.version}; this runtime uses ${mine.version}`,
+        'ERR_SNAPSHOT_INCOMPATIBLE',
+      );
+    }
+    if (!theirs.codeHash.every((b, i) => b === mine.codeHash[i])) {
+      throw new SnapshotError(
+        "snapshot stack does not match this runtime's instrumentation of the program",
+        'ERR_SNAPSHOT_INCOMPATIBLE',
+      );
+    }
+  }
+  return new ProgramInstance({ ...rest, function: undefined, compiled, restore: snapshot.state });
+}

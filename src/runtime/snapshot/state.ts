@@ -1,0 +1,38 @@
+// What an instance is, between runs: everything a snapshot must carry to
+// continue it exactly. The instance captures it; the snapshot writer turns it
+// into a module; the reader turns a module back into it.
+
+import type { ChannelState } from '../instance/channel.ts';
+import type { Status } from '../instance/status.ts';
+
+export type GlobalValue = number | bigint;
+
+/** Execution that has not finished: where the program resumes. */
+export interface PendingExecution {
+  /** Running the start function, or the entry function. */
+  phase: 'start' | 'entry';
+  /** Entry function export name; undefined when there is none. */
+  entry?: string;
+  /** The unwound wasm stack (Asyncify data); empty when the phase has not begun. */
+  stack: Uint8Array;
+  /** Set when the program was waiting in a blocking import: its memo. */
+  waitMemo?: bigint[];
+}
+
+export interface InstanceState {
+  status: Status;
+  /** Linear memory contents (a whole number of pages). */
+  memory: Uint8Array;
+  /** Current values of the program's mutable globals, by global index. */
+  globals: Map<number, GlobalValue>;
+  channel: ChannelState;
+  /** Instance monotonic clock (ns) when it stopped. */
+  monotonic: bigint;
+  /** Present while the program has more to run (SUSPENDED). */
+  pending?: PendingExecution;
+  /** The program's start function, when it has one (kept across snapshots). */
+  start?: number;
+  fuelUsed: number;
+  /** Milliseconds of run time used. */
+  timeUsed: number;
+}

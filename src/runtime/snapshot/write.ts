@@ -1,0 +1,243 @@
+// Write an instance as a snapshot module (docs/snapshot.md): the program's
+// code with its memory as data and its globals' current values, plus custom
+// sections for the state. Same state in, same bytes out.
+
+import { Reader, Writer } from '../wasm/binary.ts';
+import { CodeReader, MiscOp, Op } from '../wasm/instructions.ts';
+import { parseModule, SectionId, type ModuleInfo } from '../wasm/module.ts';
+import type { ValType } from '../wasm/features.ts';
+import { State } from '../instance/status.ts';
+import {
+  BUFFER_SECTION,
+  EXPORT_SECTION,
+  SNAPSHOT_SECTION,
+  STATE_SECTION,
+  SnapshotError,
+  encodeBuffers,
+  encodeEngineState,
+  encodeRecord,
+  recordFor,
+  sha256,
+} from './format.ts';
+import type { InstanceState } from './state.ts';
+
+const PAGE = 65536;
+
+const typeCodes: Partial<Record<ValType, number>> = { i32: 0x7f, i64: 0x7e, f32: 0x7d, f64: 0x7c, v128: 0x7b, funcref: 0x70, externref: 0x6f };
+
+/**
+ * State a snapshot cannot hold yet: tables the program changes at run time,
+ * passive data segments (whether one was dropped is not visible), and globals
+ * whose values JavaScript cannot read. Refused with a clear error.
+ */
+export function unsupportedState(bytes: Uint8Array, info: ModuleInfo): string | undefined {
+  if (info.data.some((d) => d.mode === 'passive')) return 'passive data segments';
+  if (info.importedMemories > 0 || info.memories.length > 1) return 'imported or multiple memories';
+  if (info.importedTables > 0) return 'imported tables';
+  for (const g of info.globals) {
+    if (g.mutable && !['i32', 'i64', 'f32', 'f64'].includes(g.type)) return `a mutable ${g.type} global`;
+  }
+  const r = new CodeReader(bytes);
+  for (const body of info.code) {
+    r.reset(body.instructions, body.range.end);
+    while (!r.atEnd()) {
+      const op = r.next();
+      if (op === Op.TableSet) return 'table.set';
+      if (op === Op.PrefixMisc && r.sub !== MiscOp.TableSize && r.sub >= MiscOp.MemoryInit && r.sub !== MiscOp.MemoryCopy && r.sub !== MiscOp.MemoryFill) {
+        return `bulk table or segment instructions (0xfc ${r.sub})`;
+      }
+    }
+  }
+  return undefined;
+}
+
+function customSection(out: Writer, name: string, payload: Uint8Array): number {
+  out.u8(SectionId.Custom);
+  const m = out.beginSize();
+  out.name(name);
+  out.bytes(payload);
+  out.endSize(m);
+  // Offset of the payload (endSize may have moved it).
+  return out.len - payload.byteLength;
+}
+
+function globalSection(out: Writer, bytes: Uint8Array, info: ModuleInfo, state: InstanceState): void {
+  if (info.globals.length === 0) return;
+  out.u8(SectionId.Global);
+  const m = out.beginSize();
+  out.u32(info.globals.length);
+  info.globals.forEach((g, i) => {
+    const index = info.importedGlobals + i;
+    out.u8(typeCodes[g.type]!);
+    out.u8(g.mutable ? 1 : 0);
+    if (!g.mutable) {
+      out.bytes(bytes, g.init.start, g.init.end);
+      return;
+    }
+    const value = state.globals.get(index);
+    if (value === undefined) throw new SnapshotError(`no value captured for global ${index}`);
+    const scratch = new DataView(new ArrayBuffer(8));
+    switch (g.type) {
+      case 'i32':
+        out.u8(Op.I32Const);
+        out.s32(Number(value));
+        break;
+      case 'i64':
+        out.u8(Op.I64Const);
+        out.s64(BigInt(value));
+        break;
+      case 'f32':
+        out.u8(Op.F32Const);
+        scratch.setFloat32(0, Number(value), true);
+        out.bytes(new Uint8Array(scratch.buffer, 0, 4));
+        break;
+      case 'f64':
+        out.u8(Op.F64Const);
+        scratch.setFloat64(0, Number(value), true);
+        out.bytes(new Uint8Array(scratch.buffer, 0, 8));
+        break;
+    }
+    out.u8(Op.End);
+  });
+  out.endSize(m);
+}
+
+/**
+ * Memory as active data segments: each run of non-zero 8-byte words, trimmed
+ * to its first and last non-zero byte. Zero pages cost nothing.
+ */
+function dataSection(out: Writer, memory: Uint8Array): void {
+  const segments: [number, number][] = [];
+  const words = Math.floor(memory.byteLength / 8);
+  const view = new DataView(memory.buffer, memory.byteOffset, memory.byteLength);
+  let i = 0;
+  while (i < words) {
+    if (view.getUint32(i * 8, true) === 0 && view.getUint32(i * 8 + 4, true) === 0) {
+      i++;
+      continue;
+    }
+    let j = i;
+    while (j < words && (view.getUint32(j * 8, true) !== 0 || view.getUint32(j * 8 + 4, true) !== 0)) j++;
+    let start = i * 8;
+    let end = j * 8;
+    while (memory[start] === 0) start++;
+    while (memory[end - 1] === 0) end--;
+    segments.push([start, end]);
+    i = j;
+  }
+  out.u8(SectionId.Data);
+  const m = out.beginSize();
+  out.u32(segments.length);
+  for (const [start, end] of segments) {
+    out.u8(0);
+    out.u8(Op.I32Const);
+    out.s32(start);
+    out.u8(Op.End);
+    out.u32(end - start);
+    out.bytes(memory, start, end);
+  }
+  out.endSize(m);
+}
+
+/**
+ * The snapshot module of an instance. `program` is the module the instance
+ * runs (an original program, or the program part of a snapshot it was
+ * restored from); `instrumentation` identifies the code its stack belongs to.
+ */
+export interface Instrumentation {
+  /** PREPARE_VERSION of the instrumentation the instance ran under. */
+  version: string;
+  /** SHA-256 of that instrumented code section. */
+  codeHash: Uint8Array;
+}
+
+export async function writeSnapshot(program: Uint8Array, state: InstanceState, instrumentation: Instrumentation): Promise<Uint8Array> {
+  const info = parseModule(program);
+  const unsupported = unsupportedState(program, info);
+  if (unsupported) throw new SnapshotError(`cannot snapshot a program that uses ${unsupported}`, 'ERR_SNAPSHOT_UNSUPPORTED');
+  if (state.memory.byteLength % PAGE !== 0) throw new SnapshotError('memory is not a whole number of pages');
+
+  const copy = (id: number) => {
+    for (const s of info.sections) if (s.id === id) out.bytes(program, s.start, s.end);
+  };
+  const out = new Writer(program.byteLength + state.memory.byteLength / 4 + 1024);
+  out.bytes(program, 0, 8);
+  copy(SectionId.Type);
+  copy(SectionId.Import);
+  copy(SectionId.Function);
+  copy(SectionId.Table);
+
+  out.u8(SectionId.Memory);
+  const mm = out.beginSize();
+  out.u32(1);
+  const maximum = info.memories[0]?.maximum;
+  out.u8(maximum === undefined ? 0 : 1);
+  out.u32(state.memory.byteLength / PAGE);
+  if (maximum !== undefined) out.u32(maximum);
+  out.endSize(mm);
+
+  globalSection(out, program, info, state);
+  customSection(out, SNAPSHOT_SECTION, encodeRecord(recordFor(state.status, state.monotonic)));
+
+  const exports = info.sections.find((s) => s.id === SectionId.Export);
+  const pending = state.status.state === State.SUSPENDED ? state.pending : undefined;
+  if (exports && pending) {
+    // A program in the middle of running must not be entered elsewhere: its
+    // exports are hidden from engines that do not know this section.
+    customSection(out, EXPORT_SECTION, program.subarray(exports.start, exports.end));
+  } else {
+    copy(SectionId.Export);
+  }
+  copy(SectionId.Element);
+  copy(SectionId.Code);
+
+  const buffers = encodeBuffers(state.channel);
+  if (buffers) customSection(out, BUFFER_SECTION, buffers);
+  const engine = encodeEngineState({
+    instrumenter: instrumentation.version,
+    codeHash: instrumentation.codeHash,
+    start: info.start ?? state.start,
+    pending,
+    fuelUsed: state.fuelUsed,
+    timeUsed: state.timeUsed,
+    error: state.status.error,
+    limit: state.status.limit,
+  });
+  const stateAt = customSection(out, STATE_SECTION, engine.bytes);
+
+  dataSection(out, state.memory);
+
+  // Custom sections after the program's last standard section (names,
+  // producers, debug info) come along; earlier Gate sections do not.
+  let lastStandard = -1;
+  info.sections.forEach((s, i) => {
+    if (s.id !== SectionId.Custom) lastStandard = i;
+  });
+  for (const c of info.customs) {
+    if (c.section <= lastStandard || c.name.startsWith('gate.') || c.name.startsWith('gate-ts.')) continue;
+    const s = info.sections[c.section];
+    out.bytes(program, s.start, s.end);
+  }
+
+  const bytes = out.finish();
+  const digest = await sha256(bytes);
+  bytes.set(digest, stateAt + engine.digestAt);
+  return bytes;
+}
+
+/** Whether a module carries snapshot state (checked cheaply, without a full parse). */
+export function hasSnapshotSection(bytes: Uint8Array): boolean {
+  try {
+    const r = new Reader(bytes, 8, bytes.byteLength);
+    while (!r.atEnd()) {
+      const id = r.u8();
+      const size = r.u32();
+      const end = r.pos + size;
+      if (id === SectionId.Custom && r.name() === SNAPSHOT_SECTION) return true;
+      r.pos = end;
+    }
+  } catch {
+    // Not a well-formed module: not a snapshot either.
+  }
+  return false;
+}
