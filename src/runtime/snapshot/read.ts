@@ -237,5 +237,13 @@ function programOf(bytes: Uint8Array, info: ModuleInfo, exported: Located | unde
   }
   copy(SectionId.Element);
   copy(SectionId.Code);
+  // Trailing custom sections (names, producers) stay with the program, so a
+  // snapshot of a restored instance has them too.
+  for (const c of info.customs) {
+    if (c.name.startsWith('gate.') || c.name.startsWith('gate-ts.')) continue;
+    const s = info.sections[c.section];
+    if (info.sections.slice(c.section).some((t) => t.id !== SectionId.Custom)) continue;
+    out.bytes(bytes, s.start, s.end);
+  }
   return out.finish();
 }
