@@ -218,6 +218,9 @@ static void dispatch_received(void)
 	}
 	if (off > 0) {
 		memmove(rx_buf, rx_buf + off, rx_len - off);
+		/* Clear what was consumed: stale bytes would make memory depend on
+		 * how the host happened to batch packets, not on the input alone. */
+		memset(rx_buf + rx_len - off, 0, off);
 		rx_len -= off;
 	}
 }

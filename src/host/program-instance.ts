@@ -22,6 +22,12 @@ export interface ProgramInstanceOptions {
   timeLimit?: number;
   /** Continue a captured state (see src/host/snapshot.ts). */
   restore?: InstanceState;
+  /**
+   * A restored origin stream whose client was cut by the suspension waits
+   * for the next client to take it over (default true), so a migrated
+   * conversation goes on; false drains it to EOF as Gate does.
+   */
+  reattach?: boolean;
 }
 
 export class ProgramInstance {
@@ -43,7 +49,7 @@ export class ProgramInstance {
       fuelLimit: options.fuelLimit,
       timeLimit: options.timeLimit,
       services: () => {
-        this.origin = new OriginConnector();
+        this.origin = new OriginConnector({ reattach: options.reattach ?? true });
         return runRegistry(registry, this.origin).bind(context);
       },
     });

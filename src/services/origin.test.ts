@@ -289,7 +289,8 @@ test('malformed origin state is refused', () => {
   const bad: [number[], string][] = [
     [[0, 2, 1, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0], 'origin service resumed stream with duplicate id'],
     [[1, 1, 0, 7, 0, 0], 'end of data while decoding varint'],
-    [[0, 1, 0, 7, 0, 0, 7, 0, 0, 9], 'trailing data in origin service state'],
+    [[0, 1, 0, 7, 0, 0, 7, 0, 0, 9], 'end of data while decoding varint'], // 9 read-aheads promised
+    [[0, 1, 0, 7, 5, 0, 7, 0, 0, 1, 0, 1, 0x41, 9], 'trailing data in origin service state'],
     [[0x80], 'end of data while decoding varint'],
     [[0, 1, 0, 3, 0, 0, 7, 0, 0], 'impossible state'],
   ];
@@ -312,4 +313,59 @@ test('the connector reports changes and serves one run only', () => {
   assert.throws(() => connector.create(testContext, { code: 0, maxSendSize: 65536 }, null), /more than one/);
   assert.throws(() => new OriginConnector({ bufsize: 1000 }), RangeError);
   assert.deepEqual([...h.shutdown()], [2]);
+});
+
+test('reattach: a new client takes over a restored connection, read-ahead input included', async () => {
+  const connector = new OriginConnector({ reattach: true });
+  const h = new Harness(new Registry().child().register(connector).lookup(ORIGIN_NAME, testContext)!);
+  h.call();
+  const input = new FakeInput();
+  const out = new FakeOutput();
+  const done = connector.connect(input.stream, out.stream);
+  h.take();
+  h.flow([0, 5]);
+  input.push('hello world'); // more than the program's credit
+  await settle();
+  assert.deepEqual(h.take(), [data(0, 'hello')]);
+  h.data(0, 'HELLO');
+  const saved = h.shutdown();
+  assert.equal(await done, true);
+  await settle();
+  assert.equal(out.text, 'HELLO');
+
+  const next = new OriginConnector({ reattach: true });
+  const h2 = new Harness(new Registry().child().register(next).lookup(ORIGIN_NAME, testContext)!, saved);
+  // Nothing is drained: the stream waits for its new client.
+  assert.deepEqual(h2.take(), []);
+  assert.equal(next.detachedStreams, 1);
+  const input2 = new FakeInput();
+  const out2 = new FakeOutput();
+  let joined = -1;
+  const done2 = next.connect(input2.stream, out2.stream, undefined, (id) => (joined = id));
+  assert.equal(joined, 0);
+  assert.equal(next.detachedStreams, 0);
+  h2.flow([0, 100]);
+  await settle();
+  // The old client took 'HELLO', so the program's send credit is topped up.
+  assert.deepEqual(h2.take(), [flow(0, 5), data(0, ' world')]);
+  input2.push('!');
+  await settle();
+  assert.deepEqual(h2.take(), [data(0, '!')]);
+  h2.data(0, ' WORLD!');
+  input2.end();
+  await settle();
+  assert.deepEqual(h2.take(), [flow(0, 7), data(0)]);
+  h2.flow([0, 0]);
+  h2.data(0);
+  assert.equal(await done2, true);
+  assert.equal(out2.text, ' WORLD!');
+  assert.deepEqual(h2.aborts, []);
+});
+
+test('a saved read-ahead is refused when oversized or for an unknown stream', () => {
+  const make = (bytes: number[]) => () =>
+    new Harness(new Registry().child().register(new OriginConnector()).lookup(ORIGIN_NAME, testContext)!, new Uint8Array(bytes));
+  // pending 0; 1 stream id 0 (read 7/5/-, write 7/0/-); read-ahead for stream 3
+  assert.throws(make([0, 1, 0, 7, 5, 0, 7, 0, 0, 1, 3, 1, 0x41]), /unknown stream/);
+  assert.throws(make([0, 1, 0, 7, 5, 0, 7, 0, 0, 1, 0, 0]), /size limit/);
 });

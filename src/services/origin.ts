@@ -23,7 +23,7 @@ import type {
   ServiceFactory,
   ServiceInstance,
 } from '../runtime/service/service.ts';
-import { DEFAULT_BUFSIZE, MAX_CREDIT, Stream } from './stream.ts';
+import { DEFAULT_BUFSIZE, MAX_CREDIT, MAX_EXCESS, Stream } from './stream.ts';
 import { ByteReader, ByteWriter, SavedStateError } from './varint.ts';
 
 export const ORIGIN_NAME = 'origin';
@@ -32,6 +32,12 @@ export const ORIGIN_REVISION = '0';
 export interface OriginOptions {
   /** Program → client ring size per stream: a power of two (default 32768). */
   readonly bufsize?: number;
+  /**
+   * Restored streams whose client was cut by a suspension wait for a new
+   * client (the next connect() joins the lowest of them) instead of draining
+   * to EOF as Gate does. This is what makes a migrated conversation go on.
+   */
+  readonly reattach?: boolean;
 }
 
 interface Waiter {
@@ -52,6 +58,7 @@ export class OriginConnector implements ServiceFactory {
   readonly revision = ORIGIN_REVISION;
   readonly streams = true;
   readonly bufsize: number;
+  readonly reattach: boolean;
 
   #instance: OriginInstance | null = null;
   #waiters: Waiter[] = [];
@@ -64,6 +71,7 @@ export class OriginConnector implements ServiceFactory {
       throw new RangeError(`origin bufsize must be a power of two between 2 and 2^30: ${bufsize}`);
     }
     this.bufsize = bufsize;
+    this.reattach = options.reattach ?? false;
   }
 
   create(_context: ServiceContext, config: ServiceConfig, saved: Uint8Array | null): ServiceInstance {
@@ -73,6 +81,7 @@ export class OriginConnector implements ServiceFactory {
     this.#instance = new OriginInstance(
       {
         bufsize: this.bufsize,
+        reattach: this.reattach,
         notify: () => this.#notify(),
         join: () => this.#join(),
         close: () => this.close(),
@@ -153,6 +162,11 @@ export class OriginConnector implements ServiceFactory {
     return this.#waiters.length;
   }
 
+  /** Restored streams waiting for a client to take over their connection (reattach). */
+  get detachedStreams(): number {
+    return this.#instance?.detached.length ?? 0;
+  }
+
   /** Streams that have not finished (joined connections and restored streams). */
   get activeStreams(): number {
     return this.#instance?.streams.size ?? 0;
@@ -201,26 +215,35 @@ export class OriginConnector implements ServiceFactory {
     const inst = this.#instance;
     if (inst === null || inst.send === null || this.#closed) return;
     let changed = false;
+    // A client first takes over a restored connection, then answers an accept.
+    while (inst.detached.length > 0 && this.#waiters.length > 0) {
+      this.#attach(inst, this.#waiters.shift()!, inst.streams.get(inst.detached.shift()!)!);
+      changed = true;
+    }
     while (inst.pending > 0 && this.#waiters.length > 0) {
       const w = this.#waiters.shift()!;
-      const stream = inst.open();
-      w.stream = stream;
+      this.#attach(inst, w, inst.open());
       changed = true;
-      try {
-        w.onJoin?.(stream.id);
-      } catch {
-        // The caller's callback failing does not concern the program.
-      }
-      stream.start(inst.send, inst.abort!, w.input, w.output);
-      stream.closed.then(() => w.settle(true));
     }
     if (changed) this.#notify();
+  }
+
+  #attach(inst: OriginInstance, w: Waiter, stream: Stream): void {
+    w.stream = stream;
+    try {
+      w.onJoin?.(stream.id);
+    } catch {
+      // The caller's callback failing does not concern the program.
+    }
+    stream.start(inst.send!, inst.abort!, w.input, w.output);
+    stream.closed.then(() => w.settle(true));
   }
 }
 
 /** What an instance needs from its connector. */
 interface ConnectorHooks {
   readonly bufsize: number;
+  readonly reattach: boolean;
   /** Tell the connector's listeners that counts may have changed. */
   notify(): void;
   /** Join waiting clients to pending accepts. */
@@ -235,6 +258,8 @@ class OriginInstance implements ServiceInstance {
   readonly #maxSendSize: number;
   pending = 0;
   readonly streams = new Map<number, Stream>();
+  /** Restored stream ids waiting for a client (reattach), lowest first. */
+  detached: number[] = [];
   send: SendPacket | null = null;
   abort: AbortRun | null = null;
   #stopped = false;
@@ -258,6 +283,21 @@ class OriginInstance implements ServiceInstance {
         throw new SavedStateError('origin service resumed stream with duplicate id');
       }
       this.streams.set(id, this.#stream(id, state));
+    }
+    if (r.remaining !== 0) this.#restoreExcess(r);
+  }
+
+  // Our extension after Gate's fields: client input read ahead of the
+  // program's credit, per stream (present only when there is some).
+  #restoreExcess(r: ByteReader): void {
+    const count = r.varint();
+    for (let i = 0; i < count; i++) {
+      const id = r.varint();
+      const length = r.varint();
+      if (length === 0 || length > MAX_EXCESS) throw new SavedStateError('origin read-ahead size limit exceeded');
+      const stream = this.streams.get(id);
+      if (stream === undefined) throw new SavedStateError('origin read-ahead for unknown stream');
+      stream.readAhead(r.bytes(length));
     }
     if (r.remaining !== 0) {
       throw new SavedStateError('trailing data in origin service state');
@@ -302,7 +342,9 @@ class OriginInstance implements ServiceInstance {
     // Restored streams have no connection; drain them all at once (Gate
     // drains them one by one, which can deadlock a program).
     for (const id of [...this.streams.keys()].sort((a, b) => a - b)) {
-      this.streams.get(id)!.start(send, abort, null, null);
+      const stream = this.streams.get(id)!;
+      if (this.#connector.reattach && stream.awaitsClient) this.detached.push(id);
+      else stream.start(send, abort, null, null);
     }
     this.#connector.join();
   }
@@ -358,6 +400,14 @@ class OriginInstance implements ServiceInstance {
         w.varint(id);
         // The client connection the unwritten output was meant for is gone.
         this.streams.get(id)!.encode(w, { discardWriteData: true });
+      }
+      const ahead = [...this.streams.keys()]
+        .sort((a, b) => a - b)
+        .map((id) => [id, this.streams.get(id)!.state().read.excess ?? new Uint8Array(0)] as const)
+        .filter(([, bytes]) => bytes.length > 0);
+      if (ahead.length > 0) {
+        w.varint(ahead.length);
+        for (const [id, bytes] of ahead) w.varint(id).varint(bytes.length).bytes(bytes);
       }
     }
     return w.finish();

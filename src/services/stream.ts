@@ -37,7 +37,16 @@ export interface DirectionState {
   readonly subscribed: number;
   /** Read: client bytes whose credit is spent but not yet delivered. Write: program bytes not yet written. */
   readonly data: Uint8Array;
+  /**
+   * Read only: bytes taken from the client beyond the program's credit (a
+   * client chunk larger than the window). Not part of Gate's format: saved
+   * separately so that a migrated connection loses no input.
+   */
+  readonly excess?: Uint8Array;
 }
+
+/** Largest read-ahead a saved read direction may carry. */
+export const MAX_EXCESS = 16 * 1024 * 1024;
 
 export interface StreamState {
   readonly read: DirectionState;
@@ -45,6 +54,13 @@ export interface StreamState {
 }
 
 const EMPTY = new Uint8Array(0);
+
+function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
+  const out = new Uint8Array(a.length + b.length);
+  out.set(a);
+  out.set(b, a.length);
+  return out;
+}
 
 export function initialDirectionState(): DirectionState {
   return { flags: INITIAL_FLAGS, subscribed: 0, data: EMPTY };
@@ -91,7 +107,7 @@ interface Link {
  */
 export class ReadStream {
   readonly #maxChunk: number;
-  readonly #loaded: DirectionState | null;
+  #loaded: DirectionState | null;
   #link: Link | null = null;
   #stopped: DirectionState | null = null;
 
@@ -114,12 +130,24 @@ export class ReadStream {
     if (this.#credit > MAX_CREDIT) {
       throw new SavedStateError('impossible state');
     }
-    this.#pending = s.data;
+    this.#pending = s.excess && s.excess.length > 0 ? concat(s.data, s.excess) : s.data;
   }
 
   /** Both the data EOF and the program's flow 0 have passed. */
   get finished(): boolean {
     return !this.#subscribing && !this.#sending && this.#reader === null;
+  }
+
+  /** Restored with a client connection that is gone, and not started: a new client can take its place. */
+  get awaitsClient(): boolean {
+    return this.#link === null && this.#loaded !== null && (this.#loaded.flags & FLAG_CONNECTED) !== 0;
+  }
+
+  /** Restored client input read ahead of the program's credit (see DirectionState.excess); before start(). */
+  readAhead(bytes: Uint8Array): void {
+    if (this.#loaded === null || this.#link !== null) throw new Error('read-ahead applies to a restored stream before it starts');
+    this.#loaded = { ...this.#loaded, excess: concat(this.#loaded.excess ?? EMPTY, bytes) };
+    this.#pending = concat(this.#pending, bytes);
   }
 
   /** Credit the program has granted and the host has not used. */
@@ -179,10 +207,10 @@ export class ReadStream {
   }
 
   #capture(): DirectionState {
-    // Only bytes that fit the remaining credit count as read-but-undelivered;
-    // the rest is dropped like unread client data at suspension.
+    // Only bytes that fit the remaining credit count as read-but-undelivered
+    // in Gate's terms; the rest is kept apart as read-ahead.
     const n = Math.min(this.#pending.length, this.#credit, this.#maxChunk);
-    return {
+    const state = {
       flags:
         (this.#subscribing ? FLAG_SUBSCRIBING : 0) |
         (this.#reader !== null ? FLAG_CONNECTED : 0) |
@@ -190,6 +218,7 @@ export class ReadStream {
       subscribed: this.#credit - n,
       data: this.#pending.slice(0, n),
     };
+    return n < this.#pending.length ? { ...state, excess: this.#pending.slice(n) } : state;
   }
 
   #closeReader(reason?: unknown): void {
@@ -295,6 +324,11 @@ export class WriteStream {
   /** Both the program's data EOF and the host's flow 0 have passed. */
   get finished(): boolean {
     return !this.#subscribing && !this.#receiving && this.#writer === null;
+  }
+
+  /** Restored with a client connection that is gone, and not started: a new client can take its place. */
+  get awaitsClient(): boolean {
+    return this.#link === null && this.#loaded !== null && (this.#loaded.flags & FLAG_CONNECTED) !== 0;
   }
 
   /** Bytes received from the program and not yet handed to the client. */
@@ -533,6 +567,14 @@ export class Stream {
   }
 
   /**
+   * A restored stream whose client connection was cut by the suspension:
+   * instead of draining it, a new client may be joined to it (reattach).
+   */
+  get awaitsClient(): boolean {
+    return this.read.awaitsClient || this.write.awaitsClient;
+  }
+
+  /**
    * Begin: send what is due at once (restored data, EOF, initial flow) and
    * start the client transfers. input null = no client input (immediate EOF);
    * output null = no client output (flow 0).
@@ -578,6 +620,11 @@ export class Stream {
 
   state(): StreamState {
     return { read: this.read.state(), write: this.write.state() };
+  }
+
+  /** Restored client input read ahead of the program's credit; before start(). */
+  readAhead(bytes: Uint8Array): void {
+    this.read.readAhead(bytes);
   }
 
   /** Append the saved form; discardWriteData drops unwritten program output (origin does). */
