@@ -88,3 +88,9 @@ for src in wat/*.wat; do
 	build_wat "$src"
 	echo "built ${src%.wat}.wasm"
 done
+
+# Service test programs (guest/services/*.c, with their own svc.h).
+for src in services/*.c; do
+	build_c "$src"
+	echo "built ${src%.c}.wasm"
+done

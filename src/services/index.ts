@@ -10,6 +10,13 @@ export * from './origin.ts';
 export * from './catalog.ts';
 export * from './echo.ts';
 export * from './varint.ts';
+export * from './identity.ts';
+export * from './random.ts';
+export * from './scope.ts';
+export * from './localhost.ts';
+export * from './flat.ts';
+export * from './peer.ts';
+export * from './config.ts';
 
 /**
  * The registry for one instance run, as Gate composes it (services.md §6.2):

@@ -51,6 +51,9 @@ export interface ChannelHooks {
 
 const decoder = new TextDecoder();
 
+/** How long the end of a run waits for services that save their state elsewhere. */
+export const SHUTDOWN_GRACE_MS = 10_000;
+
 export class PacketChannel {
   private readonly registry: ServiceRegistry;
   private readonly context: ServiceContext;
@@ -241,6 +244,23 @@ export class PacketChannel {
     state.services.forEach((s, code) => {
       if (this.services[code].factory && s.buffer.byteLength > 0) this.createInstance(code, s.buffer);
     });
+  }
+
+  /**
+   * Before close(): let services whose state lives elsewhere collect it
+   * (ServiceInstance.prepareShutdown). null when no service needs to; a
+   * service that does not finish within the grace period is not waited for.
+   */
+  prepareShutdown(suspend: boolean, graceMs = SHUTDOWN_GRACE_MS): Promise<void> | null {
+    const waits: Promise<unknown>[] = [];
+    for (const s of this.services) {
+      const p = s.instance?.prepareShutdown?.(suspend);
+      if (p) waits.push(p.catch(() => undefined));
+    }
+    if (waits.length === 0) return null;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const grace = new Promise<void>((resolve) => (timer = setTimeout(resolve, graceMs)));
+    return Promise.race([Promise.all(waits).then(() => undefined), grace]).finally(() => clearTimeout(timer));
   }
 
   /** End of run: stop services and collect what the next run needs. */

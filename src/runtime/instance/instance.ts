@@ -131,6 +131,7 @@ export class Instance {
 
   // Per-run state.
   private running = false; // a run is in progress
+  private closing = false; // the run has stopped; services are saving their state
   private executing = false; // wasm is on the stack right now
   private channel: PacketChannel | undefined;
   private rewinding = false;
@@ -607,7 +608,7 @@ export class Instance {
   }
 
   private finish(status: Status): void {
-    if (!this.running) return;
+    if (!this.running || this.closing) return;
     this.running = false;
     this.parked = false;
     this.rewinding = false;
@@ -619,7 +620,25 @@ export class Instance {
     this.waitOutcome = undefined;
     this.monotonicSaved = this.monotonicNow();
     if (this.debugLast >= 0 && this.debugLast !== 0x0a) this.debugSink?.(Uint8Array.of(0x0a));
-    if (this.channel) this.channelState = this.channel.close();
+    const channel = this.channel;
+    const ok = status.state === State.SUSPENDED || status.state === State.HALTED;
+    const waiting = channel?.prepareShutdown(ok);
+    if (!waiting) {
+      this.complete(channel, status);
+      return;
+    }
+    // Some service saves its state elsewhere: the run is over only when it has.
+    this.running = true;
+    this.closing = true;
+    void waiting.then(() => {
+      this.running = false;
+      this.closing = false;
+      this.complete(channel, status);
+    });
+  }
+
+  private complete(channel: PacketChannel | undefined, status: Status): void {
+    if (channel) this.channelState = channel.close();
     this.channel = undefined;
     this.status = status;
     const settle = this.settle;
