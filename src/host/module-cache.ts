@@ -46,6 +46,16 @@ export class ModuleCache {
     return entry;
   }
 
+  /**
+   * Offer a module compiled elsewhere (another thread prepared it and sent
+   * the compiled WebAssembly.Module), so that get() for the same program and
+   * settings needs no work here.
+   */
+  seed(compiled: CompiledModule, options: PrepareOptions = {}): void {
+    const key = cacheKey(sha256Hex(compiled.program), options);
+    if (!this.compiled.has(key)) this.compiled.set(key, Promise.resolve(compiled));
+  }
+
   private async load(key: string, bytes: Uint8Array, options: PrepareOptions): Promise<CompiledModule> {
     let prepared = await this.readDisk(key);
     if (!prepared) {

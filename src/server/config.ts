@@ -48,6 +48,8 @@ export interface Config {
     policy: string;
     anonymous: boolean;
     anonymoustimelimit: number;
+    /** Anonymous instances running at once, server-wide. */
+    anonymousprocs: number;
     nonces: boolean;
     local: boolean;
     ssh: { authorizedkeys: string };
@@ -68,7 +70,7 @@ export function configHome(): string {
 
 export function defaultConfig(): Config {
   return {
-    server: { uuid: '', datadir: path.join(stateHome(), 'gate-server'), identityfile: '' },
+    server: { uuid: '', datadir: path.join(stateHome(), 'gate'), identityfile: '' },
     http: {
       addr: '127.0.0.1:6473',
       authority: '',
@@ -83,6 +85,7 @@ export function defaultConfig(): Config {
       policy: 'public',
       anonymous: true,
       anonymoustimelimit: 60,
+      anonymousprocs: 64,
       nonces: true,
       local: false,
       ssh: { authorizedkeys: path.join(os.homedir(), '.ssh', 'authorized_keys') },
@@ -93,7 +96,7 @@ export function defaultConfig(): Config {
       maxprocs: 16,
       maxmodulesize: 32 * 1024 * 1024,
       maxmemorysize: 32 * 1024 * 1024,
-      totalmemorysize: 256 * 1024 * 1024,
+      totalmemorysize: 512 * 1024 * 1024,
       timelimit: 0,
       timeresolution: '10ms',
     },
@@ -242,6 +245,7 @@ export function parseArgs(argv: string[], defaults: string[] = defaultFiles()): 
       version = true;
       continue;
     }
+    if (!['F', 'f', 'd', 'o'].includes(flag)) throw new ConfigError(`unknown flag: ${a}`);
     const value = m[2] ?? argv[++i];
     if (value === undefined) throw new ConfigError(`flag needs an argument: ${a}`);
     if (flag === 'F') steps = [{ kind: 'file', arg: value }];

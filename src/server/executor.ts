@@ -30,7 +30,7 @@ export function classify(error: unknown): ExecError {
   const e = error as { name?: string; code?: string; message?: string };
   const message = e?.message ?? String(error);
   if (e?.name === 'PrepareError' || e?.name === 'SnapshotError' || e?.name === 'ModuleFormatError' ||
-    e?.name === 'UnsupportedFeatureError' || e?.name === 'CompileError' || e?.name === 'LinkError') {
+    e?.name === 'UnsupportedFeatureError' || e?.name === 'AbiImportError' || e?.name === 'CompileError' || e?.name === 'LinkError') {
     return new ExecError('module', message);
   }
   if (e?.name === 'InstanceError' || e?.code?.startsWith?.('ERR_')) {
@@ -59,6 +59,8 @@ export interface CreateOptions {
   timeLimit?: number;
   /** Nanoseconds. */
   timeResolution?: number;
+  /** Debug log sink (the program's gate_debug output); absent: the log is disabled. */
+  debug?: (chunk: Uint8Array) => void;
 }
 
 /** Linear memory and globals of a stopped instance (for the debug action). */
@@ -71,6 +73,8 @@ export interface Inspection {
 export interface ExecInstance {
   /** Current status (RUNNING while a run is in progress). */
   readonly status: Status;
+  /** Largest linear memory the instance may have, in bytes. */
+  readonly memoryLimit: number;
   /** Start or resume; resolves with the status when the run stops. */
   run(fn?: string): Promise<Status>;
   /** Join a client to the program's next accepted origin stream (see ProgramInstance.connect). */
@@ -78,6 +82,7 @@ export interface ExecInstance {
     input: ReadableStream<Uint8Array> | null,
     output: WritableStream<Uint8Array> | null,
     signal?: AbortSignal,
+    onJoin?: () => void,
   ): Promise<boolean>;
   suspend(): void;
   kill(): void;
@@ -138,6 +143,7 @@ export class InProcessExecutor implements Executor {
       function: options.function,
       timeLimit: options.timeLimit,
       timeResolution: options.timeResolution,
+      debug: options.debug,
     };
     let program: ProgramInstance;
     try {
@@ -151,7 +157,8 @@ export class InProcessExecutor implements Executor {
       throw classify(error);
     }
     this.live++;
-    return new LocalInstance(program, () => this.live--);
+    const pages = program.compiled.prepared.info.memory.maximum ?? options.maxMemoryPages;
+    return new LocalInstance(program, pages * 65536, () => this.live--);
   }
 
   workers(): { id: number; instances: number; stuck: boolean }[] {
@@ -165,9 +172,11 @@ class LocalInstance implements ExecInstance {
   private readonly program: ProgramInstance;
   private readonly onRelease: () => void;
   private released = false;
+  readonly memoryLimit: number;
 
-  constructor(program: ProgramInstance, onRelease: () => void) {
+  constructor(program: ProgramInstance, memoryLimit: number, onRelease: () => void) {
     this.program = program;
+    this.memoryLimit = memoryLimit;
     this.onRelease = onRelease;
   }
 
@@ -183,8 +192,13 @@ class LocalInstance implements ExecInstance {
     }
   }
 
-  connect(input: ReadableStream<Uint8Array> | null, output: WritableStream<Uint8Array> | null, signal?: AbortSignal): Promise<boolean> {
-    return this.program.connect(input, output, signal);
+  connect(
+    input: ReadableStream<Uint8Array> | null,
+    output: WritableStream<Uint8Array> | null,
+    signal?: AbortSignal,
+    onJoin?: () => void,
+  ): Promise<boolean> {
+    return this.program.connect(input, output, signal, onJoin && (() => onJoin()));
   }
 
   suspend(): void {

@@ -1,0 +1,57 @@
+// One command's connection: the local daemon (no address; started on
+// demand) or a server (an address), with the credentials each expects.
+
+import { daemonPaths } from '../daemon/paths.ts';
+import { isLoopbackHost, parseAddress } from './address.ts';
+import type { ClientConfig } from './config.ts';
+import { ensureDaemon } from './daemon-start.ts';
+import { CliError } from './errors.ts';
+import { GateClient } from './http-client.ts';
+import { readIdentityFile, type Ed25519Key } from './ssh-key.ts';
+import { signedBearer, unsignedBearer } from './token.ts';
+
+export interface Globals {
+  config: ClientConfig;
+  json: boolean;
+}
+
+export interface Session extends Globals {
+  /** Talking to the local daemon. */
+  local: boolean;
+  client: GateClient;
+  /** Scope tokens added by -s on this command. */
+  scope: string[];
+}
+
+/** A client for the daemon (address undefined) or the server at the address. */
+export async function openClient(address: string | undefined, config: ClientConfig, extraScope: readonly string[] = []): Promise<GateClient> {
+  const scope = [...new Set([...config.scope, ...extraScope])];
+  if (address === undefined) {
+    const paths = daemonPaths();
+    await ensureDaemon(paths);
+    return new GateClient({ target: { kind: 'unix', socket: paths.socket }, authorization: () => unsignedBearer({ scope }) });
+  }
+  const url = parseAddress(address);
+  let key: Ed25519Key | undefined | null = null;
+  const client: GateClient = new GateClient({
+    target: { kind: 'remote', url },
+    authorization: () => {
+      if (config.identityfile === '') return undefined;
+      if (key === null) key = readIdentityFile(config.identityfile);
+      if (key === undefined) {
+        // An empty identity file means unsigned local tokens, only for this machine over http.
+        if (url.protocol !== 'http:' || !isLoopbackHost(url.hostname)) {
+          throw new CliError(`${config.identityfile} is empty: unsigned tokens are only sent to http:// addresses on this machine`);
+        }
+        return unsignedBearer({ audience: client.audience, scope });
+      }
+      return signedBearer(key, { audience: client.audience, scope, nonce: config.nonce });
+    },
+  });
+  return client;
+}
+
+export async function openSession(address: string | undefined, globals: Globals, extraScope: readonly string[] = []): Promise<Session> {
+  const client = await openClient(address, globals.config, extraScope);
+  return { ...globals, local: address === undefined, client, scope: [...extraScope] };
+}

@@ -1,0 +1,592 @@
+// Instances as the server keeps them: owned by a principal (or anonymous),
+// transient (deleted when they stop) or persistent (recorded in the store and
+// checkpointed as snapshot modules whenever they stop, so that they survive a
+// restart). Execution itself goes through the Executor.
+
+import { randomUUID } from 'node:crypto';
+import { Cause, State, statusToJSON, type Status } from '../runtime/instance/status.ts';
+import type { Limits } from './config.ts';
+import { conflict, instanceNotFound, limitExceeded, HttpError } from './errors.ts';
+import type { ExecInstance, Executor, Inspection } from './executor.ts';
+import type { Logger } from './log.ts';
+import type { Metrics } from './metrics.ts';
+import { execHttpError, pagesFor, sha256Hex, type Modules } from './modules.ts';
+import { parseDuration } from './config.ts';
+import type { InstanceRecord, Store } from './store.ts';
+
+export class ServerInstance {
+  readonly id: string;
+  readonly principal: string | undefined;
+  readonly module: string;
+  readonly created: number;
+  fn: string;
+  transient: boolean;
+  tags: string[];
+  exec: ExecInstance | undefined;
+  /** Status while not running. */
+  stored: Status;
+  checkpoint: string | null = null;
+  running = false;
+  deleted = false;
+  /** Operations that need the instance to outlive a stop (snapshot of a transient instance). */
+  hold = 0;
+  /**
+   * Set while a snapshot or checkpoint has paused the running instance;
+   * settles when it runs again (or won't). A paused instance counts as running.
+   */
+  paused: Promise<void> | undefined;
+  /** What to do when the pause ends: a kill or suspend asked for meanwhile wins. */
+  afterPause: 'resume' | 'kill' | 'suspend' = 'resume';
+  /** Suspended by server shutdown: run again at startup. */
+  resumeAtStart = false;
+  limits: Limits;
+  /** Resolves when the current run has stopped and the status is settled. */
+  stopped: Promise<void> = Promise.resolve();
+  /** The latest checkpoint write. */
+  persisting: Promise<void> = Promise.resolve();
+
+  constructor(init: { id: string; principal?: string; module: string; fn: string; transient: boolean; tags: string[]; limits: Limits; created?: number; status?: Status }) {
+    this.id = init.id;
+    this.principal = init.principal;
+    this.module = init.module;
+    this.fn = init.fn;
+    this.transient = init.transient;
+    this.tags = init.tags;
+    this.limits = init.limits;
+    this.created = init.created ?? Date.now();
+    this.stored = init.status ?? { state: State.SUSPENDED, cause: Cause.NORMAL, result: 0 };
+  }
+
+  /** Running, or paused to be resumed at once. */
+  get active(): boolean {
+    return this.running || this.paused !== undefined;
+  }
+
+  get status(): Status {
+    return this.active ? { state: State.RUNNING, cause: Cause.NORMAL, result: 0 } : this.stored;
+  }
+
+  info(): Record<string, unknown> {
+    const out: Record<string, unknown> = { instance: this.id, module: this.module, status: statusToJSON(this.status) };
+    if (this.transient) out.transient = true;
+    if (this.tags.length > 0) out.tags = this.tags;
+    return out;
+  }
+}
+
+export interface CreateInstance {
+  principal?: string;
+  module: string;
+  bytes: Uint8Array;
+  fn?: string;
+  transient: boolean;
+  suspend?: boolean;
+  tags?: string[];
+  id?: string;
+  limits: Limits;
+  scope?: string[];
+}
+
+export interface InstancesOptions {
+  store: Store;
+  modules: Modules;
+  executor: Executor;
+  log: Logger;
+  metrics: Metrics;
+  /** Anonymous instances that may run at once (server-wide). */
+  maxAnonymous?: number;
+}
+
+export class Instances {
+  private readonly store: Store;
+  private readonly modules: Modules;
+  private readonly executor: Executor;
+  private readonly log: Logger;
+  private readonly metrics: Metrics;
+  private readonly owned = new Map<string, Map<string, ServerInstance>>();
+  private readonly anonymous = new Set<ServerInstance>();
+  private closing = false;
+  private readonly maxAnonymous: number;
+
+  constructor(options: InstancesOptions) {
+    this.store = options.store;
+    this.modules = options.modules;
+    this.executor = options.executor;
+    this.log = options.log;
+    this.metrics = options.metrics;
+    this.maxAnonymous = options.maxAnonymous ?? Infinity;
+    this.metrics.addGauges(() => [
+      { name: 'gate_instances', help: 'Instances by state.', values: this.countByState() },
+      { name: 'gate_instance_memory_limit_bytes', help: 'Sum of the memory limits of running instances.', values: [[{}, this.runningMemory()]] },
+      {
+        name: 'gate_worker_instances',
+        help: 'Instances per execution worker (stuck=1 when the watchdog gave up on it).',
+        values: this.executor.workers().map((w) => [{ worker: String(w.id), stuck: w.stuck ? '1' : '0' }, w.instances]),
+      },
+    ]);
+  }
+
+  private countByState(): [Record<string, string>, number][] {
+    const counts = new Map<string, number>(['RUNNING', 'SUSPENDED', 'HALTED', 'TERMINATED', 'KILLED'].map((s) => [s, 0]));
+    for (const inst of this.all()) counts.set(inst.status.state, (counts.get(inst.status.state) ?? 0) + 1);
+    return [...counts].map(([state, n]) => [{ state }, n]);
+  }
+
+  private runningMemory(principal?: string): number {
+    let total = 0;
+    for (const inst of this.all()) {
+      if (inst.active && (principal === undefined || inst.principal === principal)) total += inst.exec?.memoryLimit ?? 0;
+    }
+    return total;
+  }
+
+  *all(): Iterable<ServerInstance> {
+    for (const m of this.owned.values()) yield* m.values();
+    yield* this.anonymous;
+  }
+
+  get(principal: string, id: string): ServerInstance {
+    const inst = this.owned.get(principal)?.get(id);
+    if (!inst) throw instanceNotFound();
+    return inst;
+  }
+
+  list(principal: string): ServerInstance[] {
+    return [...(this.owned.get(principal)?.values() ?? [])].sort((a, b) => (a.id < b.id ? -1 : 1));
+  }
+
+  private register(inst: ServerInstance): void {
+    if (inst.principal === undefined) {
+      this.anonymous.add(inst);
+      return;
+    }
+    let m = this.owned.get(inst.principal);
+    if (!m) this.owned.set(inst.principal, (m = new Map()));
+    m.set(inst.id, inst);
+  }
+
+  private unregister(inst: ServerInstance): void {
+    if (inst.principal === undefined) this.anonymous.delete(inst);
+    else this.owned.get(inst.principal)?.delete(inst.id);
+  }
+
+  async create(c: CreateInstance): Promise<ServerInstance> {
+    if (this.closing) throw new HttpError(500, 'internal error');
+    const id = c.id ?? randomUUID();
+    if (c.principal !== undefined) {
+      const mine = this.owned.get(c.principal);
+      if (mine?.has(id)) throw conflict('duplicate instance id');
+      if ((mine?.size ?? 0) >= c.limits.maxinstances) throw limitExceeded('instance', 'principal.maxinstances', c.limits.maxinstances);
+    }
+    if (!c.suspend) this.checkRunLimits(c.principal, c.limits, c.limits.maxmemorysize);
+    if (c.principal === undefined && this.anonymous.size >= this.maxAnonymous) {
+      throw new HttpError(503, `anonymous instance limit exceeded (access.anonymousprocs = ${this.maxAnonymous})`);
+    }
+    const inst = new ServerInstance({
+      id,
+      principal: c.principal,
+      module: c.module,
+      fn: c.fn ?? '',
+      transient: c.transient,
+      tags: c.tags ?? [],
+      limits: c.limits,
+    });
+    try {
+      inst.exec = await this.executor.create({
+        bytes: c.bytes,
+        hash: c.module,
+        function: c.fn,
+        context: { instance: id, principal: c.principal, scope: c.scope ?? [] },
+        maxMemoryPages: pagesFor(c.limits.maxmemorysize),
+        timeLimit: c.limits.timelimit > 0 ? c.limits.timelimit * 1000 : undefined,
+        timeResolution: parseDuration(c.limits.timeresolution),
+      });
+    } catch (error) {
+      throw execHttpError(error);
+    }
+    inst.stored = inst.exec.status;
+    // Registration happens after the await: check the id again.
+    if (c.principal !== undefined && this.owned.get(c.principal)?.has(id)) {
+      inst.exec.release();
+      throw conflict('duplicate instance id');
+    }
+    this.register(inst);
+    if (!inst.transient) this.writeRecord(inst);
+    this.event(inst.transient ? 'INSTANCE_CREATE_STREAM' : 'INSTANCE_CREATE_KNOWN', inst, { transient: inst.transient, suspended: !!c.suspend });
+    if (!c.suspend) this.start(inst);
+    return inst;
+  }
+
+  private checkRunLimits(principal: string | undefined, limits: Limits, memory: number): void {
+    if (principal === undefined) return;
+    let running = 0;
+    for (const inst of this.owned.get(principal)?.values() ?? []) if (inst.active) running++;
+    if (running >= limits.maxprocs) throw limitExceeded('running instance', 'principal.maxprocs', limits.maxprocs);
+    if (this.runningMemory(principal) + memory > limits.totalmemorysize) {
+      throw limitExceeded('memory', 'principal.totalmemorysize', limits.totalmemorysize);
+    }
+  }
+
+  /** Begin a run (start, resume). */
+  private start(inst: ServerInstance, fn?: string): void {
+    const exec = inst.exec!;
+    let run: Promise<Status>;
+    try {
+      run = exec.run(fn);
+    } catch (error) {
+      throw execHttpError(error);
+    }
+    inst.running = true;
+    if (fn) inst.fn = fn;
+    if (!inst.transient) this.writeRecord(inst);
+    inst.stopped = run.then(
+      (status) => this.onStop(inst, status),
+      (error: unknown) => this.onStop(inst, { state: State.KILLED, cause: Cause.INTERNAL, result: 0, error: String((error as Error)?.message ?? error) }),
+    );
+  }
+
+  private onStop(inst: ServerInstance, status: Status): void {
+    inst.running = false;
+    if (status.limit === 'time') {
+      status = { ...status, error: `run time limit exceeded (principal.timelimit = ${inst.limits.timelimit} s)` };
+    }
+    // A transient instance never halts: returning from its entry terminates it.
+    inst.stored = inst.transient && status.state === State.HALTED ? { ...status, state: State.TERMINATED } : status;
+    this.event('INSTANCE_STOP', inst, { status: statusToJSON(inst.stored) });
+    if (inst.deleted) return;
+    if (inst.transient) {
+      if (inst.hold === 0) this.remove(inst);
+      return;
+    }
+    this.checkpoint(inst);
+  }
+
+  /** Write the instance's state as a snapshot module and record it (after earlier writes). */
+  private checkpoint(inst: ServerInstance): Promise<void> {
+    const previous = inst.persisting;
+    inst.persisting = (async () => {
+      await previous;
+      if (inst.deleted || inst.transient || !inst.exec || inst.running) return;
+      const old = inst.checkpoint;
+      try {
+        const bytes = await inst.exec.snapshot();
+        const hash = sha256Hex(bytes);
+        this.store.putModule(hash, bytes);
+        inst.checkpoint = hash;
+      } catch (error) {
+        this.log.warn('checkpoint failed', { instance: inst.id, principal: inst.principal, error: (error as Error).message });
+      }
+      if (inst.deleted) return;
+      this.writeRecord(inst);
+      if (old && old !== inst.checkpoint) this.store.collectModule(old);
+    })();
+    return inst.persisting;
+  }
+
+  private writeRecord(inst: ServerInstance): void {
+    if (inst.principal === undefined || inst.transient || inst.deleted) return;
+    this.store.putInstance({
+      principal: inst.principal,
+      id: inst.id,
+      module: inst.module,
+      function: inst.fn,
+      status: inst.status,
+      tags: inst.tags,
+      checkpoint: inst.checkpoint,
+      resume: inst.resumeAtStart,
+      created: inst.created,
+    });
+  }
+
+  private remove(inst: ServerInstance): void {
+    inst.deleted = true;
+    this.unregister(inst);
+    inst.exec?.release();
+    if (inst.principal !== undefined && !inst.transient) {
+      this.store.deleteInstance(inst.principal, inst.id);
+      if (inst.checkpoint) this.store.collectModule(inst.checkpoint);
+    }
+    this.event('INSTANCE_DELETE', inst);
+  }
+
+  /** Record a Gate event about an instance (log and metrics). */
+  event(type: string, inst: ServerInstance, extra: Record<string, unknown> = {}): void {
+    this.metrics.events.inc({ type });
+    this.log.event(type, { principal: inst.principal, instance: { instance: inst.id, module: inst.module, ...extra } });
+  }
+
+  // Operations of the API.
+
+  /** Kill a running instance; a no-op otherwise. */
+  kill(inst: ServerInstance): void {
+    if (inst.running) inst.exec?.kill();
+    else if (inst.paused) inst.afterPause = 'kill';
+    this.event('INSTANCE_KILL', inst);
+  }
+
+  /** Make persistent and ask to suspend; a no-op when not running. */
+  suspend(inst: ServerInstance): void {
+    if (!inst.active) return;
+    this.persist(inst);
+    if (inst.running) inst.exec?.suspend();
+    else if (inst.afterPause === 'resume') inst.afterPause = 'suspend';
+    this.event('INSTANCE_SUSPEND', inst);
+  }
+
+  /** Suspend a running instance for `work` (snapshot, checkpoint), then let it run on unless told otherwise meanwhile. */
+  private async paused<T>(inst: ServerInstance, work: () => Promise<T>): Promise<T> {
+    if (!inst.running || inst.paused) return work();
+    let unpause!: () => void;
+    inst.paused = new Promise<void>((resolve) => (unpause = resolve));
+    inst.afterPause = 'resume';
+    inst.hold++;
+    try {
+      inst.exec!.suspend();
+      await inst.stopped;
+      return await work();
+    } finally {
+      inst.hold--;
+      const then = (inst as ServerInstance).afterPause; // changed by kill() or suspend() meanwhile
+      inst.afterPause = 'resume';
+      const resumable = inst.stored.state === State.SUSPENDED && inst.stored.cause === Cause.NORMAL;
+      inst.paused = undefined;
+      if (inst.deleted) {
+        // nothing left to do
+      } else if (then === 'resume' && resumable && !this.closing) {
+        try {
+          this.start(inst);
+        } catch (error) {
+          this.log.warn('resume after pause failed', { instance: inst.id, error: (error as Error).message });
+        }
+      } else if (then === 'kill' && inst.exec) {
+        inst.exec.kill();
+        this.onStop(inst, inst.exec.status);
+      } else if (inst.transient && inst.hold === 0) {
+        this.remove(inst);
+      } else {
+        this.writeRecord(inst);
+      }
+      unpause();
+    }
+  }
+
+  private persist(inst: ServerInstance): void {
+    if (!inst.transient || inst.principal === undefined) return;
+    inst.transient = false;
+    this.writeRecord(inst);
+  }
+
+  /** The status once the instance is not running, or the current one if the signal aborts first. */
+  async wait(inst: ServerInstance, signal?: AbortSignal): Promise<Status> {
+    const until = (p: Promise<void>) =>
+      new Promise<void>((resolve) => {
+        const done = () => {
+          signal?.removeEventListener('abort', done);
+          resolve();
+        };
+        signal?.addEventListener('abort', done, { once: true });
+        void p.then(done);
+      });
+    while (inst.active && !signal?.aborted) {
+      await until(inst.running ? inst.stopped : inst.paused!);
+    }
+    return inst.status;
+  }
+
+  resume(inst: ServerInstance, fn: string | undefined): void {
+    const state = inst.status.state;
+    if (state === State.SUSPENDED) {
+      if (fn) throw conflict('function specified for suspended instance');
+    } else if (state === State.HALTED) {
+      if (!fn) throw conflict('function must be specified when resuming halted instance');
+    } else {
+      throw conflict('instance must be suspended or halted');
+    }
+    if (!inst.exec) throw conflict('instance state is not available');
+    this.checkRunLimits(inst.principal, inst.limits, inst.exec.memoryLimit);
+    this.start(inst, fn);
+    this.event('INSTANCE_RESUME', inst, { function: fn });
+  }
+
+  async delete(inst: ServerInstance): Promise<void> {
+    if (inst.active) throw conflict('instance must not be running');
+    await inst.persisting;
+    if (inst.active) throw conflict('instance must not be running');
+    if (!inst.deleted) this.remove(inst);
+  }
+
+  update(inst: ServerInstance, persist: boolean, tags: string[]): void {
+    let changed = false;
+    if (persist && inst.transient) {
+      this.persist(inst);
+      changed = true;
+    }
+    if (tags.length > 0 && (tags.length !== inst.tags.length || tags.some((t, i) => t !== inst.tags[i]))) {
+      inst.tags = tags;
+      this.writeRecord(inst);
+      changed = true;
+    }
+    if (changed) this.event('INSTANCE_UPDATE', inst, { persist, tagcount: tags.length });
+  }
+
+  /**
+   * Snapshot as a new module; a running instance is suspended for it and
+   * then resumed. Returns the module hash (stored, not yet pinned).
+   */
+  async snapshot(inst: ServerInstance): Promise<string> {
+    if (!inst.exec) throw conflict('instance state is not available');
+    return this.paused(inst, async () => {
+      if (inst.running || inst.deleted) throw conflict('instance must not be running');
+      let bytes: Uint8Array;
+      try {
+        bytes = await inst.exec!.snapshot();
+      } catch (error) {
+        throw execHttpError(error);
+      }
+      const hash = sha256Hex(bytes);
+      this.store.putModule(hash, bytes);
+      this.event('INSTANCE_SNAPSHOT', inst, { module: hash });
+      return hash;
+    });
+  }
+
+  connect(
+    inst: ServerInstance,
+    input: ReadableStream<Uint8Array> | null,
+    output: WritableStream<Uint8Array> | null,
+    signal?: AbortSignal,
+    onJoin?: () => void,
+  ): Promise<boolean> {
+    // A client arriving during a snapshot or checkpoint joins the next run.
+    if (inst.paused) return inst.paused.then(() => this.connect(inst, input, output, signal, onJoin));
+    if (!inst.running || !inst.exec) return Promise.resolve(false);
+    return inst.exec.connect(input, output, signal, onJoin);
+  }
+
+  async inspect(inst: ServerInstance): Promise<Inspection> {
+    if (inst.running) throw conflict('instance must be stopped');
+    if (!inst.exec) throw conflict('instance state is not available');
+    try {
+      return await inst.exec.inspect();
+    } catch (error) {
+      throw execHttpError(error);
+    }
+  }
+
+  /** End a call: kill the instance if it still runs; a transient one is then deleted. */
+  async endCall(inst: ServerInstance): Promise<void> {
+    if (inst.paused) {
+      inst.afterPause = 'kill';
+      await inst.paused;
+    } else if (inst.running) {
+      inst.exec?.kill();
+      await inst.stopped;
+    } else if (inst.transient && !inst.deleted && inst.hold === 0) {
+      this.remove(inst);
+    }
+  }
+
+  // Server life cycle.
+
+  /** Load the recorded instances and resume those that were running. */
+  async load(limitsFor: (principal: string) => Limits): Promise<void> {
+    for (const rec of this.store.instances()) {
+      const inst = new ServerInstance({
+        id: rec.id,
+        principal: rec.principal,
+        module: rec.module,
+        fn: rec.function,
+        transient: false,
+        tags: rec.tags,
+        limits: limitsFor(rec.principal),
+        created: rec.created,
+        status: rec.status,
+      });
+      inst.checkpoint = rec.checkpoint;
+      this.register(inst);
+      await this.revive(inst, rec);
+    }
+  }
+
+  private async revive(inst: ServerInstance, rec: InstanceRecord): Promise<void> {
+    const wasRunning = rec.status.state === State.RUNNING || rec.resume;
+    const fresh = !rec.checkpoint;
+    // Without a checkpoint only the module's initial state exists: usable when
+    // the instance was running or had not run yet.
+    if (fresh && !(wasRunning || (rec.status.state === State.SUSPENDED && rec.status.cause === Cause.NORMAL))) {
+      inst.stored = rec.status.state === State.RUNNING ? lostStatus('no checkpoint') : rec.status;
+      return;
+    }
+    try {
+      const bytes = this.modules.bytes(fresh ? rec.module : rec.checkpoint!);
+      inst.exec = await this.executor.create({
+        bytes,
+        hash: fresh ? rec.module : rec.checkpoint!,
+        function: fresh ? rec.function || undefined : undefined,
+        context: { instance: inst.id, principal: inst.principal, scope: [] },
+        maxMemoryPages: pagesFor(inst.limits.maxmemorysize),
+        timeLimit: inst.limits.timelimit > 0 ? inst.limits.timelimit * 1000 : undefined,
+        timeResolution: parseDuration(inst.limits.timeresolution),
+      });
+    } catch (error) {
+      this.log.error('instance could not be restored', { principal: inst.principal, instance: inst.id, error: (error as Error).message });
+      inst.stored = lostStatus((error as Error).message);
+      this.writeRecord(inst);
+      return;
+    }
+    inst.stored = inst.exec.status;
+    if (!wasRunning) return;
+    const state = inst.stored.state;
+    try {
+      if (state === State.SUSPENDED && inst.stored.cause === Cause.NORMAL) this.start(inst);
+      else if (state === State.HALTED && !fresh && rec.function && rec.status.state === State.RUNNING) this.start(inst, rec.function);
+      else this.writeRecord(inst);
+      this.log.info('instance restored', { principal: inst.principal, instance: inst.id, state: inst.status.state });
+    } catch (error) {
+      this.log.error('instance could not be resumed', { principal: inst.principal, instance: inst.id, error: (error as Error).message });
+    }
+  }
+
+  /**
+   * Stop everything: persistent running instances are suspended and
+   * checkpointed (to be resumed at the next start), the others killed.
+   */
+  async shutdown(): Promise<void> {
+    this.closing = true;
+    const waits: Promise<void>[] = [];
+    for (const inst of [...this.all()]) {
+      if (inst.active) {
+        if (inst.transient || inst.principal === undefined) this.kill(inst);
+        else {
+          inst.resumeAtStart = true;
+          if (inst.running) inst.exec?.suspend();
+        }
+      }
+      waits.push(inst.stopped.then(() => inst.paused).then(() => inst.persisting));
+    }
+    await Promise.all(waits);
+    // Records of instances that stopped by themselves meanwhile must not resume.
+    for (const inst of this.all()) {
+      if (inst.resumeAtStart && inst.stored.state !== State.SUSPENDED) {
+        inst.resumeAtStart = false;
+        this.writeRecord(inst);
+      }
+    }
+  }
+
+  /** Periodic checkpoint of running persistent instances: suspend, snapshot, resume. */
+  async checkpointRunning(): Promise<void> {
+    for (const inst of [...this.all()]) {
+      if (!inst.running || inst.paused || inst.transient || inst.principal === undefined || this.closing) continue;
+      await this.paused(inst, async () => {
+        // The stop wrote the checkpoint, recorded as running so that a crash resumes it.
+        await inst.persisting;
+      });
+      this.log.info('instance checkpointed', { principal: inst.principal, instance: inst.id, module: inst.checkpoint });
+    }
+  }
+}
+
+function lostStatus(reason: string): Status {
+  return { state: State.KILLED, cause: Cause.INTERNAL, result: 0, error: `instance state was lost: ${reason}` };
+}

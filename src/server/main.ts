@@ -1,0 +1,102 @@
+// `gate-server`: with no arguments it serves 127.0.0.1:6473 with its data in
+// the user's state directory. SIGINT/SIGTERM close it gracefully: running
+// instances are suspended and checkpointed, and resume at the next start.
+
+import { mkdirSync } from 'node:fs';
+import { listenAddress, translateArgs } from './args.ts';
+import { describe, parseArgs, type Config } from './config.ts';
+import type { Executor } from './executor.ts';
+import { Logger } from './log.ts';
+import { startServer, type RunningServer } from './server.ts';
+import { defaultCacheDir } from '../host/module-cache.ts';
+
+const USAGE = `Usage: gate-server [options]
+
+Options:
+  --listen ADDR       host:port, or a Unix socket path (default 127.0.0.1:6473)
+  --data-dir DIR      inventory and modules (default \${XDG_STATE_HOME}/gate)
+  --config FILE       read a TOML configuration file (may repeat)
+  -o KEY=VALUE        set one configuration key (may repeat)
+  -f FILE, -F FILE    read a configuration file (-F forgets earlier ones)
+  -d DIR              read DIR/*.toml
+  -h, --help          show this help and the configuration keys
+  --version           print the version
+
+Configuration files are read from ~/.config/gate/server.toml and
+~/.config/gate/server.d/*.toml unless -F is given. See docs/server.md.
+`;
+
+/**
+ * With runtime.workers > 0, instances run in that many worker threads (a
+ * stuck thread is detected after runtime.watchdog seconds and its instances
+ * are killed and logged); otherwise in the server's own thread.
+ */
+async function workerExecutor(config: Config): Promise<Executor | undefined> {
+  if (config.runtime.workers <= 0) return undefined;
+  const { WorkerExecutor } = await import('./worker-executor.ts');
+  const log = new Logger(config.log.level);
+  return new WorkerExecutor({
+    workers: config.runtime.workers,
+    cacheDir: config.runtime.cachedir || defaultCacheDir(),
+    stuckTimeout: config.runtime.watchdog * 1000,
+    onWorkerLost: (report) => log.error('worker lost', { ...report }),
+  });
+}
+
+async function main(): Promise<void> {
+  let config: Config;
+  try {
+    const parsed = parseArgs(translateArgs(process.argv.slice(2)));
+    if (parsed.help) {
+      process.stdout.write(`${USAGE}\nConfiguration keys and current values:\n${describe(parsed.config).join('\n')}\n`);
+      return;
+    }
+    if (parsed.version) {
+      process.stdout.write('gate-server (gate-ts) 0.1.0\n');
+      return;
+    }
+    config = parsed.config;
+  } catch (error) {
+    process.stderr.write(`gate-server: ${(error as Error).message}\n`);
+    process.exitCode = 2;
+    return;
+  }
+
+  let server: RunningServer;
+  let executor: Executor | undefined;
+  try {
+    const listen = listenAddress(config.http.addr);
+    mkdirSync(config.server.datadir, { recursive: true, mode: 0o700 });
+    executor = await workerExecutor(config);
+    server = await startServer({ listen, dataDir: config.server.datadir, config, executor });
+  } catch (error) {
+    await executor?.close();
+    process.stderr.write(`gate-server: ${(error as Error).message}\n`);
+    process.exitCode = 1;
+    return;
+  }
+  process.stdout.write(`gate-server listening on ${server.url}\n`);
+
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) {
+      process.stderr.write(`gate-server: ${signal} again, exiting now\n`);
+      process.exit(1);
+    }
+    stopping = true;
+    server
+      .close()
+      .then(() => executor?.close())
+      .then(
+      () => process.exit(0),
+      (error: unknown) => {
+        process.stderr.write(`gate-server: shutdown failed: ${(error as Error).message}\n`);
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
+}
+
+await main();

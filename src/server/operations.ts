@@ -1,0 +1,126 @@
+// Server operations shared by the HTTP and websocket front ends: getting a
+// module (upload, extant pin, source), pinning, and creating instances.
+
+import { badRequest, conflict, limitExceeded, moduleNotFound } from './errors.ts';
+import type { Caller, ServerParts } from './context.ts';
+import type { ServerInstance } from './instances.ts';
+import { pagesFor } from './modules.ts';
+import type { Source } from './sources.ts';
+
+export interface Program {
+  hash: string;
+  bytes: Uint8Array;
+}
+
+/**
+ * An uploaded module: `read` delivers exactly `length` body bytes. The key
+ * named by the client must match the content.
+ */
+export async function uploadModule(
+  parts: ServerParts,
+  caller: Caller,
+  key: string,
+  length: number,
+  read: () => Promise<Uint8Array>,
+): Promise<Program> {
+  const max = caller.limits.maxmodulesize;
+  if (length > max) throw badRequest('module size limit exceeded');
+  const known = parts.modules.size(key);
+  if (known !== undefined) {
+    if (known !== length) throw badRequest('invalid module content');
+    const bytes = await read();
+    const { hash } = await parts.modules.add(bytes, pagesFor(caller.limits.maxmemorysize), key);
+    event(parts, 'MODULE_UPLOAD_EXIST', caller, { module: hash });
+    return { hash, bytes };
+  }
+  const bytes = await read();
+  const { hash } = await parts.modules.add(bytes, pagesFor(caller.limits.maxmemorysize), key);
+  event(parts, 'MODULE_UPLOAD_NEW', caller, { module: hash });
+  return { hash, bytes };
+}
+
+/** A module the caller has pinned. */
+export function extantModule(parts: ServerParts, caller: Caller, key: string): Program {
+  if (caller.principal === undefined) throw parts.verifier.anonymous();
+  if (!parts.store.pinTags(caller.principal, key) || !parts.modules.has(key)) throw moduleNotFound();
+  return { hash: key, bytes: parts.modules.bytes(key) };
+}
+
+/** A module fetched from a configured source, validated and stored. */
+export async function sourceModule(parts: ServerParts, caller: Caller, source: Source, rest: string): Promise<Program> {
+  const bytes = await source.fetch(rest, caller.limits.maxmodulesize);
+  const { hash } = await parts.modules.add(bytes, pagesFor(caller.limits.maxmemorysize));
+  parts.store.recordSource(`/${source.name}/${rest}`, hash);
+  event(parts, 'MODULE_SOURCE_NEW', caller, { module: hash });
+  return { hash, bytes };
+}
+
+/** Pin a module for the caller (tags replace the old ones when given and different). */
+export function pinModule(parts: ServerParts, caller: Caller, hash: string, tags: string[]): void {
+  const principal = caller.principal;
+  if (principal === undefined) throw parts.verifier.anonymous();
+  const already = parts.store.pinTags(principal, hash) !== undefined;
+  if (!already && parts.store.pinCount(principal) >= caller.limits.maxmodules) {
+    throw limitExceeded('pinned module', 'principal.maxmodules', caller.limits.maxmodules);
+  }
+  checkTags(tags);
+  if (parts.store.pin(principal, hash, tags)) event(parts, 'MODULE_PIN', caller, { module: hash, tagcount: tags.length });
+}
+
+/** Pin an extant module: the caller must have it pinned or use it in one of its instances. */
+export function pinExtant(parts: ServerParts, caller: Caller, hash: string, tags: string[]): void {
+  const principal = caller.principal;
+  if (principal === undefined) throw parts.verifier.anonymous();
+  const usable =
+    parts.modules.has(hash) &&
+    (parts.store.pinTags(principal, hash) !== undefined || parts.instances.list(principal).some((i) => i.module === hash));
+  if (!usable) throw moduleNotFound();
+  pinModule(parts, caller, hash, tags);
+}
+
+export function unpinModule(parts: ServerParts, caller: Caller, hash: string): void {
+  if (caller.principal === undefined) throw parts.verifier.anonymous();
+  if (!parts.store.unpin(caller.principal, hash)) throw moduleNotFound();
+  event(parts, 'MODULE_UNPIN', caller, { module: hash });
+}
+
+export interface InstanceRequest {
+  fn?: string;
+  id?: string;
+  tags?: string[];
+  suspend?: boolean;
+  transient: boolean;
+}
+
+/** Create (and unless suspended, start) an instance of a program for the caller. */
+export async function createInstance(parts: ServerParts, caller: Caller, program: Program, r: InstanceRequest): Promise<ServerInstance> {
+  if (r.suspend && r.fn) throw conflict('function cannot be specified for suspended instance');
+  if (!r.transient && caller.principal === undefined) throw parts.verifier.anonymous();
+  checkTags(r.tags ?? []);
+  return parts.instances.create({
+    principal: caller.principal,
+    module: program.hash,
+    bytes: program.bytes,
+    fn: r.fn,
+    transient: r.transient,
+    suspend: r.suspend,
+    tags: r.tags,
+    id: r.id,
+    limits: caller.limits,
+    scope: caller.scope,
+  });
+}
+
+const MAX_TAGS = 64;
+const MAX_TAG_BYTES = 255;
+
+/** Tags are free-form in Gate; we cap their number and size so that records stay small. */
+export function checkTags(tags: readonly string[]): void {
+  if (tags.length > MAX_TAGS) throw badRequest(`too many tags (limit ${MAX_TAGS})`);
+  for (const t of tags) if (Buffer.byteLength(t) > MAX_TAG_BYTES) throw badRequest(`tag is too long (limit ${MAX_TAG_BYTES} bytes)`);
+}
+
+function event(parts: ServerParts, type: string, caller: Caller, module: Record<string, unknown>): void {
+  parts.metrics.events.inc({ type });
+  parts.log.event(type, { principal: caller.principal, module });
+}

@@ -1,0 +1,82 @@
+// Program I/O over plain HTTP: the request body streams into the program's
+// origin connection while its output streams back as the response body, and
+// the final status follows in the Gate-Status trailer (api.md §6.4, §9.3).
+
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { statusToJSON } from '../runtime/instance/status.ts';
+import type { ServerParts } from './context.ts';
+import { HttpError } from './errors.ts';
+import { requestInput, responseOutput, wantsTrailers } from './http.ts';
+import type { ServerInstance } from './instances.ts';
+
+/** An AbortSignal that fires when the client goes away before the response is complete. */
+export function clientGone(res: ServerResponse): AbortSignal {
+  const abort = new AbortController();
+  res.on('close', () => {
+    if (!res.writableFinished) abort.abort(new Error('client went away'));
+  });
+  return abort.signal;
+}
+
+export interface CallResponse {
+  status: number;
+  headers: Record<string, string>;
+  /** The request body is program input (false when it was the module). */
+  input: boolean;
+}
+
+/** Serve a call: stream I/O, wait for the instance to stop, send the status; the instance is killed at the end. */
+export async function serveCall(
+  parts: ServerParts,
+  req: IncomingMessage,
+  res: ServerResponse,
+  inst: ServerInstance,
+  r: CallResponse,
+): Promise<void> {
+  const began = performance.now();
+  const trailers = wantsTrailers(req);
+  const signal = clientGone(res);
+  try {
+    const headers = { ...r.headers };
+    if (trailers) headers.Trailer = 'Gate-Status';
+    res.writeHead(r.status, headers);
+    res.flushHeaders();
+    for (;;) {
+      await parts.instances.connect(inst, r.input ? requestInput(req) : null, responseOutput(res), signal);
+      // A snapshot paused the instance and cut the connection: take it up again in the next run.
+      if (!inst.paused || signal.aborted) break;
+      await inst.paused;
+      if (!inst.running || signal.aborted) break;
+    }
+    const status = await parts.instances.wait(inst, signal);
+    if (trailers) res.addTrailers({ 'Gate-Status': JSON.stringify(statusToJSON(status)) });
+    if (!res.destroyed) res.end();
+  } finally {
+    await parts.instances.endCall(inst);
+    parts.metrics.calls.inc({ transport: 'http' });
+    parts.metrics.callSeconds.observe((performance.now() - began) / 1000, { transport: 'http' });
+  }
+}
+
+/** Serve `io`: wait for the program to accept, then stream; 409 (empty) if it cannot connect. */
+export async function serveIO(parts: ServerParts, req: IncomingMessage, res: ServerResponse, inst: ServerInstance): Promise<void> {
+  const trailers = wantsTrailers(req);
+  const signal = clientGone(res);
+  let joined = false;
+  await parts.instances.connect(inst, requestInput(req), responseOutput(res), signal, () => {
+    joined = true;
+    parts.instances.event('INSTANCE_CONNECT', inst, { transport: 'http' });
+    res.writeHead(200, trailers ? { Trailer: 'Gate-Status' } : {});
+    res.flushHeaders();
+  });
+  if (!joined) throw new HttpError(409, '');
+  // A snapshot or checkpoint paused the instance and cut the connection: take it up again.
+  while (inst.paused && !signal.aborted) {
+    await inst.paused;
+    if (!inst.running || signal.aborted) break;
+    await parts.instances.connect(inst, requestInput(req), responseOutput(res), signal);
+  }
+  parts.instances.event('INSTANCE_DISCONNECT', inst, { transport: 'http', ...(signal.aborted ? { error: 'client went away' } : {}) });
+  if (trailers) res.addTrailers({ 'Gate-Status': JSON.stringify(statusToJSON(inst.status)) });
+  if (!res.destroyed) res.end();
+}

@@ -1,0 +1,248 @@
+// gate-server's public entry point: startServer() assembles the store, the
+// executor, auth and policy, listens (TCP, TLS or a Unix socket), resumes
+// the instances that were running at the last shutdown, and returns a
+// handle whose close() suspends and checkpoints running instances.
+
+import { chmodSync, lstatSync, readFileSync, unlinkSync } from 'node:fs';
+import http from 'node:http';
+import https from 'node:https';
+import net from 'node:net';
+import { defaultCacheDir } from '../host/module-cache.ts';
+import { Verifier } from './auth.ts';
+import { defaultConfig, type Config } from './config.ts';
+import type { ServerParts } from './context.ts';
+import { InProcessExecutor, type Executor } from './executor.ts';
+import { goJSON } from './http.ts';
+import { identityToken, readPrivateKey } from './identity.ts';
+import { Instances } from './instances.ts';
+import { Logger } from './log.ts';
+import { Metrics } from './metrics.ts';
+import { Modules } from './modules.ts';
+import { createPolicy } from './policy.ts';
+import { createHandler } from './router.ts';
+import { HttpSource, IpfsSource, type Source } from './sources.ts';
+import { Store } from './store.ts';
+import { createUpgradeHandler } from './websocket.ts';
+
+export type Listen = { host: string; port: number } | { path: string };
+
+/** Every key optional, at any depth. */
+export type ConfigInput = { [K in keyof Config]?: Config[K] extends unknown[] ? Config[K] : Partial<Config[K]> & { [S in keyof Config[K]]?: Config[K][S] extends object ? Partial<Config[K][S]> : Config[K][S] } };
+
+export interface ServerOptions {
+  listen: Listen;
+  /** Inventory database, module files and the server's uuid live here. */
+  dataDir: string;
+  /** Access policy, limits, TLS, sources, ... (see docs/server.md); defaults fill the rest. */
+  config?: ConfigInput | Config;
+  /** Where instances run (default: this thread). The caller closes an executor it passes in. */
+  executor?: Executor;
+  /** Accept unsigned `alg: none` tokens as principal `local` (Gate's local daemon mode). */
+  localUnsignedTokens?: boolean;
+  /** Structured log destination (default: JSON lines on stderr at config.log.level). */
+  log?: Logger;
+}
+
+export interface RunningServer {
+  /** http(s)://127.0.0.1:PORT for TCP, or the socket path. */
+  readonly url: string;
+  /** Stop serving; running persistent instances are suspended and checkpointed to resume at the next start. */
+  close(): Promise<void>;
+}
+
+export function mergeConfig(input: ConfigInput | Config | undefined): Config {
+  const config = defaultConfig();
+  const merge = (target: Record<string, unknown>, source: Record<string, unknown>) => {
+    for (const [k, v] of Object.entries(source)) {
+      if (v === undefined) continue;
+      const t = target[k];
+      if (typeof v === 'object' && v !== null && !Array.isArray(v) && typeof t === 'object' && t !== null && !Array.isArray(t)) {
+        merge(t as Record<string, unknown>, v as Record<string, unknown>);
+      } else {
+        target[k] = v;
+      }
+    }
+  };
+  if (input) merge(config as unknown as Record<string, unknown>, input as Record<string, unknown>);
+  return config;
+}
+
+function audiences(config: Config, listen: Listen, port: number): string[] {
+  if (config.http.audience.length > 0) return config.http.audience;
+  const scheme = config.http.tls.certfile ? 'https' : 'http';
+  const out: string[] = [];
+  if (config.http.authority) out.push(`${scheme}://${config.http.authority}/gate-0/`);
+  if ('path' in listen) {
+    out.push('http://localhost/gate-0/', 'http://unix/gate-0/');
+  } else {
+    const hosts = new Set([listen.host === '' || listen.host === '0.0.0.0' || listen.host === '::' ? 'localhost' : listen.host, 'localhost', '127.0.0.1']);
+    for (const h of hosts) {
+      const host = h.includes(':') ? `[${h}]` : h;
+      out.push(`${scheme}://${host}:${port}/gate-0/`);
+      if ((scheme === 'http' && port === 80) || (scheme === 'https' && port === 443)) out.push(`${scheme}://${host}/gate-0/`);
+    }
+  }
+  return out;
+}
+
+function createSources(config: Config): Map<string, Source> {
+  const sources = new Map<string, Source>();
+  if (config.source.ipfs.addr) sources.set('ipfs', new IpfsSource(config.source.ipfs.addr));
+  for (const s of config.source.http) {
+    if (!/^[A-Za-z0-9._-]+$/.test(s.name) || s.name === 'sha256' || sources.has(s.name)) {
+      throw new Error(`invalid or duplicate module source name: ${JSON.stringify(s.name)}`);
+    }
+    if (!/^https?:\/\//.test(s.addr)) throw new Error(`module source ${s.name}: addr must be an http(s) URL`);
+    sources.set(s.name, new HttpSource(s.name, s.addr));
+  }
+  return sources;
+}
+
+export async function startServer(options: ServerOptions): Promise<RunningServer> {
+  const config = mergeConfig(options.config);
+  const local = options.localUnsignedTokens ?? config.access.local;
+  if (config.http.origins.length === 0) throw new Error('http.origins must not be empty');
+  if (local && config.http.origins.includes('*')) config.http.origins = ['null'];
+  const log = options.log ?? new Logger(config.log.level);
+  const sources = createSources(config);
+  const policy = createPolicy(config);
+
+  const store = new Store(options.dataDir);
+  const ownExecutor = !options.executor;
+  const executor = options.executor ?? new InProcessExecutor({ cacheDir: config.runtime.cachedir || defaultCacheDir() });
+  const metrics = new Metrics();
+  const modules = new Modules(store, executor);
+  const instances = new Instances({ store, modules, executor, log, metrics, maxAnonymous: config.access.anonymousprocs });
+
+  const tls = config.http.tls.certfile
+    ? { cert: readFileSync(config.http.tls.certfile), key: readFileSync(config.http.tls.keyfile || config.http.tls.certfile) }
+    : undefined;
+  const server = tls ? https.createServer(tls) : http.createServer();
+  // Calls and io stream for as long as the program runs: no overall request timeout.
+  server.requestTimeout = 0;
+  server.headersTimeout = 60_000;
+
+  const port = await listen(server, options.listen);
+  const scheme = tls ? 'https' : 'http';
+  const uuid = store.serverUuid(config.server.uuid);
+  const auds = audiences(config, options.listen, port);
+  const identityKey = config.server.identityfile ? readPrivateKey(config.server.identityfile) : undefined;
+  const jwt = identityToken(uuid, auds[0], identityKey);
+  const scopes: string[] = [];
+  const verifier = new Verifier({ audiences: auds, nonces: config.access.nonces && !local ? store : undefined, local, scopes });
+
+  const parts: ServerParts = {
+    config,
+    store,
+    modules,
+    instances,
+    executor,
+    verifier,
+    policy,
+    log,
+    metrics,
+    sources,
+    scopes,
+    apiInfo: { plain: goJSON({ uuid, jwt }), features: goJSON({ uuid, jwt, features: {} }) },
+  };
+
+  await instances.load((principal) => policy.limits({ principal: { id: principal, key: new Uint8Array(32) }, scope: [] }));
+
+  const upgrades = createUpgradeHandler(parts);
+  server.on('request', createHandler(parts));
+  server.on('upgrade', upgrades.upgrade);
+  server.on('clientError', (_error, socket) => {
+    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
+  });
+
+  let checkpoints: ReturnType<typeof setInterval> | undefined;
+  if (config.runtime.checkpoint > 0) {
+    checkpoints = setInterval(() => {
+      instances.checkpointRunning().catch((error: unknown) => log.error('checkpoint failed', { error: String(error) }));
+    }, config.runtime.checkpoint * 1000);
+    checkpoints.unref();
+  }
+
+  const url = 'path' in options.listen ? options.listen.path : `${scheme}://${hostForUrl(options.listen.host)}:${port}`;
+  log.info('server started', { url, uuid, datadir: options.dataDir, audience: auds, policy: config.access.policy, local });
+
+  let closing: Promise<void> | undefined;
+  return {
+    url,
+    close() {
+      closing ??= (async () => {
+        if (checkpoints) clearInterval(checkpoints);
+        const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
+        await instances.shutdown();
+        upgrades.close();
+        server.closeAllConnections();
+        await stopped;
+        if (ownExecutor) await executor.close();
+        store.close();
+        if ('path' in options.listen) removeSocket(options.listen.path);
+        log.info('server stopped', { url });
+      })();
+      return closing;
+    },
+  };
+}
+
+function hostForUrl(host: string): string {
+  if (host === '' || host === '0.0.0.0') return '127.0.0.1';
+  if (host === '::') return '[::1]';
+  return host.includes(':') ? `[${host}]` : host;
+}
+
+/** Listen; a Unix socket is created with mode 0600 (a stale one left by a crash is replaced). */
+async function listen(server: net.Server, where: Listen): Promise<number> {
+  if ('path' in where) {
+    if (await staleSocket(where.path)) removeSocket(where.path);
+    const previous = process.umask(0o177);
+    try {
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(where.path, () => {
+          server.off('error', reject);
+          resolve();
+        });
+      });
+    } finally {
+      process.umask(previous);
+    }
+    chmodSync(where.path, 0o600);
+    return 0;
+  }
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(where.port, where.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  return (server.address() as net.AddressInfo).port;
+}
+
+/** A socket file nobody answers on. */
+function staleSocket(file: string): Promise<boolean> {
+  try {
+    if (!lstatSync(file).isSocket()) return Promise.resolve(false);
+  } catch {
+    return Promise.resolve(false);
+  }
+  return new Promise((resolve) => {
+    const c = net.connect(file);
+    c.once('connect', () => {
+      c.destroy();
+      resolve(false);
+    });
+    c.once('error', () => resolve(true));
+  });
+}
+
+function removeSocket(file: string): void {
+  try {
+    if (lstatSync(file).isSocket()) unlinkSync(file);
+  } catch {
+    // gone already
+  }
+}
