@@ -1,16 +1,21 @@
 // Snapshots of program instances: write one from a stopped instance, and
 // restore an instance from one, on this host or any other.
 
+import { createHash } from 'node:crypto';
 import { ModuleCache } from './module-cache.ts';
 import { ProgramInstance, type ProgramInstanceOptions } from './program-instance.ts';
 import { InstanceError, type CompiledModule } from '../runtime/instance/instance.ts';
-import { SnapshotError } from '../runtime/snapshot/format.ts';
+import { SnapshotError, setSha256 } from '../runtime/snapshot/format.ts';
 import { instrumentationOf } from '../runtime/snapshot/instrumentation.ts';
 import { readSnapshot } from '../runtime/snapshot/read.ts';
 import { hasSnapshotSection, writeSnapshot, type Instrumentation } from '../runtime/snapshot/write.ts';
 import type { PrepareOptions } from '../runtime/prepare/prepare.ts';
 
 export { SnapshotError };
+
+// Snapshot digests with node:crypto: synchronous (no thread-pool hop) and
+// about twice as fast as WebCrypto here (64 MiB: ~40 ms against ~85 ms).
+setSha256((bytes) => new Uint8Array(createHash('sha256').update(bytes).digest()));
 
 const instrumentations = new WeakMap<CompiledModule, Promise<Instrumentation>>();
 

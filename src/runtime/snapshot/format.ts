@@ -291,6 +291,21 @@ export function readU64(r: Reader): bigint {
   throw new SnapshotError('integer too long in snapshot section');
 }
 
+export type Sha256 = (bytes: Uint8Array) => Uint8Array | Promise<Uint8Array>;
+
+let sha256Impl: Sha256 = async (bytes) => new Uint8Array(await crypto.subtle.digest('SHA-256', bytes as Uint8Array<ArrayBuffer>));
+
+/**
+ * Use another SHA-256 implementation for snapshot digests. WebCrypto works
+ * everywhere but hashes on a thread pool (a thread hop per digest, slow when
+ * the machine is busy); a host with a faster synchronous one (Node's
+ * node:crypto hashes about twice as fast) sets it here. The result must be
+ * the same SHA-256.
+ */
+export function setSha256(impl: Sha256): void {
+  sha256Impl = impl;
+}
+
 export async function sha256(bytes: Uint8Array): Promise<Uint8Array> {
-  return new Uint8Array(await crypto.subtle.digest('SHA-256', bytes as Uint8Array<ArrayBuffer>));
+  return sha256Impl(bytes);
 }

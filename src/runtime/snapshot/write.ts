@@ -2,7 +2,7 @@
 // code with its memory as data and its globals' current values, plus custom
 // sections for the state. Same state in, same bytes out.
 
-import { Reader, Writer } from '../wasm/binary.ts';
+import { Reader, Writer, u32Length } from '../wasm/binary.ts';
 import { CodeReader, MiscOp, Op } from '../wasm/instructions.ts';
 import { parseModule, SectionId, type ModuleInfo } from '../wasm/module.ts';
 import type { ValType } from '../wasm/features.ts';
@@ -106,18 +106,20 @@ function globalSection(out: Writer, bytes: Uint8Array, info: ModuleInfo, state: 
  * Memory as active data segments: each run of non-zero 8-byte words, trimmed
  * to its first and last non-zero byte. Zero pages cost nothing.
  */
-function dataSection(out: Writer, memory: Uint8Array): void {
+function dataSegments(memory: Uint8Array): [number, number][] {
+  // Whole words through a Uint32Array: a zero test does not care about byte order.
+  const source = memory.byteOffset % 4 === 0 ? memory : memory.slice();
+  const w = new Uint32Array(source.buffer, source.byteOffset, source.byteLength >>> 2);
+  const words = w.length >>> 1;
   const segments: [number, number][] = [];
-  const words = Math.floor(memory.byteLength / 8);
-  const view = new DataView(memory.buffer, memory.byteOffset, memory.byteLength);
   let i = 0;
   while (i < words) {
-    if (view.getUint32(i * 8, true) === 0 && view.getUint32(i * 8 + 4, true) === 0) {
+    if ((w[2 * i] | w[2 * i + 1]) === 0) {
       i++;
       continue;
     }
-    let j = i;
-    while (j < words && (view.getUint32(j * 8, true) !== 0 || view.getUint32(j * 8 + 4, true) !== 0)) j++;
+    let j = i + 1;
+    while (j < words && (w[2 * j] | w[2 * j + 1]) !== 0) j++;
     let start = i * 8;
     let end = j * 8;
     while (memory[start] === 0) start++;
@@ -125,8 +127,30 @@ function dataSection(out: Writer, memory: Uint8Array): void {
     segments.push([start, end]);
     i = j;
   }
+  return segments;
+}
+
+function s32Length(v: number): number {
+  let n = 1;
+  while (v >= 0x40 || v < -0x40) {
+    v >>= 7;
+    n++;
+  }
+  return n;
+}
+
+/** Size of the data section's payload for these segments. */
+function dataPayloadSize(segments: readonly [number, number][]): number {
+  let size = u32Length(segments.length);
+  for (const [start, end] of segments) size += 3 + s32Length(start) + u32Length(end - start) + (end - start);
+  return size;
+}
+
+function dataSection(out: Writer, memory: Uint8Array, segments: readonly [number, number][], size: number): void {
+  // The size is known up front, so the (possibly huge) payload is never moved to fit its size prefix.
   out.u8(SectionId.Data);
-  const m = out.beginSize();
+  out.u32(size);
+  const at = out.len;
   out.u32(segments.length);
   for (const [start, end] of segments) {
     out.u8(0);
@@ -136,7 +160,7 @@ function dataSection(out: Writer, memory: Uint8Array): void {
     out.u32(end - start);
     out.bytes(memory, start, end);
   }
-  out.endSize(m);
+  if (out.len - at !== size) throw new Error('data section size mismatch');
 }
 
 /**
@@ -160,7 +184,12 @@ export async function writeSnapshot(program: Uint8Array, state: InstanceState, i
   const copy = (id: number) => {
     for (const s of info.sections) if (s.id === id) out.bytes(program, s.start, s.end);
   };
-  const out = new Writer(program.byteLength + state.memory.byteLength / 4 + 1024);
+  const segments = dataSegments(state.memory);
+  const dataSize = dataPayloadSize(segments);
+  // Room for everything, so that the memory is copied once, straight into place.
+  const stateSize = (state.pending?.stack.byteLength ?? 0) + state.channel.input.byteLength + state.channel.output.byteLength;
+  const serviceSize = state.channel.services.reduce((n, svc) => n + svc.buffer.byteLength, 0);
+  const out = new Writer(program.byteLength + dataSize + stateSize + serviceSize + 4096);
   out.bytes(program, 0, 8);
   copy(SectionId.Type);
   copy(SectionId.Import);
@@ -205,7 +234,7 @@ export async function writeSnapshot(program: Uint8Array, state: InstanceState, i
   });
   const stateAt = customSection(out, STATE_SECTION, engine.bytes);
 
-  dataSection(out, state.memory);
+  dataSection(out, state.memory, segments, dataSize);
 
   // Custom sections after the program's last standard section (names,
   // producers, debug info) come along; earlier Gate sections do not.
@@ -219,7 +248,8 @@ export async function writeSnapshot(program: Uint8Array, state: InstanceState, i
     out.bytes(program, s.start, s.end);
   }
 
-  const bytes = out.finish();
+  // A tight buffer is handed out as it is; a loose one is copied to size.
+  const bytes = out.buf.length - out.len <= 65536 ? out.buf.subarray(0, out.len) : out.finish();
   const digest = await sha256(bytes);
   bytes.set(digest, stateAt + engine.digestAt);
   return bytes;

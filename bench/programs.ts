@@ -1,0 +1,130 @@
+// Programs for the bench modules: the committed guest examples, the bench's
+// own WAT fixtures (bench/guest/, compiled with Binaryen's text parser when
+// the bench runs, so no wat2wasm is needed), and the plumbing to run them
+// through the host layer or straight on V8.
+
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { ProgramInstance } from '../src/host/program-instance.ts';
+import type { CompiledModule } from '../src/runtime/instance/instance.ts';
+import type { Engine } from '../src/runtime/instance/engine.ts';
+import { loadBinaryen } from '../src/runtime/prepare/asyncify.ts';
+import { ASYNCIFY_MEMORY_IMPORT, ENGINE_MODULE, FUEL_EXPORT, MEMORY_IMPORT, TICK_IMPORT } from '../src/runtime/prepare/names.ts';
+import { Registry } from '../src/services/index.ts';
+
+export const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+
+/** A committed guest program, e.g. guest("examples/hash.wasm"). */
+export function guest(file: string): Uint8Array {
+  return new Uint8Array(readFileSync(path.join(root, 'guest', file)));
+}
+
+/** A bench WAT fixture (bench/guest/NAME.wat) as a binary module. */
+export async function benchWat(name: string): Promise<Uint8Array> {
+  const text = readFileSync(path.join(root, 'bench', 'guest', `${name}.wat`), 'utf8');
+  const b = await loadBinaryen();
+  const m = b.parseText(text);
+  try {
+    if (!m.validate()) throw new Error(`bench/guest/${name}.wat does not validate`);
+    return m.emitBinary();
+  } finally {
+    m.dispose();
+  }
+}
+
+const registry = new Registry();
+let instanceCounter = 0;
+
+export interface StartOptions {
+  function?: string;
+  /** Collect the debug log (off: the log is disabled, as for a server instance without --debug). */
+  debug?: (chunk: Uint8Array) => void;
+}
+
+/** A ProgramInstance of a compiled module, with the services a local run has (origin, catalog). */
+export function programInstance(engine: Engine, compiled: CompiledModule, options: StartOptions = {}): ProgramInstance {
+  return new ProgramInstance({
+    engine,
+    compiled,
+    registry,
+    context: { instance: `bench-${++instanceCounter}`, scope: [] },
+    function: options.function,
+    debug: options.debug,
+  });
+}
+
+/**
+ * Run an entry function of a Gate program directly on V8, without any
+ * instrumentation: the baseline. Only the debug log works (fd_write to 2);
+ * any other import call throws. Returns what the program wrote to its log.
+ */
+export function runPlain(module: WebAssembly.Module, entry: string): string {
+  // The import functions need the memory, which exists only once the instance does.
+  const bound: { memory?: WebAssembly.Memory } = {};
+  let log = '';
+  const unsupported = (name: string) => () => {
+    throw new Error(`plain run: ${name} is not available`);
+  };
+  const env: Record<string, WebAssembly.ImportValue> = {};
+  const wasi: Record<string, WebAssembly.ImportValue> = {};
+  const fdWrite = (fd: number, iovs: number, count: number, written: number): number => {
+    const memory = bound.memory!;
+    const view = new DataView(memory.buffer);
+    let total = 0;
+    for (let i = 0; i < count; i++) {
+      const ptr = view.getUint32(iovs + 8 * i, true);
+      const len = view.getUint32(iovs + 8 * i + 4, true);
+      if (fd === 2) log += bytesToText(new Uint8Array(memory.buffer, ptr, len));
+      total += len;
+    }
+    view.setUint32(written, total, true);
+    return 0;
+  };
+  for (const imp of WebAssembly.Module.imports(module)) {
+    if (imp.kind !== 'function') throw new Error(`plain run: cannot provide ${imp.kind} import ${imp.module}.${imp.name}`);
+    const target = imp.module === 'env' ? env : wasi;
+    target[imp.name] = imp.name === 'fd_write' || imp.name === '__wasi_fd_write' ? fdWrite : unsupported(imp.name);
+  }
+  const instance = new WebAssembly.Instance(module, { env, wasi_snapshot_preview1: wasi });
+  bound.memory = instance.exports.memory as WebAssembly.Memory;
+  (instance.exports[entry] as () => unknown)();
+  return log;
+}
+
+/** One character per byte (logs may hold binary results, which must compare exactly). */
+function bytesToText(bytes: Uint8Array): string {
+  let s = '';
+  for (const b of bytes) s += String.fromCharCode(b);
+  return s;
+}
+
+/** A debug sink that keeps the log as text, one character per byte. */
+export function textLog(): { sink: (chunk: Uint8Array) => void; text: () => string } {
+  let text = '';
+  return { sink: (chunk) => (text += bytesToText(chunk)), text: () => text };
+}
+
+/**
+ * Run an entry function of an instrumented module (fuel only, or fully
+ * prepared) directly, without the engine: the tick grants a fresh budget and
+ * never unwinds, so what remains is the cost of the instrumentation itself.
+ * Imports other than the engine's are stubs that do nothing.
+ */
+export function runInstrumentedDirect(module: WebAssembly.Module, entry: string, memory?: { initial: number; maximum: number | null }): void {
+  const grant = 1_000_000;
+  const imports: Record<string, Record<string, WebAssembly.ImportValue>> = { [ENGINE_MODULE]: { [TICK_IMPORT]: () => grant } };
+  if (memory) {
+    const programMemory = new WebAssembly.Memory(memory.maximum === null ? { initial: memory.initial } : { initial: memory.initial, maximum: memory.maximum });
+    imports[ENGINE_MODULE][MEMORY_IMPORT] = programMemory;
+    imports[ENGINE_MODULE][ASYNCIFY_MEMORY_IMPORT] = new WebAssembly.Memory({ initial: 1, maximum: 1 });
+  }
+  for (const imp of WebAssembly.Module.imports(module)) {
+    if (imp.module === ENGINE_MODULE) continue;
+    imports[imp.module] ??= {};
+    imports[imp.module][imp.name] = () => 0;
+  }
+  const instance = new WebAssembly.Instance(module, imports);
+  (instance.exports[FUEL_EXPORT] as WebAssembly.Global).value = grant;
+  (instance.exports[entry] as () => unknown)();
+}
