@@ -101,7 +101,8 @@ export function defaultConfig(): Config {
       timeresolution: '10ms',
     },
     source: { ipfs: { addr: '' }, http: [] },
-    runtime: { workers: 0, watchdog: 10, checkpoint: 0, cachedir: '' },
+    // A pool of about one worker thread per core (see docs/architecture.md).
+    runtime: { workers: os.availableParallelism(), watchdog: 10, checkpoint: 0, cachedir: '' },
     log: { level: 'info' },
   };
 }
