@@ -35,6 +35,8 @@ export class ServerInstance {
    * settles when it runs again (or won't). A paused instance counts as running.
    */
   paused: Promise<void> | undefined;
+  /** Pauses begun so far: a connection that ended during one is taken up again. */
+  pauses = 0;
   /** What to do when the pause ends: a kill or suspend asked for meanwhile wins. */
   afterPause: 'resume' | 'kill' | 'suspend' = 'resume';
   /** Suspended by server shutdown: run again at startup. */
@@ -338,6 +340,7 @@ export class Instances {
     if (!inst.running || inst.paused) return work();
     let unpause!: () => void;
     inst.paused = new Promise<void>((resolve) => (unpause = resolve));
+    inst.pauses++;
     inst.afterPause = 'resume';
     inst.hold++;
     try {
@@ -461,6 +464,35 @@ export class Instances {
     if (inst.paused) return inst.paused.then(() => this.connect(inst, input, output, signal, onJoin));
     if (!inst.running || !inst.exec) return Promise.resolve(false);
     return inst.exec.connect(input, output, signal, onJoin);
+  }
+
+  /**
+   * Join a client and keep it joined across snapshots and checkpoints: a
+   * pause cuts the connection (the executor may report that before or after
+   * the pause ends), and the client is joined to the next run's restored
+   * stream. open() makes the client's streams for each join. Resolves
+   * whether the first join happened.
+   */
+  async connectSpanningPauses(
+    inst: ServerInstance,
+    open: () => [ReadableStream<Uint8Array> | null, WritableStream<Uint8Array> | null],
+    signal: AbortSignal,
+    onJoin?: () => void,
+  ): Promise<boolean> {
+    let joined = false;
+    for (;;) {
+      const pauses = inst.pauses;
+      const [input, output] = open();
+      await this.connect(inst, input, output, signal, () => {
+        if (!joined) onJoin?.();
+        joined = true;
+      });
+      if (signal.aborted) break;
+      if (inst.paused) await inst.paused;
+      else if (inst.pauses === pauses) break;
+      if (!inst.running || signal.aborted) break;
+    }
+    return joined;
   }
 
   async inspect(inst: ServerInstance): Promise<Inspection> {

@@ -41,13 +41,7 @@ export async function serveCall(
     if (trailers) headers.Trailer = 'Gate-Status';
     res.writeHead(r.status, headers);
     res.flushHeaders();
-    for (;;) {
-      await parts.instances.connect(inst, r.input ? requestInput(req) : null, responseOutput(res), signal);
-      // A snapshot paused the instance and cut the connection: take it up again in the next run.
-      if (!inst.paused || signal.aborted) break;
-      await inst.paused;
-      if (!inst.running || signal.aborted) break;
-    }
+    await parts.instances.connectSpanningPauses(inst, () => [r.input ? requestInput(req) : null, responseOutput(res)], signal);
     const status = await parts.instances.wait(inst, signal);
     if (trailers) res.addTrailers({ 'Gate-Status': JSON.stringify(statusToJSON(status)) });
     if (!res.destroyed) res.end();
@@ -62,20 +56,12 @@ export async function serveCall(
 export async function serveIO(parts: ServerParts, req: IncomingMessage, res: ServerResponse, inst: ServerInstance): Promise<void> {
   const trailers = wantsTrailers(req);
   const signal = clientGone(res);
-  let joined = false;
-  await parts.instances.connect(inst, requestInput(req), responseOutput(res), signal, () => {
-    joined = true;
+  const joined = await parts.instances.connectSpanningPauses(inst, () => [requestInput(req), responseOutput(res)], signal, () => {
     parts.instances.event('INSTANCE_CONNECT', inst, { transport: 'http' });
     res.writeHead(200, trailers ? { Trailer: 'Gate-Status' } : {});
     res.flushHeaders();
   });
   if (!joined) throw new HttpError(409, '');
-  // A snapshot or checkpoint paused the instance and cut the connection: take it up again.
-  while (inst.paused && !signal.aborted) {
-    await inst.paused;
-    if (!inst.running || signal.aborted) break;
-    await parts.instances.connect(inst, requestInput(req), responseOutput(res), signal);
-  }
   parts.instances.event('INSTANCE_DISCONNECT', inst, { transport: 'http', ...(signal.aborted ? { error: 'client went away' } : {}) });
   if (trailers) res.addTrailers({ 'Gate-Status': JSON.stringify(statusToJSON(inst.status)) });
   if (!res.destroyed) res.end();

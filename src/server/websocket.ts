@@ -276,13 +276,7 @@ async function callSession(parts: ServerParts, ws: WebSocket, inbox: Inbox, t: E
     }
     ws.send(`${JSON.stringify(reply)}\n`);
     const hint = { sent: false };
-    for (;;) {
-      await parts.instances.connect(inst, inputStream(ws, inbox, hint), outputStream(ws), abort.signal);
-      // A snapshot paused the instance and cut the connection: take it up again in the next run.
-      if (!inst.paused || abort.signal.aborted) break;
-      await inst.paused;
-      if (!inst.running || abort.signal.aborted) break;
-    }
+    await parts.instances.connectSpanningPauses(inst, () => [inputStream(ws, inbox, hint), outputStream(ws)], abort.signal);
     const status = await parts.instances.wait(inst, abort.signal);
     finish(ws, status);
   } finally {
@@ -296,22 +290,14 @@ async function ioSession(parts: ServerParts, ws: WebSocket, inbox: Inbox, id: st
   const inst: ServerInstance = parts.instances.get(caller.principal!, id);
   const abort = new AbortController();
   ws.on('close', () => abort.abort(new Error('client went away')));
-  let joined = false;
   const hint = { sent: false };
-  await parts.instances.connect(inst, inputStream(ws, inbox, hint), outputStream(ws), abort.signal, () => {
-    joined = true;
+  const joined = await parts.instances.connectSpanningPauses(inst, () => [inputStream(ws, inbox, hint), outputStream(ws)], abort.signal, () => {
     parts.instances.event('INSTANCE_CONNECT', inst, { transport: 'websocket' });
     ws.send(pretty({ connected: true }));
   });
   if (!joined) {
     if (ws.readyState === ws.OPEN) ws.send(pretty({ connected: false }));
     throw new WsClose(1008, 'not connected');
-  }
-  // A snapshot or checkpoint paused the instance and cut the connection: take it up again.
-  while (inst.paused && !abort.signal.aborted) {
-    await inst.paused;
-    if (!inst.running || abort.signal.aborted) break;
-    await parts.instances.connect(inst, inputStream(ws, inbox, hint), outputStream(ws), abort.signal);
   }
   parts.instances.event('INSTANCE_DISCONNECT', inst, { transport: 'websocket', ...(abort.signal.aborted ? { error: 'client went away' } : {}) });
   finish(ws, inst.status);
