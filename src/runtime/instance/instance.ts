@@ -14,6 +14,7 @@ import {
   FUEL_EXPORT,
   GLOBAL_EXPORT_PREFIX,
   MEMORY_IMPORT,
+  NO_UNWIND_EXPORT,
   START_EXPORT,
   TICK_IMPORT,
 } from '../prepare/names.ts';
@@ -55,6 +56,18 @@ export interface InstanceOptions {
   random?: (buffer: Uint8Array) => void;
   /** Continue from a captured state (a snapshot) instead of starting fresh. */
   restore?: InstanceState;
+  /**
+   * Embedder mode: link the program to these imports instead of Gate's ABI
+   * (for modules prepared with `abi: false`, such as the spec suite's). Any
+   * exported function can then be run, with arguments; its return value is
+   * kept (`returned`); and a trap or stack exhaustion ends the call, not the
+   * instance, which stays callable (HALTED). The same preparation, fuel,
+   * unwinding and capture code runs as for Gate programs. Imported functions
+   * must not call back into this instance.
+   */
+  imports?: WebAssembly.Imports;
+  /** How an entry function is called in embedder mode; default `fn(...args)`. */
+  invoke?: (fn: (...args: unknown[]) => unknown, args: readonly unknown[]) => unknown;
 }
 
 /** Bad input from whoever launched the instance (not the program's fault). */
@@ -88,8 +101,11 @@ interface AsyncifyExports {
 }
 
 const ASYNCIFY_UNWINDING = 1;
+const ASYNCIFY_REWINDING = 2;
 /** Fuel granted per tick: about a millisecond of work, so the slice clock is read often enough. */
 const FUEL_GRANT = 1_000_000;
+/** Fuel granted by a tick that cannot unwind (see NO_UNWIND_EXPORT): the next chance comes soon. */
+const NO_UNWIND_GRANT = 10_000;
 const RANDOM_POOL_SIZE = 16;
 const NS_PER_MS = 1_000_000n;
 
@@ -111,11 +127,17 @@ export class Instance {
   private readonly timeLimit: number;
   private readonly clock: { realtime(): bigint; monotonic(): bigint };
   private readonly fillRandom: (buffer: Uint8Array) => void;
+  private readonly embedderImports: WebAssembly.Imports | undefined;
+  private readonly invokeEntry: ((fn: (...args: unknown[]) => unknown, args: readonly unknown[]) => unknown) | undefined;
+  private entryArgs: readonly unknown[] = [];
+  private returnValue: unknown;
 
   private memory!: WebAssembly.Memory;
   private instance: WebAssembly.Instance | undefined;
   private asyncify: AsyncifyExports | undefined;
   private fuel: WebAssembly.Global | undefined;
+  /** How many functions that Asyncify cannot unwind are on the stack (absent when the program has none). */
+  private noUnwind: WebAssembly.Global | undefined;
 
   // Program state that survives between runs.
   private entry: string | undefined;
@@ -166,13 +188,16 @@ export class Instance {
     this.timeLimit = options.timeLimit ?? Infinity;
     this.clock = options.clock ?? defaultClock();
     this.fillRandom = options.random ?? ((b) => crypto.getRandomValues(b as Uint8Array<ArrayBuffer>));
+    this.embedderImports = options.imports;
+    this.invokeEntry = options.invoke;
     const { initial, maximum } = this.compiled.prepared.info.memory;
     this.abi = this.makeAbiHost();
     if (options.restore) {
       this.memory = this.restoreState(options.restore, maximum);
       return;
     }
-    this.entry = resolveEntry(this.compiled.prepared.info.entries, options.function);
+    // In embedder mode there is no default entry (no _start convention).
+    this.entry = this.embedderImports ? options.function || undefined : resolveEntry(this.compiled.prepared.info.entries, options.function);
     if (!this.compiled.prepared.info.hasStart) this.phase = 'entry';
     this.memory = new WebAssembly.Memory(maximum === null ? { initial } : { initial, maximum });
   }
@@ -192,10 +217,10 @@ export class Instance {
     this.monotonicSaved = state.monotonic;
     this.fuelUsed = state.fuelUsed;
     this.timeUsed = state.timeUsed;
-    if (state.status.cause === Cause.CALL_STACK_EXHAUSTED) this.stuck = { ...state.status };
+    if (state.status.cause === Cause.CALL_STACK_EXHAUSTED && !this.embedderImports) this.stuck = { ...state.status };
     const pending = state.pending;
     if (pending) {
-      if (pending.entry !== undefined && !this.compiled.prepared.info.entries.includes(pending.entry)) {
+      if (pending.entry !== undefined && !this.embedderImports && !this.compiled.prepared.info.entries.includes(pending.entry)) {
         throw new InstanceError('ERR_ENTRY_NOT_FOUND', `snapshot entry function ${pending.entry} is not exported`);
       }
       if (pending.phase === 'start' && !this.compiled.prepared.info.hasStart) {
@@ -212,7 +237,33 @@ export class Instance {
     this.instantiate();
     new Uint8Array(memory.buffer).set(state.memory);
     for (const [index, value] of state.globals) this.global(index).value = value;
+    if (pending?.entry !== undefined && this.embedderImports) this.checkExportedFunction(pending.entry);
     return memory;
+  }
+
+  /**
+   * Instantiate now (otherwise the first run does): link errors and traps in
+   * segment initialization are thrown here, as V8 reports them.
+   */
+  link(): void {
+    this.instantiate();
+  }
+
+  /** The instance's exports (it is instantiated if it was not yet). */
+  get exports(): WebAssembly.Exports {
+    this.instantiate();
+    return this.instance!.exports;
+  }
+
+  /** Embedder mode: what the entry function returned in the run that halted last. */
+  get returned(): unknown {
+    return this.returnValue;
+  }
+
+  private checkExportedFunction(name: string): void {
+    if (typeof this.exports[name] !== 'function') {
+      throw new InstanceError('ERR_ENTRY_NOT_FOUND', `function not exported: ${name}`);
+    }
   }
 
   private global(index: number): WebAssembly.Global {
@@ -254,21 +305,35 @@ export class Instance {
     return this.fuelUsed + (this.executing ? this.fuelGranted - this.fuelValue() : 0);
   }
 
-  /** Start the first run, or resume a suspended or halted instance. Resolves when the run stops. */
-  run(options: { function?: string } = {}): Promise<Status> {
+  /**
+   * Start the first run, or resume a suspended or halted instance. Resolves when the run stops.
+   * `args` (embedder mode) are the entry function's arguments; when a suspended call is
+   * resumed they are passed again while its stack is rewound, which restores the real
+   * values, so any values of the right types do.
+   */
+  run(options: { function?: string; args?: readonly unknown[] } = {}): Promise<Status> {
     if (this.running) throw new InstanceError('ERR_INSTANCE_RUNNING', 'instance is running');
     const { state } = this.status;
     if (state === State.TERMINATED || state === State.KILLED) {
       throw new InstanceError('ERR_INSTANCE_FINAL', `instance is ${state.toLowerCase()}`);
     }
-    if (options.function) {
+    // Any name may be exported in embedder mode, even an empty one.
+    if (this.embedderImports ? options.function !== undefined : options.function) {
       if (state !== State.HALTED) {
         throw new InstanceError('ERR_INSTANCE_STATE', 'function may be specified only when resuming a halted instance');
       }
-      this.entry = resolveEntry(this.compiled.prepared.info.entries, options.function);
+      if (this.embedderImports) {
+        this.checkExportedFunction(options.function!);
+        this.entry = options.function;
+      } else {
+        this.entry = resolveEntry(this.compiled.prepared.info.entries, options.function);
+      }
     }
+    if (options.args) this.entryArgs = options.args;
     if (state === State.HALTED) {
-      if (!options.function) throw new InstanceError('ERR_INSTANCE_STATE', 'halted instance can be resumed only with a function');
+      if (options.function === undefined || (!this.embedderImports && !options.function)) {
+        throw new InstanceError('ERR_INSTANCE_STATE', 'halted instance can be resumed only with a function');
+      }
       this.phase = 'entry';
     }
     return new Promise<Status>((resolve) => {
@@ -375,7 +440,13 @@ export class Instance {
     this.timeUsed += this.engine.now() - this.stepBegan;
     this.absorbFuel();
     if (failed) {
-      this.finish(this.errorStatus(failure));
+      const status = this.errorStatus(failure);
+      this.resetAsyncify();
+      this.finish(status);
+      if (this.embedderImports && this.phase === 'entry' && status.cause !== Cause.NORMAL && status.cause !== Cause.INTERNAL) {
+        // Embedder mode: the trap ended the call; the instance stays callable.
+        this.status = { state: State.HALTED, cause: Cause.NORMAL, result: 0 };
+      }
       return;
     }
 
@@ -409,6 +480,16 @@ export class Instance {
 
   private instantiate(): void {
     if (this.instance) return;
+    if (this.embedderImports) {
+      this.instance = new WebAssembly.Instance(this.compiled.module, {
+        ...this.embedderImports,
+        [ENGINE_MODULE]: this.engineImports(),
+      });
+      this.asyncify = this.instance.exports as unknown as AsyncifyExports;
+      this.fuel = this.instance.exports[FUEL_EXPORT] as WebAssembly.Global;
+      this.noUnwind = this.instance.exports[NO_UNWIND_EXPORT] as WebAssembly.Global | undefined;
+      return;
+    }
     const imports = createImports(this.abi, this.compiled.prepared.info.imports) as Record<
       string,
       Record<string, WebAssembly.ImportValue>
@@ -423,26 +504,36 @@ export class Instance {
         return fn(...args);
       };
     }
-    imports[ENGINE_MODULE] = {
+    imports[ENGINE_MODULE] = this.engineImports();
+    this.instance = new WebAssembly.Instance(this.compiled.module, imports);
+    this.asyncify = this.instance.exports as unknown as AsyncifyExports;
+    this.fuel = this.instance.exports[FUEL_EXPORT] as WebAssembly.Global;
+    this.noUnwind = this.instance.exports[NO_UNWIND_EXPORT] as WebAssembly.Global | undefined;
+  }
+
+  private engineImports(): Record<string, WebAssembly.ImportValue> {
+    return {
       [TICK_IMPORT]: () => this.tick(),
       [MEMORY_IMPORT]: this.memory,
       [ASYNCIFY_MEMORY_IMPORT]: this.engine.asyncifyMemory,
     };
-    this.instance = new WebAssembly.Instance(this.compiled.module, imports);
-    this.asyncify = this.instance.exports as unknown as AsyncifyExports;
-    this.fuel = this.instance.exports[FUEL_EXPORT] as WebAssembly.Global;
   }
 
   private callPhase(): void {
     const name = this.phase === 'start' ? START_EXPORT : this.entry!;
-    const fn = this.instance!.exports[name] as () => unknown;
+    const fn = this.instance!.exports[name] as (...args: unknown[]) => unknown;
     if (this.stack) {
       this.loadStack();
       this.rewinding = true;
       this.asyncify!.asyncify_start_rewind(0);
+    } else if (this.noUnwind) {
+      // A fresh call; a trap may have left the count up.
+      this.noUnwind.value = 0;
     }
     this.grantFuel();
-    fn();
+    if (this.phase === 'start') fn();
+    else if (this.invokeEntry) this.returnValue = this.invokeEntry(fn, this.entryArgs);
+    else this.returnValue = fn(...this.entryArgs);
   }
 
   private endRewind(): void {
@@ -473,6 +564,11 @@ export class Instance {
 
   /** The program ran out of fuel: decide whether it goes on. */
   private tick(): number {
+    if (!this.executing) {
+      // Entered from outside a run (another instance calling an export, in
+      // embedder mode): there is no run to suspend, so the call just goes on.
+      return FUEL_GRANT;
+    }
     if (this.rewinding) {
       this.endRewind();
       this.grantFuel();
@@ -492,6 +588,13 @@ export class Instance {
       this.suspendRequested = true;
     }
     if (now >= this.sliceDeadline || this.suspendRequested || this.killRequested) {
+      if (!this.canUnwind()) {
+        // Inside a function that holds references: no unwinding until it
+        // returns, so check again soon.
+        this.fuelGranted = Math.max(1, Math.min(NO_UNWIND_GRANT, this.fuelLimit - this.fuelUsed));
+        this.fuel!.value = this.fuelGranted;
+        return this.fuelGranted;
+      }
       this.startUnwind('preempt');
       return 0;
     }
@@ -582,6 +685,20 @@ export class Instance {
     else this.finish({ state: State.SUSPENDED, cause: Cause.NORMAL, result: 0 });
   }
 
+  /** Whether the stack can be unwound now: no function that holds references is on it (see NO_UNWIND_EXPORT). */
+  private canUnwind(): boolean {
+    return !this.noUnwind || (this.noUnwind.value as number) === 0;
+  }
+
+  /** A trap can leave Asyncify unwinding or rewinding: back to normal, so the instance's exports work. */
+  private resetAsyncify(): void {
+    const asyncify = this.asyncify;
+    if (!asyncify) return;
+    const state = asyncify.asyncify_get_state();
+    if (state === ASYNCIFY_UNWINDING) asyncify.asyncify_stop_unwind();
+    else if (state === ASYNCIFY_REWINDING) asyncify.asyncify_stop_rewind();
+  }
+
   private errorStatus(error: unknown): Status {
     if (error instanceof Exit) return { state: State.TERMINATED, cause: Cause.NORMAL, result: error.result };
     if (error instanceof AbiViolation) {
@@ -600,7 +717,7 @@ export class Instance {
     if (cause === Cause.CALL_STACK_EXHAUSTED) {
       const status = { state: State.SUSPENDED, cause, result: 0 };
       // The wasm stack is gone; resuming would only exhaust it again.
-      this.stuck = status;
+      if (!this.embedderImports) this.stuck = status;
       return status;
     }
     if (cause !== undefined) return { state: State.KILLED, cause, result: 0 };
@@ -680,7 +797,11 @@ export class Instance {
         return flag;
       },
       wait: (request: WaitRequest): WaitOutcome | null => this.waitFor(request),
-      deficiency: (): void => this.startUnwind('deficiency'),
+      deficiency: (): void => {
+        // Below a function that holds references the stack cannot be saved: the run ends instead.
+        if (!this.canUnwind()) throw new Trap(Cause.ABI_DEFICIENCY);
+        this.startUnwind('deficiency');
+      },
       exit: (status: number): never => {
         throw new Exit(status);
       },
@@ -698,7 +819,8 @@ export class Instance {
       return outcome;
     }
     if (this.abortError) throw this.abortError;
-    if (request.timeout === 0n || this.isReady(request)) {
+    // Below a function that holds references the stack cannot be saved: the wait polls.
+    if (request.timeout === 0n || this.isReady(request) || !this.canUnwind()) {
       return {
         readable: request.readable && this.channel!.readable(),
         writable: request.writable && this.channel!.writable(),

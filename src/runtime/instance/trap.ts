@@ -12,6 +12,8 @@ const runtimeErrorCauses: Record<string, Cause> = {
   'divide result unrepresentable': Cause.INTEGER_OVERFLOW,
   'float unrepresentable in integer range': Cause.INTEGER_OVERFLOW,
   'table index is out of bounds': Cause.INDIRECT_CALL_INDEX_OUT_OF_BOUNDS,
+  // table.init past the end of its segment or table (the spec's "out of bounds table access").
+  'element segment out of bounds': Cause.INDIRECT_CALL_INDEX_OUT_OF_BOUNDS,
   'null function or function signature mismatch': Cause.INDIRECT_CALL_SIGNATURE_MISMATCH,
 };
 

@@ -4,7 +4,8 @@
 // only when a module has to be prepared, since loading it costs ~0.3 s.
 
 import type * as BinaryenModule from 'binaryen';
-import { ENGINE_MODULE, FUEL_EXPORT, GLOBAL_EXPORT_PREFIX, START_EXPORT } from './names.ts';
+import { addEmptyMemory, moveDeclarativeSegments, withoutCustomSections } from './binaryen-input.ts';
+import { ENGINE_MODULE, FUEL_EXPORT, GLOBAL_EXPORT_PREFIX, NO_UNWIND_EXPORT, START_EXPORT } from './names.ts';
 
 type Binaryen = typeof BinaryenModule.default;
 
@@ -25,6 +26,11 @@ export interface AsyncifyOptions {
   asyncifyPages: number;
   /** Give the module an empty memory 0 first (it has none), so Asyncify's memory is always memory 1. */
   addMemory?: boolean;
+  /**
+   * Indexes of functions Asyncify must leave alone (they hold references,
+   * which it cannot save): the engine never unwinds while one is on the stack.
+   */
+  noUnwind?: readonly number[];
 }
 
 /** Features we read and write; anything else was refused by the parser already. */
@@ -81,9 +87,10 @@ const OPTIMIZE_PASSES = [
  */
 export async function asyncify(bytes: Uint8Array, options: AsyncifyOptions): Promise<Uint8Array> {
   const b = await loadBinaryen();
-  const m = (b.readBinary as (data: Uint8Array, features?: number) => BinaryenModule.default.Module)(bytes, features(b));
+  let input = moveDeclarativeSegments(withoutCustomSections(bytes));
+  if (options.addMemory) input = addEmptyMemory(input);
+  const m = (b.readBinary as (data: Uint8Array, features?: number) => BinaryenModule.default.Module)(input, features(b));
   try {
-    if (options.addMemory) m.setMemory(0, 0, null, [], false, false, 'gate_engine_memory');
     exportInternals(b, m);
     const imports = [...options.blockingImports, `${ENGINE_MODULE}.tick`];
     // Binaryen's pass arguments and optimize levels are process-global state.
@@ -93,15 +100,30 @@ export async function asyncify(bytes: Uint8Array, options: AsyncifyOptions): Pro
     b.setPassArgument('asyncify-imports', imports.join(','));
     b.setPassArgument('asyncify-in-secondary-memory', '1');
     b.setPassArgument('asyncify-secondary-memory-size', String(options.asyncifyPages));
-    m.runPasses(['asyncify']);
+    b.setPassArgument('asyncify-removelist', removeList(b, m, options.noUnwind ?? []));
+    try {
+      m.runPasses(['asyncify']);
+    } finally {
+      b.setPassArgument('asyncify-imports', null);
+      b.setPassArgument('asyncify-in-secondary-memory', null);
+      b.setPassArgument('asyncify-secondary-memory-size', null);
+      b.setPassArgument('asyncify-removelist', null);
+    }
     m.runPasses(OPTIMIZE_PASSES);
-    b.setPassArgument('asyncify-imports', null);
-    b.setPassArgument('asyncify-in-secondary-memory', null);
-    b.setPassArgument('asyncify-secondary-memory-size', null);
     return m.emitBinary();
   } finally {
     m.dispose();
   }
+}
+
+/** Asyncify's remove list: function names, comma-separated (names with a comma or wildcard cannot be listed). */
+function removeList(b: Binaryen, m: BinaryenModule.default.Module, indexes: readonly number[]): string | null {
+  if (indexes.length === 0) return null;
+  const names = indexes.map((i) => b.getFunctionInfo(m.getFunctionByIndex(i)).name);
+  for (const name of names) {
+    if (/[,*]/.test(name)) throw new Error(`function name ${JSON.stringify(name)} cannot be given to Asyncify's remove list`);
+  }
+  return names.join(',');
 }
 
 function exportInternals(b: Binaryen, m: BinaryenModule.default.Module): void {
@@ -110,15 +132,15 @@ function exportInternals(b: Binaryen, m: BinaryenModule.default.Module): void {
     m.addFunctionExport(b.getFunctionInfo(start).name, START_EXPORT);
     m.setStart(0);
   }
-  let fuel = '';
+  const engineGlobals = new Set<string>();
   for (let i = 0; i < m.getNumExports(); i++) {
     const e = b.getExportInfo(m.getExportByIndex(i));
-    if (e.kind === b.ExternalGlobal && e.name === FUEL_EXPORT) fuel = e.value;
+    if (e.kind === b.ExternalGlobal && (e.name === FUEL_EXPORT || e.name === NO_UNWIND_EXPORT)) engineGlobals.add(e.value);
   }
   for (let i = 0; i < m.getNumGlobals(); i++) {
     const g = b.getGlobalInfo(m.getGlobalByIndex(i));
     if (!g.mutable || g.module) continue;
-    if (g.name === fuel) continue; // engine state, not the program's
+    if (engineGlobals.has(g.name)) continue; // engine state, not the program's
     m.addGlobalExport(g.name, GLOBAL_EXPORT_PREFIX + i);
   }
 }

@@ -35,11 +35,20 @@
 //   once, and a budget smaller than C cannot loop forever. Loops with a type-index block type
 //   (parameters) keep the simple check at their header.
 //   C is the number of instructions in the region the check guards.
+// - functions that may hold references across a call (reference-holders.ts)
+//   keep their index but become wrappers:
+//     global.get $n; i32.const 1; i32.add; global.set $n;
+//     local.get 0 ... local.get P-1; call $inner;
+//     global.get $n; i32.const 1; i32.sub; global.set $n
+//   where $inner, appended after all other functions (in the same order),
+//   has the original body, and $n is a second global (mut i32) = 0 exported
+//   as "gate_engine.nounwind": the engine must not unwind while it is > 0.
 
 import { ModuleFormatError, Reader, Writer } from '../wasm/binary.ts';
 import { CodeReader, Op } from '../wasm/instructions.ts';
 import { parseModule, SectionId, SECTION_ORDER, type ModuleInfo, type SectionInfo } from '../wasm/module.ts';
-import { ENGINE_MODULE, FUEL_EXPORT, RESERVED_PREFIX, TICK_IMPORT } from './names.ts';
+import { ENGINE_MODULE, FUEL_EXPORT, NO_UNWIND_EXPORT, RESERVED_PREFIX, TICK_IMPORT } from './names.ts';
+import { referenceHolders } from './reference-holders.ts';
 
 /** Largest cost charged by one check. */
 export const MAX_CHECK_COST = 1_000_000;
@@ -72,6 +81,9 @@ class FuelRewriter {
   readonly leafCost: Float64Array;
   readonly checkHead: Uint8Array;
   readonly checkTail: Uint8Array;
+  /** Code section positions of the wrapped functions (see the contract). */
+  readonly holders: number[];
+  readonly noUnwindGlobal: number;
 
   // Scratch state for one body, reused across bodies.
   private pointKind: number[] = [];
@@ -95,6 +107,8 @@ class FuelRewriter {
     this.tick = info.importedFunctions;
     this.fuelGlobal = info.importedGlobals + info.globals.length;
     this.tickType = info.types.length;
+    this.holders = referenceHolders(bytes, info);
+    this.noUnwindGlobal = this.fuelGlobal + 1;
 
     const imported = info.importedFunctions;
     this.leafCost = new Float64Array(imported + info.code.length).fill(-1);
@@ -197,7 +211,7 @@ class FuelRewriter {
       case SectionId.Global: {
         const m = mark();
         const globals = this.info.globals;
-        out.u32(globals.length + 1);
+        out.u32(globals.length + (this.holders.length > 0 ? 2 : 1));
         for (const g of globals) {
           if (g.funcRefs === 0) {
             out.bytes(bytes, g.range.start, g.range.end);
@@ -206,18 +220,30 @@ class FuelRewriter {
             this.constExpr(g.init.start, g.init.end);
           }
         }
-        out.u8(TYPE_I32);
-        out.u8(1);
-        out.u8(Op.I32Const);
-        out.u8(0);
-        out.u8(Op.End);
+        for (let i = this.holders.length > 0 ? 2 : 1; i > 0; i--) {
+          out.u8(TYPE_I32);
+          out.u8(1);
+          out.u8(Op.I32Const);
+          out.u8(0);
+          out.u8(Op.End);
+        }
+        out.endSize(m);
+        return;
+      }
+      case SectionId.Function: {
+        if (this.holders.length === 0) break;
+        const m = mark();
+        const n = r!.u32();
+        out.u32(n + this.holders.length);
+        out.bytes(bytes, r!.pos, r!.end);
+        for (const i of this.holders) out.u32(this.info.functions[i]);
         out.endSize(m);
         return;
       }
       case SectionId.Export: {
         const m = mark();
         const n = r ? r.u32() : 0;
-        out.u32(n + 1);
+        out.u32(n + (this.holders.length > 0 ? 2 : 1));
         for (let i = 0; i < n && r; i++) {
           const nameStart = r.pos;
           r.byteVector();
@@ -230,6 +256,11 @@ class FuelRewriter {
         out.name(FUEL_EXPORT);
         out.u8(KIND_GLOBAL);
         out.u32(this.fuelGlobal);
+        if (this.holders.length > 0) {
+          out.name(NO_UNWIND_EXPORT);
+          out.u8(KIND_GLOBAL);
+          out.u32(this.noUnwindGlobal);
+        }
         out.endSize(m);
         return;
       }
@@ -243,9 +274,8 @@ class FuelRewriter {
         return this.elementSection(mark());
       case SectionId.Code:
         return this.codeSection(mark());
-      default:
-        if (s) out.bytes(bytes, s.start, s.end);
     }
+    if (s) out.bytes(bytes, s.start, s.end);
   }
 
   /** Copy the constant expression at `start` (up to its `end`), renumbering ref.func; returns its end. */
@@ -288,17 +318,54 @@ class FuelRewriter {
   }
 
   private codeSection(m: number): void {
-    const { out, bytes, info } = this;
-    out.u32(info.code.length);
+    const { out, info, holders } = this;
+    out.u32(info.code.length + holders.length);
+    const wrapped = new Map(holders.map((i, k) => [i, k]));
     for (let i = 0; i < info.code.length; i++) {
-      const body = info.code[i];
-      const size = out.beginSize();
-      const leaf = this.leafCost[this.tick + i] >= 0;
-      if (leaf && body.funcRefs === 0) out.bytes(bytes, body.range.start, body.range.end);
-      else this.body(body.range.start, body.instructions, body.range.end, leaf);
-      out.endSize(size);
+      const k = wrapped.get(i);
+      if (k !== undefined) this.wrapper(i, this.tick + 1 + info.code.length + k);
+      else this.code(i);
     }
+    for (const i of holders) this.code(i);
     out.endSize(m);
+  }
+
+  private code(i: number): void {
+    const { out, bytes, info } = this;
+    const body = info.code[i];
+    const size = out.beginSize();
+    const leaf = this.leafCost[this.tick + i] >= 0;
+    if (leaf && body.funcRefs === 0) out.bytes(bytes, body.range.start, body.range.end);
+    else this.body(body.range.start, body.instructions, body.range.end, leaf);
+    out.endSize(size);
+  }
+
+  /** The body of wrapped function i: count it in, call its original body (function `inner`), count it out. */
+  private wrapper(i: number, inner: number): void {
+    const out = this.out;
+    const params = this.info.types[this.info.functions[i]].params.length;
+    const size = out.beginSize();
+    out.u32(0); // no locals
+    const add = (op: number) => {
+      out.u8(Op.GlobalGet);
+      out.u32(this.noUnwindGlobal);
+      out.u8(Op.I32Const);
+      out.u8(1);
+      out.u8(op);
+      out.u8(Op.GlobalSet);
+      out.u32(this.noUnwindGlobal);
+    };
+    add(Op.I32Add);
+    for (let p = 0; p < params; p++) {
+      out.u8(Op.LocalGet);
+      out.u32(p);
+    }
+    out.u8(Op.Call);
+    out.u32(inner);
+    // The results stay on the stack below the count's update.
+    add(Op.I32Sub);
+    out.u8(Op.End);
+    out.endSize(size);
   }
 
   private check(cost: number): void {

@@ -8,6 +8,8 @@ export const RESERVED_PREFIX = `${ENGINE_MODULE}.`;
 export const TICK_IMPORT = 'tick';
 /** Exported mutable i32 global: remaining fuel. */
 export const FUEL_EXPORT = `${ENGINE_MODULE}.fuel`;
+/** Exported mutable i32 global, when the program has functions Asyncify cannot unwind: how many are on the stack. */
+export const NO_UNWIND_EXPORT = `${ENGINE_MODULE}.nounwind`;
 /** Exported former start function. */
 export const START_EXPORT = `${ENGINE_MODULE}.start`;
 /** Prefix of exported mutable program globals: "gate_engine.global.<index>". */

@@ -7,13 +7,14 @@ import { checkImports } from '../abi/imports.ts';
 import { isBlockingImport } from '../abi/imports.ts';
 import { parseModule, type ModuleInfo } from '../wasm/module.ts';
 import { addFuel } from './fuel.ts';
+import { referenceHolders } from './reference-holders.ts';
 import { asyncify, BINARYEN_VERSION } from './asyncify.ts';
 import { importMemories, type MemoryImport } from './memory-import.ts';
 import { ASYNCIFY_MEMORY_IMPORT, MEMORY_IMPORT } from './names.ts';
 import type { ImportInfo, PreparedModule, ProgramInfo } from './prepared.ts';
 
 /** Bumped whenever prepared modules or saved stacks change meaning. */
-export const PREPARE_VERSION = `gate-ts-prepare-1/binaryen-${BINARYEN_VERSION}`;
+export const PREPARE_VERSION = `gate-ts-prepare-2/binaryen-${BINARYEN_VERSION}`;
 
 /** Gate's default instance memory limit: 32 MiB. */
 export const DEFAULT_MEMORY_PAGES = 512;
@@ -52,6 +53,15 @@ export async function prepareModule(bytes: Uint8Array, options: PrepareOptions =
     }
   }
   const info = parseModule(bytes);
+  const memoryCount = info.memories.length + info.importedMemories;
+  if (memoryCount > 1) {
+    // Asyncify's buffer is the engine's second memory; programs get one.
+    throw new PrepareError('ERR_MODULE_FEATURE', `module uses multi-memory (${memoryCount} memories), which is not supported: one memory at most`);
+  }
+  if (info.features.includes('tail-call')) {
+    // Binaryen 132's Asyncify aborts on return_call (found by fuzzing the loader).
+    throw new PrepareError('ERR_MODULE_FEATURE', 'module uses tail calls, which are not supported (Asyncify cannot instrument them)');
+  }
   const imports = importList(info);
   if (abi) {
     checkImports(imports);
@@ -60,10 +70,19 @@ export async function prepareModule(bytes: Uint8Array, options: PrepareOptions =
 
   const memory = memoryLimits(info, limit);
   const fueled = addFuel(bytes, info);
+  // The wrapped functions keep their indexes (after the tick import); their bodies follow all others.
+  const holders = referenceHolders(bytes, info);
+  const base = info.importedFunctions + 1;
+  const noUnwind = [...holders.map((i) => base + i), ...holders.map((_, k) => base + info.code.length + k)];
   const blocking = abi
     ? imports.filter((i) => i.kind === 'func' && isBlockingImport(i.module, i.field)).map((i) => `${i.module}.${i.field}`)
     : [];
-  const asyncified = await asyncify(fueled, { blockingImports: blocking, asyncifyPages: 1, addMemory: memory.added });
+  let asyncified: Uint8Array;
+  try {
+    asyncified = await asyncify(fueled, { blockingImports: blocking, asyncifyPages: 1, addMemory: memory.added, noUnwind });
+  } catch (error) {
+    throw instrumentationError(error);
+  }
   const memories: MemoryImport[] = [];
   if (!memory.imported) {
     memories.push({ field: MEMORY_IMPORT, minimum: memory.initial, maximum: memory.maximum ?? undefined });
@@ -79,6 +98,12 @@ export async function prepareModule(bytes: Uint8Array, options: PrepareOptions =
     mutableGlobals: mutableGlobals(info),
   };
   return { bytes: final, info: programInfo, version: PREPARE_VERSION };
+}
+
+/** Binaryen refuses a module by aborting with an opaque error: say at least that it was the instrumentation. */
+function instrumentationError(error: unknown): PrepareError {
+  const message = error instanceof Error ? error.message : (error as { message?: string } | null)?.message;
+  return new PrepareError('ERR_PREPARE_FAILED', `module instrumentation failed: ${message || 'Binaryen aborted'}`);
 }
 
 function importList(info: ModuleInfo): ImportInfo[] {
@@ -113,6 +138,9 @@ function memoryLimits(
       `initial program memory size exceeds instance memory size limit (${mem.initial} pages > ${limit} pages)`,
     );
   }
+  // A program without a maximum keeps none when the limit is wasm32's own:
+  // declaring one would change which memory imports it can satisfy.
+  if (mem.maximum === undefined && limit >= MAX_PAGES) return { initial: mem.initial, maximum: null, imported: false, added: false };
   const maximum = Math.min(mem.maximum ?? limit, limit);
   return { initial: mem.initial, maximum, imported: false, added: false };
 }
