@@ -45,6 +45,8 @@ export async function serveCall(
     const status = await parts.instances.wait(inst, signal);
     if (trailers) res.addTrailers({ 'Gate-Status': JSON.stringify(statusToJSON(status)) });
     if (!res.destroyed) res.end();
+    // Input the program did not read is discarded, so the client can finish sending.
+    req.resume();
   } finally {
     await parts.instances.endCall(inst);
     parts.metrics.calls.inc({ transport: 'http' });
@@ -65,4 +67,5 @@ export async function serveIO(parts: ServerParts, req: IncomingMessage, res: Ser
   parts.instances.event('INSTANCE_DISCONNECT', inst, { transport: 'http', ...(signal.aborted ? { error: 'client went away' } : {}) });
   if (trailers) res.addTrailers({ 'Gate-Status': JSON.stringify(statusToJSON(inst.status)) });
   if (!res.destroyed) res.end();
+  req.resume();
 }
