@@ -90,15 +90,19 @@ export function isSnapshotModule(info: ModuleInfo): boolean {
 
 /** Parse and check a snapshot. `bytes` must be a snapshot module (see isSnapshotModule). */
 export async function readSnapshot(bytes: Uint8Array): Promise<Snapshot> {
-  let info: ModuleInfo;
   try {
-    info = parseModule(bytes);
+    return await readSnapshotModule(bytes);
   } catch (error) {
+    // Bytes the module parser rejects, wherever in the file, are a malformed snapshot.
     if (error instanceof ModuleFormatError || error instanceof UnsupportedFeatureError) {
       throw new SnapshotError(`snapshot is not a valid module: ${error.message}`, 'ERR_SNAPSHOT_MALFORMED');
     }
     throw error;
   }
+}
+
+async function readSnapshotModule(bytes: Uint8Array): Promise<Snapshot> {
+  const info: ModuleInfo = parseModule(bytes);
   const code = sectionIndex(info, SectionId.Code);
   const data = sectionIndex(info, SectionId.Data);
   const snapshot = locateOnce(info, SNAPSHOT_SECTION);
