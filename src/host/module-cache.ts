@@ -9,6 +9,7 @@ import path from 'node:path';
 import { prepareModule, PREPARE_VERSION, type PrepareOptions } from '../runtime/prepare/prepare.ts';
 import type { PreparedModule, ProgramInfo } from '../runtime/prepare/prepared.ts';
 import type { CompiledModule } from '../runtime/instance/instance.ts';
+import { programPartOf } from '../runtime/snapshot/read.ts';
 
 export function defaultCacheDir(): string {
   if (process.env.GATE_CACHE_DIR) return process.env.GATE_CACHE_DIR;
@@ -29,6 +30,8 @@ export interface ModuleCacheOptions extends PrepareOptions {
 export class ModuleCache {
   private readonly dir: string | null;
   private readonly compiled = new Map<string, Promise<CompiledModule>>();
+  /** Program-part key (see programPartOf) → a preparation of an original with that part. */
+  private readonly parts = new Map<string, Promise<CompiledModule>>();
 
   constructor(dir: string | null = defaultCacheDir()) {
     this.dir = dir;
@@ -42,8 +45,38 @@ export class ModuleCache {
       entry = this.load(key, bytes, options);
       this.compiled.set(key, entry);
       entry.catch(() => this.compiled.delete(key));
+      this.notePart(bytes, options, entry);
     }
     return entry;
+  }
+
+  /**
+   * The compiled form for restoring a snapshot whose program part is
+   * `part` into `pages` pages of memory. The program part is not byte-equal
+   * to the program it came from, but when that program was prepared here
+   * its preparation serves: same code, types, imports, exports, tables and
+   * immutable globals; its data and mutable globals are overwritten by the
+   * restore. Only its initial memory must fit.
+   */
+  async getForRestore(part: Uint8Array, pages: number, options: PrepareOptions = {}): Promise<CompiledModule> {
+    const alias = this.parts.get(cacheKey(sha256Hex(part), options));
+    if (alias) {
+      const compiled = await alias.catch(() => undefined);
+      if (compiled && compiled.prepared.info.memory.initial <= pages) return compiled;
+    }
+    return this.get(part, options);
+  }
+
+  private notePart(bytes: Uint8Array, options: PrepareOptions, entry: Promise<CompiledModule>): void {
+    let part: Uint8Array | null;
+    try {
+      part = programPartOf(bytes);
+    } catch {
+      return; // not a valid module: get() reports that
+    }
+    if (part === null) return;
+    const key = cacheKey(sha256Hex(part), options);
+    if (!this.parts.has(key)) this.parts.set(key, entry);
   }
 
   /**

@@ -51,7 +51,8 @@ export interface RestoreOptions extends Omit<ProgramInstanceOptions, 'compiled' 
 export async function restoreInstance(bytes: Uint8Array, options: RestoreOptions): Promise<ProgramInstance> {
   const snapshot = await readSnapshot(bytes);
   const { cache, maxMemoryPages, abi, ...rest } = options;
-  const compiled = await cache.get(snapshot.program, { maxMemoryPages, abi });
+  const pages = snapshot.state.memory.byteLength / 65536;
+  const compiled = await cache.getForRestore(snapshot.program, pages, { maxMemoryPages, abi });
   const pending = snapshot.state.pending;
   if (pending && options.function) {
     throw new InstanceError('ERR_ENTRY_SUSPENDED', 'entry function may not be specified for suspended program');

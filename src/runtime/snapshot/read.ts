@@ -191,6 +191,19 @@ async function readSnapshotModule(bytes: Uint8Array): Promise<Snapshot> {
 }
 
 /** The snapshot's program part (see Snapshot.program). */
+/**
+ * The program part that every snapshot of this (original, non-snapshot)
+ * program has: what readSnapshot returns as `program`. Lets a host that
+ * prepared the original reuse that preparation for a first restore. null
+ * when the module has no single defined memory (snapshots need one) or is
+ * itself a snapshot.
+ */
+export function programPartOf(bytes: Uint8Array): Uint8Array | null {
+  const info = parseModule(bytes);
+  if (info.memories.length !== 1 || info.importedMemories !== 0 || isSnapshotModule(info)) return null;
+  return programOf(bytes, info, undefined, info.start);
+}
+
 function programOf(bytes: Uint8Array, info: ModuleInfo, exported: Located | undefined, start: number | undefined): Uint8Array {
   const out = new Writer(bytes.byteLength);
   out.bytes(bytes, 0, 8);
