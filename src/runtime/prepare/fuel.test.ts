@@ -8,10 +8,9 @@ import { referenceHolders } from './reference-holders.ts';
 import { ModuleFormatError, Reader } from '../wasm/binary.ts';
 import { CodeReader, Op } from '../wasm/instructions.ts';
 import { parseModule, type ModuleInfo } from '../wasm/module.ts';
-import { body, custom, FUNCREF, functype, I32, name, s32, section, u32, vec, wasm, type Bytes } from '../wasm/testing.ts';
+import { body, custom, FUNCREF, functype, I32, name, s32, section, SPEC_SUITE_DIR, u32, vec, wasm, type Bytes } from '../wasm/testing.ts';
 
-const SPEC_DIR = '/work/shared/wasm-spec-tests/json';
-const haveSpec = existsSync(SPEC_DIR);
+const haveSpec = existsSync(SPEC_SUITE_DIR);
 
 /** The exact check sequence the contract specifies. */
 function checkBytes(fuel: number, tick: number, cost: number): Bytes {
@@ -411,12 +410,12 @@ test('the output is deterministic and accepts a precomputed ModuleInfo', () => {
   assert.deepEqual(a, c);
 });
 
-test('every valid spec-suite module still validates after instrumentation', { skip: haveSpec ? false : `spec suite not found at ${SPEC_DIR}` }, () => {
+test('every valid spec-suite module still validates after instrumentation', { skip: haveSpec ? false : `spec suite not found at ${SPEC_SUITE_DIR}` }, () => {
   let count = 0;
   let checks = 0;
-  for (const f of readdirSync(SPEC_DIR).sort()) {
+  for (const f of readdirSync(SPEC_SUITE_DIR).sort()) {
     if (!f.endsWith('.wasm')) continue;
-    const bytes = new Uint8Array(readFileSync(join(SPEC_DIR, f)));
+    const bytes = new Uint8Array(readFileSync(join(SPEC_SUITE_DIR, f)));
     if (!WebAssembly.validate(bytes)) continue;
     const info = parseModule(bytes);
     const out = addFuel(bytes, info);
@@ -440,11 +439,11 @@ test('every valid spec-suite module still validates after instrumentation', { sk
   console.log(`instrumented ${count} valid spec modules, ${checks} checks`);
 });
 
-test('mutated spec modules that V8 accepts still validate after instrumentation', { skip: haveSpec ? false : `spec suite not found at ${SPEC_DIR}` }, () => {
-  const modules = readdirSync(SPEC_DIR)
+test('mutated spec modules that V8 accepts still validate after instrumentation', { skip: haveSpec ? false : `spec suite not found at ${SPEC_SUITE_DIR}` }, () => {
+  const modules = readdirSync(SPEC_SUITE_DIR)
     .filter((f) => f.endsWith('.wasm'))
     .sort()
-    .map((f) => new Uint8Array(readFileSync(join(SPEC_DIR, f))))
+    .map((f) => new Uint8Array(readFileSync(join(SPEC_SUITE_DIR, f))))
     .filter((b) => b.length > 8 && WebAssembly.validate(b));
   let seed = 0x2545f491;
   const rand = () => {
@@ -472,13 +471,13 @@ test('mutated spec modules that V8 accepts still validate after instrumentation'
   assert.ok(instrumented > 1000);
 });
 
-test('instrumentation timing', { skip: haveSpec ? false : `spec suite not found at ${SPEC_DIR}` }, () => {
-  const files = readdirSync(SPEC_DIR).filter((f) => f.endsWith('.wasm'));
+test('instrumentation timing', { skip: haveSpec ? false : `spec suite not found at ${SPEC_SUITE_DIR}` }, () => {
+  const files = readdirSync(SPEC_SUITE_DIR).filter((f) => f.endsWith('.wasm'));
   let largest = '';
   for (const f of files) {
-    if (!largest || statSync(join(SPEC_DIR, f)).size > statSync(join(SPEC_DIR, largest)).size) largest = f;
+    if (!largest || statSync(join(SPEC_SUITE_DIR, f)).size > statSync(join(SPEC_SUITE_DIR, largest)).size) largest = f;
   }
-  const bytes = new Uint8Array(readFileSync(join(SPEC_DIR, largest)));
+  const bytes = new Uint8Array(readFileSync(join(SPEC_SUITE_DIR, largest)));
   const time = (fn: () => void, rounds: number) => {
     fn();
     const t0 = performance.now();

@@ -6,7 +6,7 @@ import { ModuleFormatError, UnsupportedFeatureError } from './binary.ts';
 import { Feature } from './features.ts';
 import { CodeReader, Op, scanBody } from './instructions.ts';
 import { parseModule } from './module.ts';
-import { body, functype, section, u32, vec, wasm } from './testing.ts';
+import { body, functype, section, SPEC_SUITE_DIR, u32, vec, wasm } from './testing.ts';
 
 /** Decode a byte sequence into one record per instruction. */
 function decode(bytes: number[]): CodeReader[] {
@@ -184,14 +184,13 @@ test('the 0xFD and 0xFC opcode tables agree with V8', () => {
   }
 });
 
-const SPEC_DIR = '/work/shared/wasm-spec-tests/json';
 
-test('decoding speed over the spec suite', { skip: existsSync(SPEC_DIR) ? false : `spec suite not found at ${SPEC_DIR}` }, () => {
+test('decoding speed over the spec suite', { skip: existsSync(SPEC_SUITE_DIR) ? false : `spec suite not found at ${SPEC_SUITE_DIR}` }, () => {
   const bodies: [Uint8Array, number, number][] = [];
   let bytes = 0;
-  for (const f of readdirSync(SPEC_DIR)) {
+  for (const f of readdirSync(SPEC_SUITE_DIR)) {
     if (!f.endsWith('.wasm')) continue;
-    const m = new Uint8Array(readFileSync(join(SPEC_DIR, f)));
+    const m = new Uint8Array(readFileSync(join(SPEC_SUITE_DIR, f)));
     if (!WebAssembly.validate(m)) continue;
     for (const b of parseModule(m).code) {
       bodies.push([m, b.instructions, b.range.end]);

@@ -7,10 +7,10 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ModuleFormatError, UnsupportedFeatureError } from './binary.ts';
 import { parseModule } from './module.ts';
+import { SPEC_SUITE_DIR } from './testing.ts';
 
-const SPEC_DIR = '/work/shared/wasm-spec-tests/json';
-const present = existsSync(SPEC_DIR);
-const skip = present ? false : `spec suite not found at ${SPEC_DIR}`;
+const present = existsSync(SPEC_SUITE_DIR);
+const skip = present ? false : `spec suite not found at ${SPEC_SUITE_DIR}`;
 
 interface Command {
   type: string;
@@ -26,9 +26,9 @@ test('every module V8 accepts parses and decodes; refusals are ModuleFormatError
   const failures: string[] = [];
   const t0 = performance.now();
   let bytesTotal = 0;
-  for (const f of readdirSync(SPEC_DIR).sort()) {
+  for (const f of readdirSync(SPEC_SUITE_DIR).sort()) {
     if (!f.endsWith('.wasm')) continue;
-    const bytes = new Uint8Array(readFileSync(join(SPEC_DIR, f)));
+    const bytes = new Uint8Array(readFileSync(join(SPEC_SUITE_DIR, f)));
     bytesTotal += bytes.length;
     const valid = WebAssembly.validate(bytes);
     try {
@@ -54,12 +54,12 @@ test('every module V8 accepts parses and decodes; refusals are ModuleFormatError
 test('binary modules the spec calls malformed are refused by the parser', { skip }, () => {
   const accepted: string[] = [];
   let total = 0;
-  for (const script of readdirSync(SPEC_DIR).filter((f) => f.endsWith('.json'))) {
-    const { commands } = JSON.parse(readFileSync(join(SPEC_DIR, script), 'utf8')) as { commands: Command[] };
+  for (const script of readdirSync(SPEC_SUITE_DIR).filter((f) => f.endsWith('.json'))) {
+    const { commands } = JSON.parse(readFileSync(join(SPEC_SUITE_DIR, script), 'utf8')) as { commands: Command[] };
     for (const c of commands) {
       if (c.type !== 'assert_malformed' || c.module_type !== 'binary' || !c.filename) continue;
       total++;
-      const bytes = new Uint8Array(readFileSync(join(SPEC_DIR, c.filename)));
+      const bytes = new Uint8Array(readFileSync(join(SPEC_SUITE_DIR, c.filename)));
       try {
         parseModule(bytes);
         accepted.push(`${c.filename} (${c.text}; V8 ${WebAssembly.validate(bytes) ? 'accepts' : 'refuses'})`);
@@ -77,9 +77,9 @@ test('binary modules the spec calls malformed are refused by the parser', { skip
 
 test('every prefix of the smaller spec modules parses or is a ModuleFormatError', { skip }, () => {
   let prefixes = 0;
-  for (const f of readdirSync(SPEC_DIR).sort()) {
+  for (const f of readdirSync(SPEC_SUITE_DIR).sort()) {
     if (!f.endsWith('.wasm')) continue;
-    const bytes = new Uint8Array(readFileSync(join(SPEC_DIR, f)));
+    const bytes = new Uint8Array(readFileSync(join(SPEC_SUITE_DIR, f)));
     if (bytes.length > 1000 || !WebAssembly.validate(bytes)) continue;
     for (let n = 0; n < bytes.length; n++) {
       prefixes++;

@@ -5,6 +5,9 @@ import { Writer } from './binary.ts';
 
 export type Bytes = number[];
 
+/** The WebAssembly spec suite as JSON commands, beside the repository (../shared). */
+export const SPEC_SUITE_DIR = decodeURIComponent(new URL('../../../../shared/wasm-spec-tests/json', import.meta.url).pathname);
+
 export const I32 = 0x7f;
 export const I64 = 0x7e;
 export const F32 = 0x7d;
