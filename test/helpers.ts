@@ -11,6 +11,7 @@ import type { Engine } from '../src/runtime/instance/engine.ts';
 import type { Status } from '../src/runtime/instance/status.ts';
 import { Registry } from '../src/services/index.ts';
 import type { PrepareOptions } from '../src/runtime/prepare/prepare.ts';
+import { Random } from '../tools/fuzz/random.ts';
 
 export const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -104,4 +105,10 @@ export async function until(predicate: () => boolean, timeoutMs = 10000, what = 
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 5));
   }
+}
+
+/** A deterministic generator of floats in [0, 1) for a seed (the fuzzer's mulberry32). */
+export function random(seed: number): () => number {
+  const r = new Random(seed);
+  return () => r.next();
 }

@@ -13,20 +13,9 @@ import type { ProgramInstance } from '../../src/host/program-instance.ts';
 import { restoreInstance, snapshotInstance } from '../../src/host/snapshot.ts';
 import type { Status } from '../../src/runtime/instance/status.ts';
 import { Registry } from '../../src/services/index.ts';
-import { launch } from '../helpers.ts';
+import { launch, random } from '../helpers.ts';
 
 const SEED = Number(process.env.GATE_TEST_SEED ?? 20261201);
-
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /**
  * The client's side of one connection: input it feeds (handed over only as
