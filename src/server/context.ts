@@ -1,7 +1,7 @@
 // Everything a request handler needs, assembled once by startServer(), and
 // the caller of a request: credentials (or none), principal id and limits.
 
-import type { IncomingMessage } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Credentials, Verifier } from './auth.ts';
 import type { Config, Limits } from './config.ts';
 import type { Executor } from './executor.ts';
@@ -12,6 +12,8 @@ import type { Modules } from './modules.ts';
 import type { Operation, Policy } from './policy.ts';
 import type { Source } from './sources.ts';
 import type { Store } from './store.ts';
+import { requireEmptyBody, requireJSON, requireNoContentType, sendEmpty } from './http.ts';
+import type { Query } from './query.ts';
 
 export interface ServerParts {
   readonly config: Config;
@@ -49,6 +51,23 @@ export function ownerCaller(parts: ServerParts, creds: Credentials | undefined, 
   if (!creds) throw parts.verifier.missing();
   parts.policy.check(op, creds, () => parts.verifier.missing());
   return callerOf(parts, creds);
+}
+
+/**
+ * A list request (POST of the collection, no content, JSON accepted) by an
+ * authorized principal. Other methods (feature detection) are answered here
+ * with an empty response, and the result is undefined.
+ */
+export function listCaller(parts: ServerParts, req: IncomingMessage, res: ServerResponse, q: Query): Caller | undefined {
+  if (req.method !== 'POST') {
+    sendEmpty(res);
+    return undefined;
+  }
+  q.done();
+  requireNoContentType(req);
+  requireEmptyBody(req);
+  requireJSON(req);
+  return ownerCaller(parts, credentialsOf(parts, req), 'authorize');
 }
 
 /** Authorize an operation that anonymous callers may do when the policy admits them. */

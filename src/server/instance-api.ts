@@ -4,25 +4,18 @@
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { statusToJSON } from '../runtime/instance/status.ts';
-import { credentialsOf, ownerCaller, type ServerParts } from './context.ts';
+import { credentialsOf, listCaller, ownerCaller, type ServerParts } from './context.ts';
 import { debugInstance, parseDebugRequest } from './debug.ts';
 import { badRequest, HttpError, notFound, unsupportedAction } from './errors.ts';
-import { acceptsJSON, readSmallBody, requireContentType, requireEmptyBody, requireJSON, requireNoContentType, sendEmpty, sendJSON } from './http.ts';
+import { acceptsJSON, readSmallBody, requireContentType, requireJSON, sendEmpty, sendJSON } from './http.ts';
 import { MODULE_PATH, websocketRequired } from './module-api.ts';
 import { checkTags, pinModule } from './operations.ts';
 import { clientGone, serveIO } from './program-io.ts';
 import { instanceIdError, type Query } from './query.ts';
 
 export async function handleInstanceList(parts: ServerParts, req: IncomingMessage, res: ServerResponse, q: Query): Promise<void> {
-  if (req.method !== 'POST') {
-    sendEmpty(res);
-    return;
-  }
-  q.done();
-  requireNoContentType(req);
-  requireEmptyBody(req);
-  requireJSON(req);
-  const caller = ownerCaller(parts, credentialsOf(parts, req), 'authorize');
+  const caller = listCaller(parts, req, res, q);
+  if (!caller) return;
   const list = parts.instances.list(caller.principal!);
   parts.metrics.events.inc({ type: 'INSTANCE_LIST' });
   sendJSON(res, list.length === 0 ? {} : { instances: list.map((i) => i.info()) });

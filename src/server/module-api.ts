@@ -3,7 +3,7 @@
 // modules named by a configured source.
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { anyCaller, credentialsOf, ownerCaller, type Caller, type ServerParts } from './context.ts';
+import { anyCaller, credentialsOf, listCaller, ownerCaller, type Caller, type ServerParts } from './context.ts';
 import { badRequest, HttpError, notFound, unsupportedAction } from './errors.ts';
 import {
   acceptsWasm,
@@ -71,15 +71,8 @@ function uploadLength(req: IncomingMessage): number {
 }
 
 export async function handleModuleList(parts: ServerParts, req: IncomingMessage, res: ServerResponse, q: Query): Promise<void> {
-  if (req.method !== 'POST') {
-    sendEmpty(res);
-    return;
-  }
-  q.done();
-  requireNoContentType(req);
-  requireEmptyBody(req);
-  requireJSON(req);
-  const caller = ownerCaller(parts, credentialsOf(parts, req), 'authorize');
+  const caller = listCaller(parts, req, res, q);
+  if (!caller) return;
   const pins = parts.store.pins(caller.principal!);
   parts.metrics.events.inc({ type: 'MODULE_LIST' });
   sendJSON(res, pins.length === 0 ? {} : { modules: pins.map(moduleInfo) });
