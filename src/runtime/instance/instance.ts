@@ -726,7 +726,6 @@ export class Instance {
 
   private finish(status: Status): void {
     if (!this.running || this.closing) return;
-    this.running = false;
     this.parked = false;
     this.rewinding = false;
     this.unwindReason = undefined;
@@ -737,25 +736,21 @@ export class Instance {
     this.waitOutcome = undefined;
     this.monotonicSaved = this.monotonicNow();
     if (this.debugLast >= 0 && this.debugLast !== 0x0a) this.debugSink?.(Uint8Array.of(0x0a));
-    const channel = this.channel;
     const ok = status.state === State.SUSPENDED || status.state === State.HALTED;
-    const waiting = channel?.prepareShutdown(ok);
+    const waiting = this.channel?.prepareShutdown(ok);
     if (!waiting) {
-      this.complete(channel, status);
+      this.complete(status);
       return;
     }
     // Some service saves its state elsewhere: the run is over only when it has.
-    this.running = true;
     this.closing = true;
-    void waiting.then(() => {
-      this.running = false;
-      this.closing = false;
-      this.complete(channel, status);
-    });
+    void waiting.then(() => this.complete(status));
   }
 
-  private complete(channel: PacketChannel | undefined, status: Status): void {
-    if (channel) this.channelState = channel.close();
+  private complete(status: Status): void {
+    this.running = false;
+    this.closing = false;
+    if (this.channel) this.channelState = this.channel.close();
     this.channel = undefined;
     this.status = status;
     const settle = this.settle;
