@@ -80,6 +80,9 @@ export class InstanceError extends Error {
   }
 }
 
+/** A kill request ended a run that could not be unwound. */
+class Killed extends Error {}
+
 /** A resource limit ended the run. */
 class LimitExceeded extends Error {
   readonly limit: Limit;
@@ -106,6 +109,12 @@ const ASYNCIFY_REWINDING = 2;
 const FUEL_GRANT = 1_000_000;
 /** Fuel granted by a tick that cannot unwind (see NO_UNWIND_EXPORT): the next chance comes soon. */
 const NO_UNWIND_GRANT = 10_000;
+/**
+ * How long past the end of its slice a program may run inside a function
+ * that holds references (and so cannot be unwound) before it is killed: it
+ * holds the whole thread meanwhile. Compiled C and Rust never hold references.
+ */
+export const PREEMPTION_LIMIT_MS = 1000;
 const RANDOM_POOL_SIZE = 16;
 const NS_PER_MS = 1_000_000n;
 
@@ -590,7 +599,12 @@ export class Instance {
     if (now >= this.sliceDeadline || this.suspendRequested || this.killRequested) {
       if (!this.canUnwind()) {
         // Inside a function that holds references: no unwinding until it
-        // returns, so check again soon.
+        // returns, so check again soon. A kill needs no stack; a program that
+        // keeps the thread too long past its slice ends.
+        if (this.killRequested) throw new Killed();
+        if (now - this.sliceDeadline > PREEMPTION_LIMIT_MS) {
+          throw new LimitExceeded('preemption', `preemption limit exceeded: the program ran ${PREEMPTION_LIMIT_MS} ms past its time slice inside a function that holds references, where it cannot be suspended`);
+        }
         this.fuelGranted = Math.max(1, Math.min(NO_UNWIND_GRANT, this.fuelLimit - this.fuelUsed));
         this.fuel!.value = this.fuelGranted;
         return this.fuelGranted;
@@ -707,6 +721,7 @@ export class Instance {
     if (error instanceof LimitExceeded) {
       return { state: State.KILLED, cause: Cause.NORMAL, result: 0, error: error.message, limit: error.limit };
     }
+    if (error instanceof Killed) return { state: State.KILLED, cause: Cause.NORMAL, result: 0 };
     let cause: Cause | undefined;
     if (error instanceof Trap) cause = error.trapCause;
     else cause = trapCause(error);

@@ -27,6 +27,16 @@ interface Check {
   at: number;
   cost: number;
   entry: boolean;
+  /** A length charge before a bulk operation (cost is then -1: it depends on the operand). */
+  bulk?: boolean;
+}
+
+/** The length charge before a bulk operation, from `global.get $fuel` to the check's `end`. */
+function bulkCheckBytes(fuel: number, tick: number, scratch: number, table: boolean): Bytes {
+  const units = table
+    ? [0x20, ...u32(scratch), 0x41, ...s32(1 << 26), 0x20, ...u32(scratch), 0x41, ...s32(1 << 26), 0x49, 0x1b, 0x41, 4, 0x74]
+    : [0x20, ...u32(scratch), 0x41, 3, 0x76];
+  return [0x23, ...u32(fuel), ...units, 0x6b, 0x24, ...u32(fuel), 0x23, ...u32(fuel), 0x41, 0x00, 0x48, 0x04, 0x40, 0x10, ...u32(tick), 0x24, ...u32(fuel), 0x0b];
 }
 
 /** Find the fuel checks of every defined function of an instrumented module, verifying their exact bytes. */
@@ -41,6 +51,17 @@ function checksOf(out: Uint8Array, info: ModuleInfo = parseModule(out)): Check[]
       if (r.op !== Op.GlobalGet || r.index !== fuel) continue;
       const at = r.start;
       r.next();
+      if ((r.op as number) === Op.LocalGet) {
+        const scratch = r.index;
+        const table = out[r.pos] === Op.I32Const && out[r.pos + 1] !== 3;
+        const expected = bulkCheckBytes(fuel, tick, scratch, table);
+        assert.deepEqual([...out.subarray(at, at + expected.length)], expected, `bulk check at ${at}`);
+        r.pos = at + expected.length;
+        const next = r.next();
+        assert.equal(next, Op.PrefixMisc, `bulk check at ${at} precedes a bulk operation`);
+        found.push({ at, cost: -1, entry: false, bulk: true });
+        continue;
+      }
       assert.equal(r.op, Op.I32Const);
       const cost = r.value;
       const entry = at === b.instructions;
@@ -291,6 +312,91 @@ function nameMap(bytes: Uint8Array, info: ModuleInfo): Map<number, unknown> {
   return out;
 }
 
+// (memory 1) (table 16 funcref), each function (param $n i32):
+//   fill: (memory.fill (i32.const 0) (i32.const 7) (local.get $n))
+//   copy: (memory.copy (i32.const 0) (i32.const 8) (local.get $n))
+//   tfill: (table.fill (i32.const 0) (ref.null func) (local.get $n))
+//   tgrow: (drop (table.grow (ref.null func) (local.get $n)))
+//   spin: (loop (memory.fill (i32.const 0) (i32.const 1) (local.get $n)) (br 0))
+const bulkModule = wasm(
+  section(1, vec([functype([I32], [])])),
+  section(3, vec([[0], [0], [0], [0], [0]])),
+  section(4, vec([[FUNCREF, 0, 16]])),
+  section(5, vec([[0, 1]])),
+  section(7, vec([[...name('fill'), 0, 0], [...name('copy'), 0, 1], [...name('tfill'), 0, 2], [...name('tgrow'), 0, 3], [...name('spin'), 0, 4]])),
+  section(
+    10,
+    vec([
+      body([], [0x41, 0, 0x41, 7, 0x20, 0, 0xfc, 11, 0, 0x0b]),
+      body([], [0x41, 0, 0x41, 8, 0x20, 0, 0xfc, 10, 0, 0, 0x0b]),
+      body([], [0x41, 0, 0xd0, FUNCREF, 0x20, 0, 0xfc, 17, 0, 0x0b]),
+      body([], [0xd0, FUNCREF, 0x20, 0, 0xfc, 15, 0, 0x1a, 0x0b]),
+      body([], [0x03, 0x40, 0x41, 0, 0x41, 1, 0x20, 0, 0xfc, 11, 0, 0x0c, 0, 0x0b, 0x0b]),
+    ]),
+  ),
+);
+
+test('bulk operations are charged by their length before they run', () => {
+  const out = addFuel(bulkModule);
+  const info = parseModule(out);
+  const found = checksOf(out, info);
+  // tfill and tgrow hold a reference across the charge: they become wrappers, their bodies come last.
+  assert.deepEqual(found.map((checks) => checks.map((c) => (c.bulk ? 'bulk' : c.entry ? 'entry' : 'loop'))), [
+    ['entry', 'bulk'],
+    ['entry', 'bulk'],
+    [],
+    [],
+    ['entry', 'loop', 'bulk'],
+    ['entry', 'bulk'],
+    ['entry', 'bulk'],
+  ]);
+  const budget = 1 << 24;
+  const { exports, fuel } = fueled(bulkModule, budget);
+  const call = (f: string, n: number) => {
+    const before = fuel.value as number;
+    (exports[f] as (n: number) => void)(n);
+    return before - (fuel.value as number);
+  };
+  call('fill', 0); // the first call ticks for its budget
+  // Entry check (4 instructions) plus 1 unit per 8 bytes.
+  assert.equal(call('fill', 65536), 4 + 8192);
+  assert.equal(call('copy', 1000), 4 + 125);
+  // 16 units per table element.
+  assert.equal(call('tfill', 16), 4 + 256);
+  assert.equal(call('tgrow', 100), 4 + 1600);
+});
+
+test('a loop of large bulk operations ticks on every iteration', () => {
+  const out = addFuel(bulkModule);
+  let ticks = 0;
+  const tick = () => {
+    if (++ticks === 10) throw new Error('stop');
+    return 1000;
+  };
+  const instance = instantiate(out, { gate_engine: { tick } });
+  // 64 KiB per fill: 8192 units, far more than the budget of 1000.
+  assert.throws(() => (instance.exports.spin as (n: number) => void)(65536), /stop/);
+  assert.equal(ticks, 10);
+});
+
+test('a bulk charge cannot wrap the fuel counter around', () => {
+  const out = addFuel(bulkModule);
+  for (const [f, charge] of [['fill', 2 ** 29 - 1], ['tfill', 2 ** 30]] as const) {
+    const seen: number[] = [];
+    const held: { fuel?: WebAssembly.Global } = {};
+    const tick = () => {
+      seen.push(held.fuel ? (held.fuel.value as number) : NaN);
+      return 1_000_000;
+    };
+    const instance = instantiate(out, { gate_engine: { tick } });
+    held.fuel = instance.exports[FUEL_EXPORT] as WebAssembly.Global;
+    // The largest length (-1 as i32) is charged in full, then traps out of bounds.
+    assert.throws(() => (instance.exports[f] as (n: number) => void)(-1), WebAssembly.RuntimeError);
+    assert.equal(seen.length, 2, f);
+    assert.equal(seen[1], 1_000_000 - charge, f);
+  }
+});
+
 test('every function reference is renumbered', () => {
   assert.ok(WebAssembly.validate(renumberModule), 'fixture is valid');
   const env = { a: () => 10, b: () => 20 };
@@ -427,11 +533,12 @@ test('every valid spec-suite module still validates after instrumentation', { sk
     assert.equal(outInfo.importedFunctions, info.importedFunctions + 1);
     const found = checksOf(out, outInfo);
     info.code.forEach((b, i) => {
-      const leaf = b.loops === 0 && b.calls === 0;
+      const leaf = b.loops === 0 && b.calls === 0 && b.bulk === 0;
       const k = holders.indexOf(i);
       if (k >= 0) assert.equal(found[i].length, 0, `${f} wrapper ${i}`);
       const at = k >= 0 ? info.code.length + k : i;
-      assert.equal(found[at].length, b.loops + (leaf ? 0 : 1), `${f} function ${i}`);
+      assert.equal(found[at].length, b.loops + (leaf ? 0 : 1) + b.bulk, `${f} function ${i}`);
+      assert.equal(found[at].filter((c) => c.bulk).length, b.bulk, `${f} function ${i} bulk`);
       checks += found[at].length;
     });
     count++;

@@ -35,6 +35,20 @@
 //   once, and a budget smaller than C cannot loop forever. Loops with a type-index block type
 //   (parameters) keep the simple check at their header.
 //   C is the number of instructions in the region the check guards.
+// - before every bulk operation (memory.init/copy/fill, table.init/copy/fill,
+//   table.grow), whose work grows with its length operand n (the top of the
+//   stack), the length is charged and checked, with one scratch i32 local $n
+//   appended to the function's locals:
+//     local.tee $n; global.get $fuel; <units of $n>; i32.sub; global.set $fuel;
+//     global.get $fuel; i32.const 0; i32.lt_s; if; call $tick; global.set $fuel; end
+//   where the units are
+//     memory: local.get $n; i32.const 3; i32.shr_u            (1 unit per 8 bytes)
+//     tables: min($n, 2^26) << 4, that is local.get $n; i32.const 2^26;
+//             local.get $n; i32.const 2^26; i32.lt_u; select; i32.const 4; i32.shl
+//                                                            (16 units per element)
+//   Both are below 2^30 for any operand, and the budget is at most a few
+//   million when the charge is made, so the i32 counter cannot wrap around.
+//   A function with a bulk operation is never a bounded leaf.
 // - functions that may hold references across a call (reference-holders.ts)
 //   keep their index but become wrappers:
 //     global.get $n; i32.const 1; i32.add; global.set $n;
@@ -45,13 +59,20 @@
 //   as "gate_engine.nounwind": the engine must not unwind while it is > 0.
 
 import { ModuleFormatError, Reader, Writer } from '../wasm/binary.ts';
-import { CodeReader, Op } from '../wasm/instructions.ts';
+import { CodeReader, isBulkOp, isTableBulkOp, Op } from '../wasm/instructions.ts';
 import { parseModule, SectionId, SECTION_ORDER, type ModuleInfo, type SectionInfo } from '../wasm/module.ts';
 import { ENGINE_MODULE, FUEL_EXPORT, NO_UNWIND_EXPORT, RESERVED_PREFIX, TICK_IMPORT } from './names.ts';
 import { referenceHolders } from './reference-holders.ts';
 
 /** Largest cost charged by one check. */
 export const MAX_CHECK_COST = 1_000_000;
+
+/** Bulk memory operations are charged one unit per 2^MEMORY_BYTES_SHIFT bytes. */
+export const MEMORY_BYTES_SHIFT = 3;
+/** Bulk table operations are charged 2^TABLE_ELEMENT_SHIFT units per element... */
+export const TABLE_ELEMENT_SHIFT = 4;
+/** ...counting at most this many elements (an operation on more traps or fails before doing any work). */
+export const TABLE_ELEMENTS_CHARGED = 1 << 26;
 
 const KIND_FUNC = 0;
 const KIND_GLOBAL = 3;
@@ -64,6 +85,7 @@ const POINT_LOOP_OPEN = 2; // `loop BT` replaced by the wrappers and the loop wi
 const POINT_LOOP_CLOSE = 3; // the loop's `end` replaced by the end of the wrappers
 const POINT_LABEL = 4; // branch label immediate replaced
 const POINT_BR_TABLE = 5; // br_table label vector replaced
+const POINT_BULK = 6; // length charge inserted before a bulk operation (value: 1 for tables)
 
 /** Labels the wrappers put between a wrapped loop and the code around it. */
 const WRAPPER_LABELS = 3;
@@ -113,7 +135,7 @@ class FuelRewriter {
     const imported = info.importedFunctions;
     this.leafCost = new Float64Array(imported + info.code.length).fill(-1);
     info.code.forEach((body, i) => {
-      if (body.loops === 0 && body.calls === 0) this.leafCost[imported + i] = body.instructionCount;
+      if (body.loops === 0 && body.calls === 0 && body.bulk === 0) this.leafCost[imported + i] = body.instructionCount;
     });
 
     const head = new Writer(16);
@@ -336,7 +358,7 @@ class FuelRewriter {
     const size = out.beginSize();
     const leaf = this.leafCost[this.tick + i] >= 0;
     if (leaf && body.funcRefs === 0) out.bytes(bytes, body.range.start, body.range.end);
-    else this.body(body.range.start, body.instructions, body.range.end, leaf);
+    else this.body(i, body.instructions, body.range.end, leaf);
     out.endSize(size);
   }
 
@@ -403,8 +425,61 @@ class FuelRewriter {
     return label + extra;
   }
 
-  /** Rewrite one body: instrument it unless it is a leaf, renumber function indices. */
-  private body(start: number, instructions: number, end: number, leaf: boolean): void {
+  /**
+   * The locals declaration of body i with one more i32 local appended;
+   * returns that local's index.
+   */
+  private localsWithScratch(i: number): number {
+    const { out, bytes, info } = this;
+    const body = info.code[i];
+    const r = new Reader(bytes, body.locals.start, body.locals.end, 'locals');
+    const groups = r.u32();
+    let declared = 0;
+    out.u32(groups + 1);
+    const first = r.pos;
+    for (let g = 0; g < groups; g++) {
+      declared += r.u32();
+      r.u8();
+    }
+    out.bytes(bytes, first, body.locals.end);
+    out.u8(1);
+    out.u8(TYPE_I32);
+    return info.types[info.functions[i]].params.length + declared;
+  }
+
+  /** Charge the length operand of a bulk operation (on the stack top) and check the budget; see the contract. */
+  private bulkCharge(scratch: number, table: boolean): void {
+    const out = this.out;
+    const indexed = (op: number, index: number) => {
+      out.u8(op);
+      out.u32(index);
+    };
+    const constant = (value: number) => {
+      out.u8(Op.I32Const);
+      out.s32(value);
+    };
+    indexed(Op.LocalTee, scratch);
+    indexed(Op.GlobalGet, this.fuelGlobal);
+    indexed(Op.LocalGet, scratch);
+    if (table) {
+      // min(n, 2^26) << 4, with n unsigned.
+      constant(TABLE_ELEMENTS_CHARGED);
+      indexed(Op.LocalGet, scratch);
+      constant(TABLE_ELEMENTS_CHARGED);
+      out.u8(Op.I32LtU);
+      out.u8(Op.Select);
+      constant(TABLE_ELEMENT_SHIFT);
+      out.u8(Op.I32Shl);
+    } else {
+      constant(MEMORY_BYTES_SHIFT);
+      out.u8(Op.I32ShrU);
+    }
+    out.bytes(this.checkTail);
+  }
+
+  /** Rewrite body i: instrument it unless it is a leaf, renumber function indices. */
+  private body(i: number, instructions: number, end: number, leaf: boolean): void {
+    const start = this.info.code[i].locals.start;
     const { reader, out, bytes, leafCost } = this;
     const { pointKind, pointStart, pointEnd, pointValue, loopCost, blockIsLoop, frameWrapped, regionCost, regionLoop } =
       this;
@@ -495,6 +570,14 @@ class FuelRewriter {
           }
           break;
         }
+        case Op.PrefixMisc:
+          if (isBulkOp(reader.sub)) {
+            pointKind.push(POINT_BULK);
+            pointStart.push(reader.start);
+            pointEnd.push(reader.start);
+            pointValue.push(isTableBulkOp(reader.sub) ? 1 : 0);
+          }
+          break;
         case Op.Call:
         case Op.ReturnCall:
         case Op.RefFunc:
@@ -512,7 +595,8 @@ class FuelRewriter {
     if (reader.pos !== end) throw new ModuleFormatError('operators after the end of the function body', reader.pos);
 
     // Pass 2: copy with checks inserted and immediates replaced.
-    out.bytes(bytes, start, instructions);
+    const scratch = this.info.code[i].bulk > 0 ? this.localsWithScratch(i) : -1;
+    if (scratch < 0) out.bytes(bytes, start, instructions);
     if (!leaf) this.check(regionCost[0]);
     let copied = instructions;
     for (let p = 0; p < pointKind.length; p++) {
@@ -556,6 +640,9 @@ class FuelRewriter {
           break;
         case POINT_LABEL:
           out.u32(pointValue[p]);
+          break;
+        case POINT_BULK:
+          this.bulkCharge(scratch, pointValue[p] === 1);
           break;
         case POINT_BR_TABLE: {
           const labels = this.tables.get(p)!;

@@ -14,7 +14,7 @@ import { ASYNCIFY_MEMORY_IMPORT, MEMORY_IMPORT } from './names.ts';
 import type { ImportInfo, PreparedModule, ProgramInfo } from './prepared.ts';
 
 /** Bumped whenever prepared modules or saved stacks change meaning. */
-export const PREPARE_VERSION = `gate-ts-prepare-2/binaryen-${BINARYEN_VERSION}`;
+export const PREPARE_VERSION = `gate-ts-prepare-3/binaryen-${BINARYEN_VERSION}`;
 
 /** Gate's default instance memory limit: 32 MiB. */
 export const DEFAULT_MEMORY_PAGES = 512;

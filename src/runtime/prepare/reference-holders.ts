@@ -6,8 +6,9 @@
 // refills fuel, or ends the run for a limit, but cannot suspend).
 //
 // The test over-approximates: any use of reference types in a function that
-// has a loop or a call. Functions with neither never tick and call nothing,
-// so Asyncify has nothing to save in them.
+// has a loop, a call or a bulk operation (charged before it with a tick).
+// Functions with none of them never tick and call nothing, so Asyncify has
+// nothing to save in them.
 
 import { Reader } from '../wasm/binary.ts';
 import { CodeReader, MiscOp, Op } from '../wasm/instructions.ts';
@@ -82,7 +83,7 @@ function bodyUsesRefs(bytes: Uint8Array, info: ModuleInfo, start: number, end: n
 export function referenceHolders(bytes: Uint8Array, info: ModuleInfo): number[] {
   const out: number[] = [];
   info.code.forEach((body, i) => {
-    if (body.loops === 0 && body.calls === 0) return;
+    if (body.loops === 0 && body.calls === 0 && body.bulk === 0) return;
     const type = info.types[info.functionType(info.importedFunctions + i)];
     if (typeHasRef(type) || localsHaveRef(bytes, body.locals.start, body.locals.end) || bodyUsesRefs(bytes, info, body.instructions, body.range.end)) {
       out.push(i);

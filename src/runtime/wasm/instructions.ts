@@ -41,9 +41,12 @@ export const Op = {
   F32Const: 0x43,
   F64Const: 0x44,
   I32LtS: 0x48,
+  I32LtU: 0x49,
   I32Add: 0x6a,
   I32Sub: 0x6b,
   I32Mul: 0x6c,
+  I32Shl: 0x74,
+  I32ShrU: 0x76,
   I64Add: 0x7c,
   I64Sub: 0x7d,
   I64Mul: 0x7e,
@@ -486,6 +489,23 @@ export interface BodyStats {
   calls: number;
   /** Instructions with a function index immediate: call, return_call, ref.func. */
   funcRefs: number;
+  /** Bulk operations whose work grows with an operand (see isBulkOp). */
+  bulk: number;
+}
+
+/**
+ * The 0xFC sub-opcodes whose cost grows with their length operand (the top
+ * of the stack for all of them): memory.init/copy/fill, table.init/copy/fill
+ * and table.grow.
+ */
+export function isBulkOp(sub: number): boolean {
+  return sub === MiscOp.MemoryInit || sub === MiscOp.MemoryCopy || sub === MiscOp.MemoryFill ||
+    sub === MiscOp.TableInit || sub === MiscOp.TableCopy || sub === MiscOp.TableFill || sub === MiscOp.TableGrow;
+}
+
+/** Bulk operations on tables (their length counts elements, not bytes). */
+export function isTableBulkOp(sub: number): boolean {
+  return sub === MiscOp.TableInit || sub === MiscOp.TableCopy || sub === MiscOp.TableFill || sub === MiscOp.TableGrow;
 }
 
 /**
@@ -501,13 +521,14 @@ export function scanBody(reader: CodeReader, start: number, end: number): BodySt
   let loops = 0;
   let calls = 0;
   let funcRefs = 0;
+  let bulk = 0;
   for (;;) {
     const op = reader.next();
     switch (op) {
       case Op.End:
         if (--depth === 0) {
           if (reader.pos !== end) throw new ModuleFormatError('operators after the end of the function body', reader.pos);
-          return { instructionCount: count, loops, calls, funcRefs };
+          return { instructionCount: count, loops, calls, funcRefs, bulk };
         }
         continue;
       case Op.Else:
@@ -531,6 +552,9 @@ export function scanBody(reader: CodeReader, start: number, end: number): BodySt
         break;
       case Op.RefFunc:
         funcRefs++;
+        break;
+      case Op.PrefixMisc:
+        if (isBulkOp(reader.sub)) bulk++;
         break;
     }
     count++;

@@ -569,6 +569,7 @@ class Parser {
         loops: stats.loops,
         calls: stats.calls,
         funcRefs: stats.funcRefs,
+        bulk: stats.bulk,
       });
       r.pos = end;
     }
