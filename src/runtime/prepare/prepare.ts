@@ -9,6 +9,8 @@ import { parseModule, type ModuleInfo } from '../wasm/module.ts';
 import { addFuel } from './fuel.ts';
 import { referenceHolders } from './reference-holders.ts';
 import { asyncify, BINARYEN_VERSION } from './asyncify.ts';
+import { PrepareError } from './errors.ts';
+import { checkModuleLimits, lowerTableMaxima, tableBytes } from './limits.ts';
 import { importMemories, type MemoryImport } from './memory-import.ts';
 import { ASYNCIFY_MEMORY_IMPORT, MEMORY_IMPORT } from './names.ts';
 import type { ImportInfo, PreparedModule, ProgramInfo } from './prepared.ts';
@@ -30,15 +32,7 @@ export interface PrepareOptions {
   abi?: boolean;
 }
 
-/** The module is not acceptable; the message says why. */
-export class PrepareError extends Error {
-  readonly code: string;
-  constructor(code: string, message: string) {
-    super(message);
-    this.name = 'PrepareError';
-    this.code = code;
-  }
-}
+export { PrepareError };
 
 const valueTypeNames: Record<number, string> = { 0x7f: 'i32', 0x7e: 'i64', 0x7d: 'f32', 0x7c: 'f64', 0x7b: 'v128', 0x70: 'funcref', 0x6f: 'externref' };
 
@@ -62,6 +56,7 @@ export async function prepareModule(bytes: Uint8Array, options: PrepareOptions =
     // Binaryen 132's Asyncify aborts on return_call (found by fuzzing the loader).
     throw new PrepareError('ERR_MODULE_FEATURE', 'module uses tail calls, which are not supported (Asyncify cannot instrument them)');
   }
+  checkModuleLimits(bytes, info);
   const imports = importList(info);
   if (abi) {
     checkImports(imports);
@@ -88,7 +83,7 @@ export async function prepareModule(bytes: Uint8Array, options: PrepareOptions =
     memories.push({ field: MEMORY_IMPORT, minimum: memory.initial, maximum: memory.maximum ?? undefined });
   }
   memories.push({ field: ASYNCIFY_MEMORY_IMPORT, minimum: 1 });
-  const final = importMemories(asyncified, memories);
+  const final = lowerTableMaxima(importMemories(asyncified, memories));
 
   const programInfo: ProgramInfo = {
     imports,
@@ -96,6 +91,7 @@ export async function prepareModule(bytes: Uint8Array, options: PrepareOptions =
     memory: { initial: memory.initial, maximum: memory.maximum },
     hasStart: info.start !== undefined,
     mutableGlobals: mutableGlobals(info),
+    tableBytes: tableBytes(info),
   };
   return { bytes: final, info: programInfo, version: PREPARE_VERSION };
 }
