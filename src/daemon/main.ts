@@ -11,6 +11,8 @@ import path from 'node:path';
 import { configHome, parseArgs, type Config } from '../server/config.ts';
 import { defaultCacheDir } from '../host/module-cache.ts';
 import { InProcessExecutor, type Executor } from '../server/executor.ts';
+import { Logger } from '../server/log.ts';
+import { WorkerExecutor, workerExecutorOptions } from '../server/worker-executor.ts';
 import { startServer, type RunningServer } from '../server/server.ts';
 import { DebugLoggingExecutor, DebugLogs } from './debug-logs.ts';
 import { acquirePidFile, releasePidFile, runningPid } from './lock.ts';
@@ -35,6 +37,9 @@ Options:
 
 Configuration files: ~/.config/gate/daemon.toml, ~/.config/gate/daemon.d/*.toml.
 `;
+
+/** Seconds a shutdown may take before the daemon exits anyway. */
+const SHUTDOWN_DEADLINE = 30;
 
 /** Exit status when another daemon already serves the socket (as Gate's daemon does). */
 const EXIT_ALREADY_RUNNING = 3;
@@ -116,10 +121,13 @@ async function main(argv: string[]): Promise<number> {
       return EXIT_ALREADY_RUNNING;
     }
     ensurePrivateDir(config.server.datadir);
-    executor = new DebugLoggingExecutor(
-      new InProcessExecutor({ cacheDir: config.runtime.cachedir || defaultCacheDir() }),
-      new DebugLogs(paths.runtimeDir),
-    );
+    // Programs run in worker processes, so that none can hold the daemon (runtime.workers = 0: in its own thread).
+    const log = new Logger(config.log.level);
+    const inner =
+      config.runtime.workers > 0
+        ? new WorkerExecutor(workerExecutorOptions(config, (report) => log.error('worker lost', { ...report })))
+        : new InProcessExecutor({ cacheDir: config.runtime.cachedir || defaultCacheDir() });
+    executor = new DebugLoggingExecutor(inner, new DebugLogs(paths.runtimeDir));
     server = await startServer({ listen: { path: paths.socket }, dataDir: config.server.datadir, config, localUnsignedTokens: true, executor });
   } catch (error) {
     await executor?.close();
@@ -133,6 +141,13 @@ async function main(argv: string[]): Promise<number> {
     const stop = () => {
       if (stopping) return;
       stopping = true;
+      // Never hang: past the deadline the executor (its worker processes) goes and the daemon exits.
+      setTimeout(() => {
+        process.stderr.write(`gate-daemon: shutdown took more than ${SHUTDOWN_DEADLINE} s, exiting now\n`);
+        executor?.close().catch(() => {});
+        releasePidFile(paths.pidFile);
+        process.exit(1);
+      }, SHUTDOWN_DEADLINE * 1000).unref();
       server.close().then(resolve, (error: unknown) => {
         process.stderr.write(`gate-daemon: shutdown: ${(error as Error).message}\n`);
         resolve();

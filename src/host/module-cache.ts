@@ -89,6 +89,19 @@ export class ModuleCache {
     if (!this.compiled.has(key)) this.compiled.set(key, Promise.resolve(compiled));
   }
 
+  /** Let a program go from memory (its instances keep what they use); the disk keeps it. */
+  drop(bytes: Uint8Array, options: PrepareOptions = {}): void {
+    const key = cacheKey(sha256Hex(bytes), options);
+    this.compiled.delete(key);
+    let part: Uint8Array | null = null;
+    try {
+      part = programPartOf(bytes);
+    } catch {
+      // not a module: nothing noted for it
+    }
+    if (part) this.parts.delete(cacheKey(sha256Hex(part), options));
+  }
+
   private async load(key: string, bytes: Uint8Array, options: PrepareOptions): Promise<CompiledModule> {
     let prepared = await this.readDisk(key);
     if (!prepared) {

@@ -56,7 +56,26 @@ export interface Config {
   };
   principal: Limits;
   source: { ipfs: { addr: string }; http: HttpSource[] };
-  runtime: { workers: number; watchdog: number; checkpoint: number; cachedir: string };
+  runtime: {
+    workers: number;
+    watchdog: number;
+    checkpoint: number;
+    cachedir: string;
+    /** Live instances per worker process (V8 holds at most ~16,000 memories per process). */
+    maxinstances: number;
+    /** V8 heap of a worker process in MiB (0: Node's default). */
+    workerheap: number;
+    /** Resident memory a worker process may reach in MiB (0: no cap). */
+    workermemory: number;
+    /** Preparer processes. */
+    preparers: number;
+    /** Seconds one module preparation may take. */
+    preparetimeout: number;
+    /** Resident memory of a preparer during one preparation, in MiB. */
+    preparememory: number;
+    /** Modules of one owner waiting for preparation. */
+    preparequeue: number;
+  };
   log: { level: string };
 }
 
@@ -102,7 +121,19 @@ export function defaultConfig(): Config {
     },
     source: { ipfs: { addr: '' }, http: [] },
     // A pool of about one worker thread per core (see docs/architecture.md).
-    runtime: { workers: os.availableParallelism(), watchdog: 10, checkpoint: 0, cachedir: '' },
+    runtime: {
+      workers: os.availableParallelism(),
+      watchdog: 10,
+      checkpoint: 0,
+      cachedir: '',
+      maxinstances: 15_000,
+      workerheap: 0,
+      workermemory: 0,
+      preparers: 2,
+      preparetimeout: 120,
+      preparememory: 2048,
+      preparequeue: 8,
+    },
     log: { level: 'info' },
   };
 }

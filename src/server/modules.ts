@@ -21,6 +21,7 @@ export function execHttpError(error: unknown): Error {
     if (error.kind === 'module') return badRequest(error.message);
     if (error.kind === 'entry') return new HttpError(404, error.message);
     if (error.kind === 'state') return new HttpError(409, error.message);
+    if (error.kind === 'busy') return new HttpError(503, error.message);
   }
   return error as Error;
 }
@@ -59,14 +60,14 @@ export class Modules {
 
   /**
    * Validate (prepare) and store a module. `expected` is the hash the client
-   * named, which must match the content.
+   * named, which must match the content; `owner` shares preparation fairly.
    */
-  async add(bytes: Uint8Array, maxMemoryPages: number, expected?: string): Promise<{ hash: string; facts: ProgramFacts }> {
+  async add(bytes: Uint8Array, maxMemoryPages: number, expected?: string, owner?: string): Promise<{ hash: string; facts: ProgramFacts }> {
     const hash = sha256Hex(bytes);
     if (expected !== undefined && hash !== expected) throw badRequest('module hash does not match content');
     let facts: ProgramFacts;
     try {
-      facts = await this.executor.prepare(bytes, hash, maxMemoryPages);
+      facts = await this.executor.prepare(bytes, hash, maxMemoryPages, owner);
     } catch (error) {
       throw execHttpError(error);
     }

@@ -5,6 +5,7 @@ import { badRequest, conflict, limitExceeded, moduleNotFound } from './errors.ts
 import type { Caller, ServerParts } from './context.ts';
 import type { ServerInstance } from './instances.ts';
 import { pagesFor } from './modules.ts';
+import { ownerOf } from './request-source.ts';
 import type { Source } from './sources.ts';
 
 export interface Program {
@@ -29,12 +30,12 @@ export async function uploadModule(
   if (known !== undefined) {
     if (known !== length) throw badRequest('invalid module content');
     const bytes = await read();
-    const { hash } = await parts.modules.add(bytes, pagesFor(caller.limits.maxmemorysize), key);
+    const { hash } = await parts.modules.add(bytes, pagesFor(caller.limits.maxmemorysize), key, ownerOf(caller.principal));
     event(parts, 'MODULE_UPLOAD_EXIST', caller, { module: hash });
     return { hash, bytes };
   }
   const bytes = await read();
-  const { hash } = await parts.modules.add(bytes, pagesFor(caller.limits.maxmemorysize), key);
+  const { hash } = await parts.modules.add(bytes, pagesFor(caller.limits.maxmemorysize), key, ownerOf(caller.principal));
   event(parts, 'MODULE_UPLOAD_NEW', caller, { module: hash });
   return { hash, bytes };
 }
@@ -49,7 +50,7 @@ export function extantModule(parts: ServerParts, caller: Caller, key: string): P
 /** A module fetched from a configured source, validated and stored. */
 export async function sourceModule(parts: ServerParts, caller: Caller, source: Source, rest: string): Promise<Program> {
   const bytes = await source.fetch(rest, caller.limits.maxmodulesize);
-  const { hash } = await parts.modules.add(bytes, pagesFor(caller.limits.maxmemorysize));
+  const { hash } = await parts.modules.add(bytes, pagesFor(caller.limits.maxmemorysize), undefined, ownerOf(caller.principal));
   parts.store.recordSource(`/${source.name}/${rest}`, hash);
   event(parts, 'MODULE_SOURCE_NEW', caller, { module: hash });
   return { hash, bytes };

@@ -112,7 +112,17 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const executor = options.executor ?? new InProcessExecutor({ cacheDir: config.runtime.cachedir || defaultCacheDir() });
   const metrics = new Metrics();
   const modules = new Modules(store, executor);
-  const instances = new Instances({ store, modules, executor, log, metrics, maxAnonymous: config.access.anonymousprocs });
+  const instances = new Instances({
+    store,
+    modules,
+    executor,
+    log,
+    metrics,
+    maxAnonymous: config.access.anonymousprocs,
+    anonymousTimeLimit: config.access.anonymoustimelimit,
+    // V8 holds at most ~16,000 memories per process: the cap is per worker process.
+    maxInstances: { value: config.runtime.maxinstances * Math.max(1, config.runtime.workers), key: 'runtime.maxinstances' },
+  });
 
   const tls = config.http.tls.certfile
     ? { cert: readFileSync(config.http.tls.certfile), key: readFileSync(config.http.tls.keyfile || config.http.tls.certfile) }
@@ -121,40 +131,83 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   // Calls and io stream for as long as the program runs: no overall request timeout.
   server.requestTimeout = 0;
   server.headersTimeout = 60_000;
-
-  const port = await listen(server, options.listen);
-  const scheme = tls ? 'https' : 'http';
-  const uuid = store.serverUuid(config.server.uuid);
-  const auds = audiences(config, options.listen, port);
-  const identityKey = config.server.identityfile ? readPrivateKey(config.server.identityfile) : undefined;
-  const jwt = identityToken(uuid, auds[0], identityKey);
-  const scopes: string[] = [];
-  const verifier = new Verifier({ audiences: auds, nonces: config.access.nonces && !local ? store : undefined, local, scopes });
-
-  const parts: ServerParts = {
-    config,
-    store,
-    modules,
-    instances,
-    executor,
-    verifier,
-    policy,
-    log,
-    metrics,
-    sources,
-    scopes,
-    apiInfo: { plain: goJSON({ uuid, jwt }), features: goJSON({ uuid, jwt, features: {} }) },
-  };
-
-  await instances.load((principal) => policy.limits({ principal: { id: principal, key: new Uint8Array(32) }, scope: [] }));
-
-  const upgrades = createUpgradeHandler(parts);
-  server.on('request', createHandler(parts));
-  server.on('upgrade', upgrades.upgrade);
+  // Until the recorded instances are loaded, requests are answered 503 (they are not left hanging).
+  let handler: ((req: http.IncomingMessage, res: http.ServerResponse) => void) | undefined;
+  let upgrades: ReturnType<typeof createUpgradeHandler> | undefined;
+  server.on('request', (req, res) => {
+    if (handler) handler(req, res);
+    else starting(res);
+  });
+  server.on('upgrade', (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => {
+    if (upgrades) upgrades.upgrade(req, socket, head);
+    else socket.end('HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nRetry-After: 1\r\nContent-Length: 0\r\n\r\n');
+  });
   server.on('clientError', (_error, socket) => {
     if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
   });
 
+  try {
+    const port = await listen(server, options.listen);
+    const scheme = tls ? 'https' : 'http';
+    const uuid = store.serverUuid(config.server.uuid);
+    const auds = audiences(config, options.listen, port);
+    const identityKey = config.server.identityfile ? readPrivateKey(config.server.identityfile) : undefined;
+    const jwt = identityToken(uuid, auds[0], identityKey);
+    const scopes: string[] = [];
+    const verifier = new Verifier({ audiences: auds, nonces: config.access.nonces && !local ? store : undefined, local, scopes });
+
+    const parts: ServerParts = {
+      config,
+      store,
+      modules,
+      instances,
+      executor,
+      verifier,
+      policy,
+      log,
+      metrics,
+      sources,
+      scopes,
+      apiInfo: { plain: goJSON({ uuid, jwt }), features: goJSON({ uuid, jwt, features: {} }) },
+    };
+
+    await instances.load((principal) => policy.limits({ principal: { id: principal, key: new Uint8Array(32) }, scope: [] }));
+    upgrades = createUpgradeHandler(parts);
+    handler = createHandler(parts);
+    const url = 'path' in options.listen ? options.listen.path : `${scheme}://${hostForUrl(options.listen.host)}:${port}`;
+    log.info('server started', { url, uuid, datadir: options.dataDir, audience: auds, policy: config.access.policy, local });
+    return serving(parts, server, upgrades, url, async () => {
+      if (ownExecutor) await executor.close();
+      store.close();
+      if ('path' in options.listen) removeSocket(options.listen.path);
+    });
+  } catch (error) {
+    // Never leave a server listening that cannot serve.
+    if (server.listening) server.close();
+    server.closeAllConnections();
+    if (ownExecutor) await executor.close();
+    store.close();
+    if ('path' in options.listen) removeSocket(options.listen.path);
+    throw error;
+  }
+}
+
+/** A starting server's answer. */
+function starting(res: http.ServerResponse): void {
+  const body = 'server is starting\n';
+  res.writeHead(503, { 'Content-Type': 'text/plain; charset=utf-8', 'Content-Length': Buffer.byteLength(body), 'Retry-After': '1' });
+  res.end(body);
+}
+
+/** The handle of a started server: periodic checkpoints, and close() (then `release` frees the rest). */
+function serving(
+  parts: ServerParts,
+  server: http.Server,
+  upgrades: ReturnType<typeof createUpgradeHandler>,
+  url: string,
+  release: () => Promise<void>,
+): RunningServer {
+  const { config, instances, log } = parts;
   let checkpoints: ReturnType<typeof setInterval> | undefined;
   if (config.runtime.checkpoint > 0) {
     checkpoints = setInterval(() => {
@@ -162,10 +215,6 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     }, config.runtime.checkpoint * 1000);
     checkpoints.unref();
   }
-
-  const url = 'path' in options.listen ? options.listen.path : `${scheme}://${hostForUrl(options.listen.host)}:${port}`;
-  log.info('server started', { url, uuid, datadir: options.dataDir, audience: auds, policy: config.access.policy, local });
-
   let closing: Promise<void> | undefined;
   return {
     url,
@@ -177,9 +226,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
         upgrades.close();
         server.closeAllConnections();
         await stopped;
-        if (ownExecutor) await executor.close();
-        store.close();
-        if ('path' in options.listen) removeSocket(options.listen.path);
+        await release();
         log.info('server stopped', { url });
       })();
       return closing;

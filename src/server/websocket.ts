@@ -16,6 +16,7 @@ import type { ServerInstance } from './instances.ts';
 import { MODULE_PATH } from './module-api.ts';
 import { createInstance, extantModule, pinModule, sourceModule, uploadModule, type Program } from './operations.ts';
 import { instanceIdError, moduleKeyError, Query } from './query.ts';
+import { withRequestSource } from './request-source.ts';
 import { checkOrigin, cleanPath, resolveRoute } from './router.ts';
 
 const FIRST_MESSAGE_MAX = 4096;
@@ -50,7 +51,7 @@ export function createUpgradeHandler(parts: ServerParts): {
       }
       wss.handleUpgrade(req, socket, head, (ws) => {
         const began = performance.now();
-        session(parts, ws, target)
+        withRequestSource(req.socket.remoteAddress, () => session(parts, ws, target))
           .catch((error: unknown) => closeWithError(parts, ws, error))
           .finally(() => {
             if (target.kind === 'call') {

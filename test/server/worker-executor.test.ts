@@ -98,7 +98,8 @@ describe('WorkerExecutor', () => {
   it('runs hello in a worker and streams its output', async () => {
     const inst = await executor.create(createOptions('examples/hello.wasm', 'greet'));
     assert.equal(inst.status.state, State.SUSPENDED);
-    assert.equal(inst.memoryLimit, PAGES * 65536);
+    // Its memory and its table of one entry.
+    assert.equal(inst.memoryLimit, PAGES * 65536 + 32);
     assert.notEqual(executor.workerOf(inst), undefined);
     const { status, output } = await runWithClient(inst);
     assert.deepEqual(status, { state: State.HALTED, cause: Cause.NORMAL, result: 0 });
