@@ -747,11 +747,12 @@ export class Instances {
   async checkpointRunning(): Promise<void> {
     for (const inst of [...this.all()]) {
       if (!inst.running || inst.paused || inst.transient || inst.principal === undefined || this.closing) continue;
+      const previous = inst.checkpoint;
       await this.paused(inst, async () => {
         // The stop wrote the checkpoint, recorded as running so that a crash resumes it.
         await inst.persisting;
       });
-      this.log.info('instance checkpointed', { principal: inst.principal, instance: inst.id, module: inst.checkpoint });
+      if (inst.checkpoint !== previous) this.log.info('instance checkpointed', { principal: inst.principal, instance: inst.id, module: inst.checkpoint });
     }
   }
 }

@@ -60,7 +60,8 @@ export class GateServer {
     const empty = path.join(dataDir, '..', `${path.basename(dataDir)}.toml`);
     writeFileSync(empty, '');
     const settings = { ...BASE, ...options.config };
-    const args = ['--listen', '127.0.0.1:0', '--data-dir', dataDir, '-F', empty];
+    // -F first: it forgets everything before it (the default files, but also any option).
+    const args = ['-F', empty, '--listen', '127.0.0.1:0', '--data-dir', dataDir];
     for (const [k, v] of Object.entries(settings)) args.push('-o', `${k}=${v}`);
     const proc = spawn(process.execPath, [...(options.node ?? []), path.join(root, 'bin', 'gate-server.js'), ...args], {
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -90,7 +91,8 @@ export class GateServer {
       proc.stdout!.on('data', (chunk: Buffer) => {
         out += chunk.toString();
         const m = /gate-server listening on (\S+)/.exec(out);
-        if (m) resolve(m[1]);
+        if (m && m[1].endsWith(':6473')) reject(new Error('gate-server ignored --listen'));
+        else if (m) resolve(m[1]);
       });
       void exited.then(({ code }) => reject(new Error(`gate-server exited with ${code}: ${logs.map((l) => JSON.stringify(l)).join('\n')}`)));
     });
@@ -158,12 +160,16 @@ export function neverSeenHello(): Uint8Array {
   return new Uint8Array([...hello, 0, content.length, ...content]);
 }
 
-/** Upload and call a module as an anonymous caller; the reply has the Gate-Status trailer. */
-export function anonymousCall(server: { url: string; audience: string }, bytes: Uint8Array, fn: string): Promise<Reply> {
-  return new Client(server).post(`/gate-0/module/sha256/${sha256(bytes)}?action=call&function=${fn}`, {
+/** Upload and call a module (as the client's principal, or anonymously); the reply has the Gate-Status trailer. */
+export function uploadCall(client: Client, bytes: Uint8Array, fn: string): Promise<Reply> {
+  return client.post(`/gate-0/module/sha256/${sha256(bytes)}?action=call&function=${fn}`, {
     headers: { 'Content-Type': 'application/wasm', Te: 'trailers' },
     body: bytes,
   });
+}
+
+export function anonymousCall(server: { url: string; audience: string }, bytes: Uint8Array, fn: string): Promise<Reply> {
+  return uploadCall(new Client(server), bytes, fn);
 }
 
 /** The Gate-Status trailer of a call, parsed. */
@@ -210,10 +216,10 @@ export class CoTenant {
     await waitFor(`${n} new checkpoints of the co-tenant`, () => this.checkpointed().size >= before + n);
   }
 
-  /** It runs, it is checkpointed (twice more), and a never-seen module is prepared and called meanwhile. */
+  /** It runs, it is checkpointed (twice more), and a never-seen module of its owner is prepared and called meanwhile. */
   async assertHealthy(): Promise<void> {
     const checkpoints = this.checkpoints(2);
-    const reply = await within('a call of a never-seen module', anonymousCall(this.server, neverSeenHello(), 'greet'));
+    const reply = await within('a call of a never-seen module', uploadCall(this.client, neverSeenHello(), 'greet'));
     assert.equal(reply.text, 'hello, world\n');
     assert.deepEqual(callStatus(reply), { state: 'TERMINATED' });
     await checkpoints;

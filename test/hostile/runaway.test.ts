@@ -25,7 +25,7 @@ describe('runaway programs against gate-server', () => {
       const attacks = [
         anonymousCall(server, bulk, 'fill'),
         anonymousCall(server, bulk, 'copy'),
-        anonymousCall(server, bulk, 'table_copy'),
+        anonymousCall(server, wasm('wat/table_copy.wasm'), 'spin'),
         anonymousCall(server, wasm('wat/refloop.wasm'), 'spin'),
       ];
       await tenant.assertHealthy();

@@ -119,9 +119,9 @@ describe('preemption', () => {
     assert.deepEqual(await spinner.done, { state: 'KILLED', cause: 'NORMAL', result: 0 });
   });
 
-  for (const fn of ['fill', 'copy', 'table_copy']) {
-    it(`a loop of large bulk operations (${fn}) is preempted, suspended, time-limited and killed`, async () => {
-      const spinner = await launch('wat/bulk.wasm', { function: fn });
+  for (const [file, fn] of [['wat/bulk.wasm', 'fill'], ['wat/bulk.wasm', 'copy'], ['wat/table_copy.wasm', 'spin']]) {
+    it(`a loop of large bulk operations (${file} ${fn}) is preempted, suspended, time-limited and killed`, async () => {
+      const spinner = await launch(file, { function: fn });
       // Other instances get slices while it runs.
       const r = await runProgram('examples/hello.wasm', { function: 'twice' });
       assert.equal(r.output, 'hello, world\nhello, world\n');
@@ -131,7 +131,7 @@ describe('preemption', () => {
       await until(() => spinner.program.instance.fuelConsumed > 2_000_000, 10000, 'progress after resume');
       spinner.program.kill();
       assert.deepEqual(await again, { state: 'KILLED', cause: 'NORMAL', result: 0 });
-      const limited = await runProgram('wat/bulk.wasm', { function: fn, connect: false, timeLimit: 200 });
+      const limited = await runProgram(file, { function: fn, connect: false, timeLimit: 200 });
       assert.equal(limited.status.limit, 'time');
       assert.equal(limited.status.error, 'time limit exceeded: 200 ms');
     });
