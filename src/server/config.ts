@@ -33,7 +33,13 @@ export interface Limits {
 }
 
 export interface Config {
-  server: { uuid: string; datadir: string; identityfile: string };
+  server: {
+    uuid: string;
+    datadir: string;
+    identityfile: string;
+    /** MiB of stored modules kept that nothing refers to (uploaded for calls, fetched, unpinned); the oldest go first. */
+    unpinnedmodules: number;
+  };
   http: {
     addr: string;
     authority: string;
@@ -41,6 +47,8 @@ export interface Config {
     origins: string[];
     metrics: boolean;
     maxbodysize: number;
+    /** Seconds a request body (an upload, an update) may take to arrive. */
+    bodytimeout: number;
     tls: { certfile: string; keyfile: string };
     accesslog: boolean;
   };
@@ -50,6 +58,8 @@ export interface Config {
     anonymoustimelimit: number;
     /** Anonymous instances running at once, server-wide. */
     anonymousprocs: number;
+    /** New principals admitted per minute from one source address (0: any number). */
+    newprincipals: number;
     nonces: boolean;
     local: boolean;
     ssh: { authorizedkeys: string };
@@ -61,6 +71,8 @@ export interface Config {
     watchdog: number;
     checkpoint: number;
     cachedir: string;
+    /** MiB the cache directory is kept below, by removing what was used longest ago (0: no bound). */
+    cachesize: number;
     /** Live instances per worker process (V8 holds at most ~16,000 memories per process). */
     maxinstances: number;
     /** V8 heap of a worker process in MiB (0: Node's default). */
@@ -89,7 +101,7 @@ export function configHome(): string {
 
 export function defaultConfig(): Config {
   return {
-    server: { uuid: '', datadir: path.join(stateHome(), 'gate'), identityfile: '' },
+    server: { uuid: '', datadir: path.join(stateHome(), 'gate'), identityfile: '', unpinnedmodules: 256 },
     http: {
       addr: '127.0.0.1:6473',
       authority: '',
@@ -97,6 +109,7 @@ export function defaultConfig(): Config {
       origins: ['*'],
       metrics: true,
       maxbodysize: 65536,
+      bodytimeout: 60,
       tls: { certfile: '', keyfile: '' },
       accesslog: false,
     },
@@ -105,6 +118,7 @@ export function defaultConfig(): Config {
       anonymous: true,
       anonymoustimelimit: 60,
       anonymousprocs: 64,
+      newprincipals: 30,
       nonces: true,
       local: false,
       ssh: { authorizedkeys: path.join(os.homedir(), '.ssh', 'authorized_keys') },
@@ -126,6 +140,7 @@ export function defaultConfig(): Config {
       watchdog: 10,
       checkpoint: 0,
       cachedir: '',
+      cachesize: 2048,
       maxinstances: 15_000,
       workerheap: 0,
       workermemory: 0,

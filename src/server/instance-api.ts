@@ -94,7 +94,7 @@ export async function handleInstance(parts: ServerParts, req: IncomingMessage, r
       requireContentType(req, 'application/json');
       const caller = ownerCaller(parts, creds(), 'authorize');
       const inst = parts.instances.get(caller.principal!, id);
-      const update = parseUpdate(await readSmallBody(req, parts.config.http.maxbodysize));
+      const update = parseUpdate(await readSmallBody(req, parts.config.http.maxbodysize, parts.config.http.bodytimeout * 1000));
       checkTags(update.tags);
       parts.instances.update(inst, update.persist, update.tags);
       if (acceptsJSON(req)) sendJSON(res, inst.info());
@@ -106,7 +106,7 @@ export async function handleInstance(parts: ServerParts, req: IncomingMessage, r
       requireContentType(req, 'application/json');
       const caller = ownerCaller(parts, creds(), 'program');
       const inst = parts.instances.get(caller.principal!, id);
-      const request = parseDebugRequest(await readSmallBody(req, parts.config.http.maxbodysize));
+      const request = parseDebugRequest(await readSmallBody(req, parts.config.http.maxbodysize, parts.config.http.bodytimeout * 1000));
       sendJSON(res, await debugInstance(parts, inst, request));
       return;
     }

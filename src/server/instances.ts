@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { Cause, State, statusToJSON, type Status } from '../runtime/instance/status.ts';
 import type { Limits } from './config.ts';
 import { conflict, instanceNotFound, limitExceeded, HttpError } from './errors.ts';
-import type { ExecInstance, Executor, Inspection } from './executor.ts';
+import { ExecError, type ExecInstance, type Executor, type Inspection } from './executor.ts';
 import { ownerOf } from './request-source.ts';
 import type { Logger } from './log.ts';
 import type { Metrics } from './metrics.ts';
@@ -102,7 +102,7 @@ export interface InstancesOptions {
   metrics: Metrics;
   /** Anonymous instances that may run at once (server-wide). */
   maxAnonymous?: number;
-  /** Instances (of all principals, in any state, holding a memory) the server keeps at once, and the key that sets it. */
+  /** Instances (of all principals, in any state, holding a memory) the server keeps at once, and the setting named when it is full. */
   maxInstances?: { value: number; key: string };
   /** access.anonymoustimelimit: the run time limit of anonymous calls when not 0, named in their error. */
   anonymousTimeLimit?: number;
@@ -239,6 +239,15 @@ export class Instances {
       inst.exec.release();
       throw conflict('duplicate instance id');
     }
+    // Its real memory (tables included) may be more than the limit assumed above.
+    if (!c.suspend && inst.exec.memoryLimit > memory) {
+      try {
+        this.checkRunLimits(c.principal, c.limits, inst.exec.memoryLimit, true);
+      } catch (error) {
+        inst.exec.release();
+        throw error;
+      }
+    }
     this.register(inst);
     if (!inst.transient) this.writeRecord(inst);
     this.event(inst.transient ? 'INSTANCE_CREATE_STREAM' : 'INSTANCE_CREATE_KNOWN', inst, { transient: inst.transient, suspended: !!c.suspend });
@@ -259,7 +268,7 @@ export class Instances {
       let live = this.pendingTotal + this.anonymous.size;
       for (const m of this.owned.values()) live += m.size;
       if (live >= this.maxInstances.value) {
-        throw new HttpError(503, `instance limit of the server reached (${this.maxInstances.key} = ${this.maxInstances.value})`);
+        throw new HttpError(503, `instance limit of the server reached (${this.maxInstances.key})`);
       }
     }
     if (c.principal !== undefined) {
@@ -299,12 +308,13 @@ export class Instances {
     });
   }
 
-  private checkRunLimits(principal: string | undefined, limits: Limits, memory: number): void {
+  /** The principal's running instances and their memory leave room for one more with `memory` (`memoryOnly`: its count is known to fit). */
+  private checkRunLimits(principal: string | undefined, limits: Limits, memory: number, memoryOnly = false): void {
     if (principal === undefined) return;
     const pending = this.pending.get(principal);
     let running = pending?.running ?? 0;
     for (const inst of this.owned.get(principal)?.values() ?? []) if (inst.active) running++;
-    if (running >= limits.maxprocs) throw limitExceeded('running instance', 'principal.maxprocs', limits.maxprocs);
+    if (!memoryOnly && running >= limits.maxprocs) throw limitExceeded('running instance', 'principal.maxprocs', limits.maxprocs);
     if (this.runningMemory(principal) + (pending?.memory ?? 0) + memory > limits.totalmemorysize) {
       throw limitExceeded('memory', 'principal.totalmemorysize', limits.totalmemorysize);
     }
@@ -335,11 +345,22 @@ export class Instances {
   }
 
   /** A new execution of an instance whose worker was lost, from its last checkpoint. */
-  private async restore(inst: ServerInstance): Promise<void> {
+  private async restore(inst: ServerInstance, wasRunning: boolean): Promise<void> {
     await inst.persisting;
     inst.exec?.release();
+    // Without a checkpoint only the module's initial state exists: usable when it was running or had not run yet.
+    if (!inst.checkpoint && !wasRunning && !(inst.stored.state === State.SUSPENDED && inst.stored.cause === Cause.NORMAL)) {
+      inst.exec = undefined;
+      inst.stored = lostStatus('its worker was lost before its first checkpoint');
+      inst.restoring = false;
+      return;
+    }
     try {
-      inst.exec = await this.recreate(inst);
+      inst.exec = await this.recreate(inst).catch((error: unknown) => {
+        // The worker it was placed on was lost too (another instance's doing): once more.
+        if (error instanceof ExecError && error.kind === 'internal') return this.recreate(inst);
+        throw error;
+      });
       inst.stored = inst.exec.status;
       this.log.warn('instance restored from its last checkpoint', { principal: inst.principal, instance: inst.id, checkpoint: inst.checkpoint });
     } catch (error) {
@@ -480,7 +501,7 @@ export class Instances {
       }
       return await work();
     } finally {
-      if (inst.restoring) await this.restore(inst);
+      if (inst.restoring) await this.restore(inst, how.resume);
       inst.hold--;
       const then = (inst as ServerInstance).afterPause; // changed by kill() or suspend() meanwhile
       inst.afterPause = 'resume';

@@ -4,6 +4,7 @@
 import { createHash } from 'node:crypto';
 import { badRequest, HttpError } from './errors.ts';
 import { ExecError, type Executor, type ProgramFacts } from './executor.ts';
+import { RecentMap } from './recent-map.ts';
 import type { Store } from './store.ts';
 
 export function sha256Hex(bytes: Uint8Array): string {
@@ -26,15 +27,58 @@ export function execHttpError(error: unknown): Error {
   return error as Error;
 }
 
+/** Seconds a newly stored module is kept whatever the cache holds: long enough to be pinned or used. */
+const YOUNG_SECONDS = 5;
+/** Module bytes kept in memory for reuse, by count and in all. */
+const RECENT = 16;
+const RECENT_BYTES = 64 * 1024 * 1024;
+
 export class Modules {
   private readonly store: Store;
   private readonly executor: Executor;
-  private readonly recent = new Map<string, Uint8Array>();
-  private static readonly RECENT = 16;
+  private readonly recent = new RecentMap<string, Uint8Array>(RECENT, { of: (b) => b.byteLength, max: RECENT_BYTES });
+  /**
+   * Stored modules that nothing may refer to yet (uploaded for a call, fetched
+   * from a source, unpinned), oldest use first, with their size and when
+   * they came: past `unpinnedBytes` the oldest ones go, unless by then
+   * something refers to them.
+   */
+  private readonly unpinned = new Map<string, { size: number; added: number }>();
+  private unpinnedTotal = 0;
+  private readonly unpinnedBytes: number;
 
-  constructor(store: Store, executor: Executor) {
+  constructor(store: Store, executor: Executor, unpinnedBytes = Infinity) {
     this.store = store;
     this.executor = executor;
+    this.unpinnedBytes = unpinnedBytes;
+  }
+
+  /** Bytes of modules held in the cache of unpinned modules. */
+  get unpinnedSize(): number {
+    return this.unpinnedTotal;
+  }
+
+  /** A stored module nothing may refer to now: it stays while the cache has room for it. */
+  release(hash: string): void {
+    const size = this.store.moduleSize(hash);
+    if (size === undefined) return;
+    const old = this.unpinned.get(hash);
+    if (old) {
+      this.unpinned.delete(hash);
+      this.unpinnedTotal -= old.size;
+    }
+    this.unpinned.set(hash, { size, added: old?.added ?? Date.now() });
+    this.unpinnedTotal += size;
+    const young = Date.now() - YOUNG_SECONDS * 1000;
+    for (const [h, e] of this.unpinned) {
+      if (this.unpinnedTotal <= this.unpinnedBytes) break;
+      if (e.added > young) continue;
+      this.unpinned.delete(h);
+      this.unpinnedTotal -= e.size;
+      this.recent.delete(h);
+      this.store.forgetSources(h);
+      this.store.collectModule(h);
+    }
   }
 
   has(hash: string): boolean {
@@ -47,14 +91,14 @@ export class Modules {
 
   /** Module bytes (a few recently used ones are kept in memory). */
   bytes(hash: string): Uint8Array {
-    let bytes = this.recent.get(hash);
-    if (bytes) {
-      this.recent.delete(hash);
-    } else {
-      bytes = this.store.readModule(hash);
+    const cached = this.unpinned.get(hash);
+    if (cached) {
+      // Used again: newest in the cache.
+      this.unpinned.delete(hash);
+      this.unpinned.set(hash, cached);
     }
+    const bytes = this.recent.get(hash) ?? this.store.readModule(hash);
     this.recent.set(hash, bytes);
-    if (this.recent.size > Modules.RECENT) this.recent.delete(this.recent.keys().next().value!);
     return bytes;
   }
 
@@ -73,6 +117,7 @@ export class Modules {
     }
     this.store.putModule(hash, bytes);
     this.recent.set(hash, bytes);
+    this.release(hash);
     return { hash, facts };
   }
 }

@@ -82,6 +82,7 @@ export function pinExtant(parts: ServerParts, caller: Caller, hash: string, tags
 export function unpinModule(parts: ServerParts, caller: Caller, hash: string): void {
   if (caller.principal === undefined) throw parts.verifier.anonymous();
   if (!parts.store.unpin(caller.principal, hash)) throw moduleNotFound();
+  parts.modules.release(hash);
   event(parts, 'MODULE_UNPIN', caller, { module: hash });
 }
 

@@ -1,12 +1,18 @@
 // A Map that keeps only its most recently used entries: reading or writing
-// an entry makes it the newest, and past the capacity the oldest goes.
+// an entry makes it the newest, and past the capacity (a number of entries,
+// and optionally a total weight such as bytes) the oldest go.
 
 export class RecentMap<K, V> {
   readonly capacity: number;
   private readonly map = new Map<K, V>();
+  private readonly weigh: ((value: V) => number) | undefined;
+  private readonly maxWeight: number;
+  private weight = 0;
 
-  constructor(capacity: number) {
+  constructor(capacity: number, weight?: { of: (value: V) => number; max: number }) {
     this.capacity = capacity;
+    this.weigh = weight?.of;
+    this.maxWeight = weight?.max ?? Infinity;
   }
 
   get size(): number {
@@ -27,12 +33,17 @@ export class RecentMap<K, V> {
   }
 
   set(key: K, value: V): void {
-    this.map.delete(key);
+    this.delete(key);
     this.map.set(key, value);
-    while (this.map.size > this.capacity) this.map.delete(this.map.keys().next().value!);
+    if (this.weigh) this.weight += this.weigh(value);
+    // The newest entry stays, whatever it weighs.
+    while (this.map.size > 1 && (this.map.size > this.capacity || this.weight > this.maxWeight)) this.delete(this.map.keys().next().value!);
   }
 
   delete(key: K): boolean {
+    const value = this.map.get(key);
+    if (value === undefined) return false;
+    if (this.weigh) this.weight -= this.weigh(value);
     return this.map.delete(key);
   }
 

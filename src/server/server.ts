@@ -18,6 +18,7 @@ import { Instances } from './instances.ts';
 import { Logger } from './log.ts';
 import { Metrics } from './metrics.ts';
 import { Modules } from './modules.ts';
+import { NewcomerLimiter } from './newcomers.ts';
 import { createPolicy } from './policy.ts';
 import { createHandler } from './router.ts';
 import { HttpSource, IpfsSource, type Source } from './sources.ts';
@@ -111,7 +112,9 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const ownExecutor = !options.executor;
   const executor = options.executor ?? new InProcessExecutor({ cacheDir: config.runtime.cachedir || defaultCacheDir() });
   const metrics = new Metrics();
-  const modules = new Modules(store, executor);
+  const collected = store.collectUnreferenced();
+  if (collected > 0) log.info('unpinned modules of an earlier run removed', { modules: collected });
+  const modules = new Modules(store, executor, config.server.unpinnedmodules * 1024 * 1024);
   const instances = new Instances({
     store,
     modules,
@@ -121,7 +124,10 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     maxAnonymous: config.access.anonymousprocs,
     anonymousTimeLimit: config.access.anonymoustimelimit,
     // V8 holds at most ~16,000 memories per process: the cap is per worker process.
-    maxInstances: { value: config.runtime.maxinstances * Math.max(1, config.runtime.workers), key: 'runtime.maxinstances' },
+    maxInstances: {
+      value: config.runtime.maxinstances * Math.max(1, config.runtime.workers),
+      key: `runtime.maxinstances = ${config.runtime.maxinstances} per worker process`,
+    },
   });
 
   const tls = config.http.tls.certfile
@@ -168,6 +174,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       metrics,
       sources,
       scopes,
+      newcomers: new NewcomerLimiter(config.access.newprincipals, 'access.newprincipals', (id) => store.knowsPrincipal(id)),
       apiInfo: { plain: goJSON({ uuid, jwt }), features: goJSON({ uuid, jwt, features: {} }) },
     };
 

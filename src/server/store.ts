@@ -161,6 +161,31 @@ export class Store implements NonceStore {
     this.stmt('INSERT OR IGNORE INTO module (hash, size, created) VALUES (?, ?, ?)').run(hash, bytes.byteLength, Date.now());
   }
 
+  /** Remove every module nobody refers to (what an earlier run kept in its cache of unpinned modules); returns how many. */
+  collectUnreferenced(): number {
+    const rows = this.stmt(
+      `SELECT hash FROM module WHERE NOT EXISTS (SELECT 1 FROM pin WHERE pin.module = module.hash)
+         AND NOT EXISTS (SELECT 1 FROM instance WHERE instance.module = module.hash OR instance.checkpoint = module.hash)
+         AND NOT EXISTS (SELECT 1 FROM source_sha256 WHERE source_sha256.module = module.hash)`,
+    ).all() as { hash: string }[];
+    let n = 0;
+    for (const { hash } of rows) if (this.collectModule(hash)) n++;
+    return n;
+  }
+
+  /** Forget which source URIs named a module (a cache entry), so that it can be collected. */
+  forgetSources(hash: string): void {
+    this.stmt('DELETE FROM source_sha256 WHERE module = ?').run(hash);
+  }
+
+  /** Whether a principal has anything here (a pin or an instance). */
+  knowsPrincipal(principal: string): boolean {
+    return (
+      this.stmt('SELECT 1 FROM pin WHERE principal = ? LIMIT 1').get(principal) !== undefined ||
+      this.stmt('SELECT 1 FROM instance WHERE principal = ? LIMIT 1').get(principal) !== undefined
+    );
+  }
+
   /** Remove a module nobody refers to (no pin, no instance, no checkpoint). */
   collectModule(hash: string): boolean {
     const used =

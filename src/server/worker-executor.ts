@@ -24,10 +24,13 @@
 
 import os from 'node:os';
 import path from 'node:path';
+import v8 from 'node:v8';
 import { pathToFileURL } from 'node:url';
 import { ExecError, type CreateOptions, type ExecInstance, type Executor, type ProgramFacts } from './executor.ts';
 import { defaultCacheDir } from '../host/module-cache.ts';
 import { isSnapshot } from '../host/snapshot.ts';
+import { tableBytes } from '../runtime/prepare/limits.ts';
+import { parseModule } from '../runtime/wasm/module.ts';
 import { PreparerPool, type PreparerLimits } from './worker/preparers.ts';
 import { WorkerProcess, type LossKind, type ProcessHandlers } from './worker/process.ts';
 import type { CreateReply, FromWorker, PrepareReply, ProgramShare, WorkerSetup } from './worker/protocol.ts';
@@ -40,6 +43,8 @@ export interface WorkerExecutorOptions {
   workers?: number;
   /** ModuleCache directory for prepared modules (null: memory only). */
   cacheDir: string | null;
+  /** Bytes the cache directory is kept below (default: no bound). */
+  cacheBytes?: number;
   /**
    * Server-wide services, built inside every instance process: a module (URL,
    * absolute path or package name) exporting createRegistry(options) →
@@ -69,7 +74,7 @@ export interface WorkerExecutorOptions {
   /** Preparation limits (defaults: 2 preparers, 120 s, 2 GiB, 8 waiting per owner). */
   prepare?: Partial<PreparerLimits>;
   /** Configuration key names, for the errors that name a limit. */
-  keys?: { watchdog?: string; prepareTimeout?: string; prepareMemory?: string; prepareQueue?: string; workerMemory?: string };
+  keys?: { watchdog?: string; prepareTimeout?: string; prepareMemory?: string; prepareQueue?: string; workerMemory?: string; workerHeap?: string };
   /** Enables blockWorkerForTest (tests only). */
   testHooks?: boolean;
 }
@@ -84,8 +89,9 @@ export interface WorkerLostReport {
   offender?: string;
 }
 
-/** Prepared programs kept to hand to instance processes; older ones are prepared again (a disk cache hit). */
+/** Prepared programs kept to hand to instance processes (and their bytes); older ones are prepared again (a disk cache hit). */
 const PROGRAMS_KEPT = 256;
+const PROGRAM_BYTES_KEPT = 128 * 1024 * 1024;
 /** Module facts and refusals remembered (a refused module is refused at once when it comes again). */
 const FACTS_KEPT = 10_000;
 /** Prepared programs an instance process keeps compiled without instances using them. */
@@ -98,12 +104,22 @@ type Prepared = { key: string; facts: ProgramFacts };
 
 const MIB = 1024 * 1024;
 
+/** The heap the tables of a snapshot's program take (0 for what does not parse: the worker refuses it). */
+function snapshotTableBytes(snapshot: Uint8Array): number {
+  try {
+    return tableBytes(parseModule(snapshot));
+  } catch {
+    return 0;
+  }
+}
+
 /** The executor gate-server and gate-daemon run with (runtime.* keys, docs/server.md). */
 export function workerExecutorOptions(config: Config, onWorkerLost?: (report: WorkerLostReport) => void): WorkerExecutorOptions {
   const r = config.runtime;
   return {
     workers: r.workers,
     cacheDir: r.cachedir || defaultCacheDir(),
+    cacheBytes: r.cachesize > 0 ? r.cachesize * MIB : undefined,
     stuckTimeout: r.watchdog * 1000,
     maxInstances: r.maxinstances,
     workerHeapMiB: r.workerheap > 0 ? r.workerheap : undefined,
@@ -115,6 +131,7 @@ export function workerExecutorOptions(config: Config, onWorkerLost?: (report: Wo
       prepareMemory: 'runtime.preparememory',
       prepareQueue: 'runtime.preparequeue',
       workerMemory: 'runtime.workermemory',
+      workerHeap: 'runtime.workerheap',
     },
     onWorkerLost,
   };
@@ -126,12 +143,17 @@ export class WorkerExecutor implements Executor {
   private readonly stuckTimeout: number;
   private readonly startTimeout: number;
   private readonly maxInstances: number;
+  /** Table bytes a worker may hold: most of its heap (the rest is for the runtime and the instances' objects). */
+  private readonly heapBudget: number;
   private workersList: WorkerProcess[] = [];
   /** Processes being killed after a loss (still listed, as stuck, until gone). */
   private leaving = new Set<WorkerProcess>();
   private readonly preparers: PreparerPool;
   /** Prepared programs by key (program sha256 and memory limit). */
-  private readonly programs = new RecentMap<string, ProgramShare>(PROGRAMS_KEPT);
+  private readonly programs = new RecentMap<string, ProgramShare>(PROGRAMS_KEPT, {
+    of: (share) => share.program.byteLength + share.prepared.bytes.byteLength,
+    max: PROGRAM_BYTES_KEPT,
+  });
   /** Preparations by module hash and memory limit: under way, done (facts) or refused. */
   private readonly modules = new RecentMap<string, Promise<Prepared>>(FACTS_KEPT);
   private readonly handlers: ProcessHandlers;
@@ -151,6 +173,9 @@ export class WorkerExecutor implements Executor {
     this.stuckTimeout = options.stuckTimeout ?? 10_000;
     this.startTimeout = options.startTimeout ?? 30_000;
     this.maxInstances = options.maxInstances ?? 15_000;
+    // Without a heap limit of their own, workers get Node's default, which this process has too.
+    const heap = options.workerHeapMiB ? options.workerHeapMiB * MIB : v8.getHeapStatistics().heap_size_limit;
+    this.heapBudget = heap * 0.7;
     this.handlers = {
       event: (worker, m) => this.event(worker, m),
       failed: (worker, kind, message) => this.lose(worker, kind, message),
@@ -160,6 +185,7 @@ export class WorkerExecutor implements Executor {
       ...DEFAULT_PREPARE,
       ...options.prepare,
       cacheDir: options.cacheDir,
+      cacheBytes: options.cacheBytes,
       keys: {
         timeout: keys.prepareTimeout ?? 'preparation timeout',
         memory: keys.prepareMemory ?? 'preparation memory',
@@ -194,9 +220,11 @@ export class WorkerExecutor implements Executor {
     // lacks it; a plain program is prepared (once) first.
     const snapshot = isSnapshot(options.bytes) ? options.bytes : null;
     let key = snapshot ? null : (await this.prepareProgram(options.bytes, options.hash, options.maxMemoryPages, options.owner)).key;
-    const worker = this.place();
+    let tableBytes = snapshot ? snapshotTableBytes(snapshot) : (this.programs.get(key!)?.prepared.info.tableBytes ?? 0);
+    const worker = this.place(tableBytes);
     const id = this.nextInstanceId++;
     worker.reserved++;
+    worker.heap += tableBytes;
     let reply: CreateReply;
     try {
       reply = await this.createOn(worker, id, key, snapshot, options);
@@ -208,7 +236,9 @@ export class WorkerExecutor implements Executor {
       }
     } finally {
       worker.reserved--;
+      worker.heap -= tableBytes;
     }
+    tableBytes = reply.tableBytes;
     const memoryLimit = reply.memoryLimit;
     const shareKey = key;
     const inst = new RemoteInstance({
@@ -222,6 +252,7 @@ export class WorkerExecutor implements Executor {
       onForget: () => {
         if (!worker.instances.delete(id)) return;
         worker.memory -= memoryLimit;
+        worker.heap -= tableBytes;
         if (shareKey !== null) this.unuse(worker, shareKey);
       },
     });
@@ -231,7 +262,12 @@ export class WorkerExecutor implements Executor {
     } else {
       worker.instances.set(id, inst);
       worker.memory += memoryLimit;
+      worker.heap += tableBytes;
       if (key !== null) worker.shares.set(key, (worker.shares.get(key) ?? 0) + 1);
+      if (worker.heap > this.heapBudget) {
+        inst.release();
+        throw this.heapFull();
+      }
     }
     return inst;
   }
@@ -263,7 +299,7 @@ export class WorkerExecutor implements Executor {
         timeLimit: options.timeLimit,
         timeResolution: options.timeResolution,
         debug: options.debug !== undefined,
-      }))
+      }), id)
       .catch((error: unknown) => {
         if (share && worker.shares.get(share.key) === 0) worker.shares.delete(share.key);
         throw error;
@@ -305,18 +341,19 @@ export class WorkerExecutor implements Executor {
 
   /**
    * Test hook: make a worker stop answering for good, as a program V8
-   * cannot interrupt would. Given an instance (its ServiceContext.instance
-   * id), the worker blocks in that instance's slice, on that instance's
-   * worker unless `worker` is given. Throws unless the executor was made
-   * with testHooks.
+   * cannot interrupt would (`heap`: fill its heap until V8 aborts, as
+   * something the server does not count could). Given an instance (its
+   * ServiceContext.instance id), in that instance's slice, on that
+   * instance's worker unless `worker` is given. Throws unless the executor
+   * was made with testHooks.
    */
-  blockWorkerForTest(worker?: number, instance?: string): void {
+  blockWorkerForTest(worker?: number, instance?: string, how: 'loop' | 'heap' = 'loop'): void {
     if (!this.options.testHooks) throw new Error('ERR_TEST_HOOKS_DISABLED: blockWorkerForTest needs the testHooks option');
     let target: RemoteInstance | undefined;
     for (const w of this.workersList) for (const inst of w.instances.values()) if (inst.name === instance) target = inst;
     const w = worker === undefined ? target?.worker : this.workersList.find((t) => t.id === worker);
     if (!w) throw new RangeError(`no worker ${worker ?? `for instance ${instance}`}`);
-    w.blockForTest(target?.worker === w ? target.id : undefined);
+    w.blockForTest(target?.worker === w ? target.id : undefined, how);
   }
 
   async close(): Promise<void> {
@@ -369,15 +406,26 @@ export class WorkerExecutor implements Executor {
     return entry;
   }
 
-  /** The worker with the fewest instances, then the least memory. */
-  private place(): WorkerProcess {
+  /** The worker with the fewest instances, then the least memory, among those with room for `tableBytes` of heap. */
+  private place(tableBytes: number): WorkerProcess {
     let best: WorkerProcess | undefined;
+    let full = false;
     for (const t of this.workersList) {
       if (t.gone) continue;
+      if (t.heap + tableBytes > this.heapBudget) {
+        full = true;
+        continue;
+      }
       if (!best || t.load < best.load || (t.load === best.load && t.memory < best.memory)) best = t;
     }
+    if (!best && full) throw this.heapFull();
     if (!best) throw new ExecError('internal', this.closed ? 'executor closed' : 'no worker is available');
     return best;
+  }
+
+  private heapFull(): ExecError {
+    const heap = this.options.workerHeapMiB;
+    return new ExecError('busy', `no worker has heap left for the instance's tables (${this.options.keys?.workerHeap ?? 'worker heap'} = ${heap ? `${heap} MiB` : "Node's default"})`);
   }
 
   private event(worker: WorkerProcess, m: FromWorker): void {
@@ -431,9 +479,12 @@ export class WorkerExecutor implements Executor {
     const offence = this.offence(kind, message);
     worker.instances.clear();
     worker.memory = 0;
+    worker.heap = 0;
     for (const inst of instances) inst.lost(error, inst === offender ? 'offender' : 'bystander', offence);
     this.leaving.add(worker);
-    void worker.terminate(error).then(() => this.leaving.delete(worker));
+    // An instance being created (or snapshot) when the worker went is blamed the same way.
+    const blame = worker.current === undefined ? undefined : { instance: worker.current, error: new ExecError('module', offence) };
+    void worker.terminate(error, blame).then(() => this.leaving.delete(worker));
     if (worker.ready) {
       this.replace(worker);
     } else {
@@ -441,7 +492,7 @@ export class WorkerExecutor implements Executor {
       setTimeout(() => this.replace(worker), 1000).unref();
     }
     try {
-      this.options.onWorkerLost?.({ worker: worker.id, kind, message, instances: instances.map((inst) => inst.name), offender: offender?.name });
+      this.options.onWorkerLost?.({ worker: worker.id, kind, message, instances: instances.map((inst) => inst.name), offender: offender?.name ?? (blame ? `creating ${blame.instance}` : undefined) });
     } catch {
       // The report is best effort.
     }
@@ -454,6 +505,11 @@ export class WorkerExecutor implements Executor {
       const s = this.stuckTimeout / 1000;
       return `the program held its worker for ${s} s without letting it answer (${keys.watchdog ?? 'watchdog'} = ${s})`;
     }
+    if (kind === 'heap') {
+      const heap = this.options.workerHeapMiB;
+      return `the program's worker ran out of memory (${keys.workerHeap ?? 'worker heap'} = ${heap ?? "Node's default"}${heap ? ' MiB' : ''})`;
+    }
+    if (kind === 'memory') return `the program's worker used too much memory: ${message}`;
     return `the program's worker was lost: ${message}`;
   }
 }

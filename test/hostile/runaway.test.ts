@@ -64,67 +64,73 @@ describe('runaway programs against gate-server', () => {
   });
 });
 
-describe('a worker that nothing can interrupt', () => {
-  it('is killed by the watchdog; the offender ends naming the limit, co-tenants on it resume from their last checkpoint elsewhere', async () => {
-    const dir = mkdtempSync(path.join(os.tmpdir(), 'gate-hostile-'));
-    const reports: WorkerLostReport[] = [];
-    const executor = new WorkerExecutor({
-      workers: 2,
-      cacheDir: testCacheDir,
-      testHooks: true,
-      heartbeatInterval: 200,
-      stuckTimeout: 2000,
-      keys: { watchdog: 'runtime.watchdog' },
-      onWorkerLost: (r) => reports.push(r),
-    });
-    const logs: Record<string, unknown>[] = [];
-    const server = await startServer({
-      listen: { host: '127.0.0.1', port: 0 },
-      dataDir: dir,
-      executor,
-      config: { runtime: { checkpoint: 1, cachedir: testCacheDir, workers: 2 } },
-      log: new Logger('info', (line) => logs.push(JSON.parse(line) as Record<string, unknown>)),
-    });
-    try {
-      const site = { url: server.url, audience: `${server.url}/gate-0/` };
-      const bob = new Client(site, new Principal());
-      const eve = new Client(site, new Principal());
-      const counter = await bob.upload(wasm('examples/counter.wasm'));
-      // Bob's instances on both workers, then Eve's.
-      const tenants = [await bob.launch(counter, '&function=debug_count'), await bob.launch(counter, '&function=debug_count')];
-      const evil = await eve.launch(await eve.upload(wasm('examples/counter.wasm')), '&function=debug_count');
-      const checkpointsOf = (id: string) => new Set(logs.filter((l) => l.msg === 'instance checkpointed' && l.instance === id).map((l) => l.module));
-      await waitFor('first checkpoints', () => tenants.every((id) => checkpointsOf(id).size > 0));
-
-      executor.blockWorkerForTest(undefined, evil);
-      await waitFor('the watchdog', () => reports.length > 0);
-      assert.equal(reports[0].kind, 'stuck');
-      assert.equal(reports[0].offender, evil);
-      const bystanders = reports[0].instances.filter((id) => id !== evil);
-      assert.ok(bystanders.length > 0 && bystanders.every((id) => tenants.includes(id)), 'a co-tenant shared the worker');
-
-      const status = await eve.wait(evil);
-      assert.deepEqual(status, {
-        state: 'KILLED',
-        error: 'the program held its worker for 2 s without letting it answer (runtime.watchdog = 2)',
+describe('a worker that nothing can interrupt, or that runs out of heap', () => {
+  for (const how of ['loop', 'heap'] as const) {
+    it(`(${how}) is killed or dies; the offender ends naming the limit, co-tenants on it resume from their last checkpoint elsewhere`, async () => {
+      const dir = mkdtempSync(path.join(os.tmpdir(), 'gate-hostile-'));
+      const reports: WorkerLostReport[] = [];
+      const executor = new WorkerExecutor({
+        workers: 2,
+        cacheDir: testCacheDir,
+        testHooks: true,
+        heartbeatInterval: 200,
+        stuckTimeout: 2000,
+        workerHeapMiB: 96,
+        keys: { watchdog: 'runtime.watchdog', workerHeap: 'runtime.workerheap' },
+        onWorkerLost: (r) => reports.push(r),
       });
-      for (const id of tenants) {
-        const before = checkpointsOf(id).size;
-        assert.deepEqual(await bob.status(id), { state: 'RUNNING' });
-        await waitFor('checkpoints after the loss', () => checkpointsOf(id).size >= before + 2);
-      }
-      assert.ok(logs.some((l) => l.msg === 'instance restored from its last checkpoint' && bystanders.includes(l.instance as string)));
+      const logs: Record<string, unknown>[] = [];
+      const server = await startServer({
+        listen: { host: '127.0.0.1', port: 0 },
+        dataDir: dir,
+        executor,
+        config: { runtime: { checkpoint: 1, cachedir: testCacheDir, workers: 2 } },
+        log: new Logger('info', (line) => logs.push(JSON.parse(line) as Record<string, unknown>)),
+      });
+      try {
+        const site = { url: server.url, audience: `${server.url}/gate-0/` };
+        const bob = new Client(site, new Principal());
+        const eve = new Client(site, new Principal());
+        const counter = await bob.upload(wasm('examples/counter.wasm'));
+        // Bob's instances on both workers, then Eve's.
+        const tenants = [await bob.launch(counter, '&function=debug_count'), await bob.launch(counter, '&function=debug_count')];
+        const evil = await eve.launch(await eve.upload(wasm('examples/counter.wasm')), '&function=debug_count');
+        const checkpointsOf = (id: string) => new Set(logs.filter((l) => l.msg === 'instance checkpointed' && l.instance === id).map((l) => l.module));
+        await waitFor('first checkpoints', () => tenants.every((id) => checkpointsOf(id).size > 0));
 
-      const reply = await within('a never-seen module', anonymousCall(site, neverSeenHello(), 'greet'));
-      assert.equal(reply.text, 'hello, world\n');
-    } finally {
-      const began = performance.now();
-      await server.close();
-      await executor.close();
-      assert.ok(performance.now() - began < SHUTDOWN_WITHIN_MS, 'closed within seconds');
-      rmSync(dir, { recursive: true, force: true });
-    }
-  });
+        executor.blockWorkerForTest(undefined, evil, how);
+        await waitFor('the watchdog', () => reports.length > 0);
+        assert.equal(reports[0].kind, how === 'loop' ? 'stuck' : 'heap');
+        assert.equal(reports[0].offender, evil);
+        const bystanders = reports[0].instances.filter((id) => id !== evil);
+        assert.ok(bystanders.length > 0 && bystanders.every((id) => tenants.includes(id)), 'a co-tenant shared the worker');
+
+        const status = await eve.wait(evil);
+        assert.deepEqual(status, {
+          state: 'KILLED',
+          error:
+            how === 'loop'
+              ? 'the program held its worker for 2 s without letting it answer (runtime.watchdog = 2)'
+              : "the program's worker ran out of memory (runtime.workerheap = 96 MiB)",
+        });
+        for (const id of tenants) {
+          const before = checkpointsOf(id).size;
+          assert.deepEqual(await bob.status(id), { state: 'RUNNING' });
+          await waitFor('checkpoints after the loss', () => checkpointsOf(id).size >= before + 2);
+        }
+        assert.ok(logs.some((l) => l.msg === 'instance restored from its last checkpoint' && bystanders.includes(l.instance as string)));
+
+        const reply = await within('a never-seen module', anonymousCall(site, neverSeenHello(), 'greet'));
+        assert.equal(reply.text, 'hello, world\n');
+      } finally {
+        const began = performance.now();
+        await server.close();
+        await executor.close();
+        assert.ok(performance.now() - began < SHUTDOWN_WITHIN_MS, 'closed within seconds');
+        rmSync(dir, { recursive: true, force: true });
+      }
+    });
+  }
 
   it('does not keep the executor from closing', async () => {
     const executor = new WorkerExecutor({ workers: 1, cacheDir: testCacheDir, testHooks: true });

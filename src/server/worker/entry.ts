@@ -123,6 +123,23 @@ class NeedProgram extends Error {
   }
 }
 
+/**
+ * Work on one instance outside a slice (restoring it, capturing it) is
+ * reported as its slice is: should the worker die in it, that instance is
+ * to blame (a table too big for the heap, say).
+ */
+async function working<T>(id: number, work: () => T | Promise<T>): Promise<T> {
+  if (sliceReported !== id) {
+    post({ ev: 'slice', id });
+    sliceReported = id;
+  }
+  try {
+    return await work();
+  } finally {
+    if (sliceReported === id) post({ ev: 'idle' });
+  }
+}
+
 /** Compile a prepared program (off this event loop: V8 compiles in the background) and offer it to the cache. */
 function receiveShare(share: NonNullable<CreateRequest['share']>): void {
   const compiling = WebAssembly.compile(share.prepared.bytes as Uint8Array<ArrayBuffer>).then((module) => {
@@ -162,9 +179,10 @@ async function create(m: CreateRequest): Promise<ProgramInstance> {
     timeResolution: m.timeResolution,
     debug: m.debug ? (chunk: Uint8Array) => post({ ev: 'debug', id, chunk }) : undefined,
   };
-  const program = m.snapshot
-    ? await restoreInstance(m.snapshot, { ...common, cache, maxMemoryPages: m.maxMemoryPages })
-    : new ProgramInstance({ ...common, compiled });
+  const snapshot = m.snapshot;
+  const program = await working(id, () =>
+    snapshot ? restoreInstance(snapshot, { ...common, cache, maxMemoryPages: m.maxMemoryPages }) : new ProgramInstance({ ...common, compiled }),
+  );
   slices.set(program.instance, id);
   return program;
 }
@@ -199,7 +217,7 @@ function connect(m: Extract<ToWorker, { op: 'connect' }>): void {
 
 function start(m: WorkerSetup): void {
   setup = m;
-  cache = new ModuleCache(setup.role === 'prepare' ? setup.cacheDir : null);
+  cache = new ModuleCache(setup.role === 'prepare' ? setup.cacheDir : null, setup.cacheBytes);
   if (setup.role === 'instances') {
     registry = loadRegistry();
     registry.catch(() => {}); // reported by each create
@@ -228,7 +246,8 @@ function handle(m: ToWorker): void {
       answer(m.req, async (): Promise<CreateReply> => {
         try {
           const program = await p;
-          return { status: program.status, memoryLimit: instanceMemoryBytes(program.compiled.prepared.info, m.maxMemoryPages) };
+          const info = program.compiled.prepared.info;
+          return { status: program.status, memoryLimit: instanceMemoryBytes(info, m.maxMemoryPages), tableBytes: info.tableBytes };
         } catch (error) {
           if (error instanceof NeedProgram) return { need: error.key };
           throw error;
@@ -262,7 +281,7 @@ function handle(m: ToWorker): void {
         () =>
           withInstance(m.id, (program) => {
             stopped(program);
-            return snapshotInstance(program);
+            return working(m.id, () => snapshotInstance(program));
           }),
       );
       return;
@@ -270,10 +289,12 @@ function handle(m: ToWorker): void {
       answer(
         m.req,
         () =>
-          withInstance(m.id, (program): InspectReply => {
+          withInstance(m.id, (program): Promise<InspectReply> => {
             stopped(program);
-            const state = program.instance.capture();
-            return { memory: state.memory, globals: [...state.globals.entries()].sort((a, b) => a[0] - b[0]) };
+            return working(m.id, () => {
+              const state = program.instance.capture();
+              return { memory: state.memory, globals: [...state.globals.entries()].sort((a, b) => a[0] - b[0]) };
+            });
           }),
       );
       return;
@@ -285,6 +306,10 @@ function handle(m: ToWorker): void {
       // as a program V8 cannot interrupt would, in instance m.id's slice.
       if (!setup.testHooks) return;
       if (m.id !== undefined) post({ ev: 'slice', id: m.id });
+      if (m.how === 'heap') {
+        const hog: unknown[] = [];
+        for (;;) hog.push(new Array(1 << 20).fill(hog.length));
+      }
       Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0);
       return;
   }

@@ -23,6 +23,8 @@ export interface PreparerLimits {
 
 export interface PreparerPoolOptions extends PreparerLimits {
   cacheDir: string | null;
+  /** Bytes the cache directory is kept below. */
+  cacheBytes?: number;
   /** A preparer larger than this after a job is replaced (default: a quarter of `memory`, at least 384 MiB). */
   recycle?: number;
   /** Milliseconds between memory checks of a busy preparer (default 100). */
@@ -125,7 +127,7 @@ export class PreparerPool {
   private spawn(): WorkerProcess {
     return new WorkerProcess(
       this.options.nextId(),
-      { role: 'prepare', cacheDir: this.options.cacheDir },
+      { role: 'prepare', cacheDir: this.options.cacheDir, cacheBytes: this.options.cacheBytes },
       {
         event: () => {},
         failed: (worker, kind, message) => this.lost(worker, kind, message),

@@ -16,8 +16,8 @@ import type { RemoteInstance } from './remote-instance.ts';
 
 const ENTRY = new URL('./entry.ts', import.meta.url);
 
-/** Why a worker is gone. */
-export type LossKind = 'stuck' | 'crashed' | 'memory' | 'closed';
+/** Why a worker is gone: stopped answering, died, passed its memory cap, or ran out of heap (V8 aborts). */
+export type LossKind = 'stuck' | 'crashed' | 'memory' | 'heap' | 'closed';
 
 export interface ProcessHandlers {
   /** Any message that is not a reply (instance events). */
@@ -34,6 +34,8 @@ export interface WorkerProcessOptions {
 interface Pending {
   resolve: (value: unknown) => void;
   reject: (error: Error) => void;
+  /** The instance the request is about, when it could be the one to blame for a loss. */
+  instance?: number;
 }
 
 const PAGE_SIZE = 4096;
@@ -60,6 +62,8 @@ export class WorkerProcess {
   reserved = 0;
   /** Sum of the memory limits of its instances, in bytes. */
   memory = 0;
+  /** V8 heap its instances' tables take (and creates under way may take), in bytes. */
+  heap = 0;
   ready = false;
   /** performance.now() of the last message from the worker (or of its start). */
   lastAnswer: number;
@@ -96,8 +100,9 @@ export class WorkerProcess {
     });
     this.child.on('exit', (code, signal) => {
       if (this.gone) return;
-      const how = signal ? `was killed by ${signal}` : `exited with code ${code}`;
-      handlers.failed(this, 'crashed', `worker ${id} ${how}`);
+      // V8 aborts the process when its heap is full.
+      if (signal === 'SIGABRT') handlers.failed(this, 'heap', `worker ${id} ran out of heap`);
+      else handlers.failed(this, 'crashed', `worker ${id} ${signal ? `was killed by ${signal}` : `exited with code ${code}`}`);
     });
     this.post({ op: 'setup', setup });
   }
@@ -124,12 +129,16 @@ export class WorkerProcess {
     });
   }
 
-  /** Send a request and wait for its answer; rejects with ExecError (a failure in the worker, or the worker lost). */
-  request<T>(build: (req: number) => ToWorker): Promise<T> {
+  /**
+   * Send a request and wait for its answer; rejects with ExecError (a
+   * failure in the worker, or the worker lost). `instance`: the request is
+   * about that instance (see terminate).
+   */
+  request<T>(build: (req: number) => ToWorker, instance?: number): Promise<T> {
     if (this.gone) return Promise.reject(new ExecError('internal', `worker ${this.id} is gone`));
     const req = this.nextReq++;
     return new Promise<T>((resolve, reject) => {
-      this.pending.set(req, { resolve: resolve as (value: unknown) => void, reject });
+      this.pending.set(req, { resolve: resolve as (value: unknown) => void, reject, instance });
       this.post(build(req));
     });
   }
@@ -138,18 +147,18 @@ export class WorkerProcess {
     this.post({ op: 'ping', seq: ++this.pingSeq });
   }
 
-  /** Test hook: make the worker stop answering for good, in the middle of instance `id`'s slice if given. */
-  blockForTest(id?: number): void {
-    this.post({ op: 'block', id });
+  /** Test hook: make the worker stop answering for good (or run out of heap), in the middle of instance `id`'s slice if given. */
+  blockForTest(id?: number, how: 'loop' | 'heap' = 'loop'): void {
+    this.post({ op: 'block', id, how });
   }
 
-  /** Kill the process: pending requests fail with error. */
-  terminate(error: Error): Promise<void> {
+  /** Kill the process: pending requests fail with error (those about the blamed instance with its own). */
+  terminate(error: Error, blame?: { instance: number; error: Error }): Promise<void> {
     if (this.gone) return this.exited;
     this.gone = true;
     const pending = [...this.pending.values()];
     this.pending.clear();
-    for (const p of pending) p.reject(error);
+    for (const p of pending) p.reject(blame && p.instance === blame.instance ? blame.error : error);
     if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGKILL');
     return this.exited;
   }

@@ -20,6 +20,8 @@ export interface WorkerSetup {
   role: 'instances' | 'prepare';
   /** ModuleCache directory (null: memory only). */
   cacheDir: string | null;
+  /** Bytes the ModuleCache directory is kept below (preparers). */
+  cacheBytes?: number;
   /** A module exporting createRegistry(options) → Registry (or a promise of one), for server-wide services. */
   servicesModule?: string;
   servicesOptions?: unknown;
@@ -75,7 +77,7 @@ export type ToWorker =
   | { op: 'connect'; id: number; port: number; input: boolean; output: boolean }
   | ({ op: 'port' } & PortEnvelope)
   | { op: 'forget'; key: string }
-  | { op: 'block'; id?: number };
+  | { op: 'block'; id?: number; how: 'loop' | 'heap' };
 
 export interface PrepareReply {
   key: string;
@@ -84,7 +86,7 @@ export interface PrepareReply {
 }
 
 /** The instance exists, or (for a snapshot) the worker lacks its program and names it. */
-export type CreateReply = { status: Status; memoryLimit: number } | { need: string };
+export type CreateReply = { status: Status; memoryLimit: number; tableBytes: number } | { need: string };
 
 export interface InspectReply {
   memory: Uint8Array;
