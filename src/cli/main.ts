@@ -6,8 +6,6 @@
 // or the program's result for `call`.
 
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
-import { readdirSync } from 'node:fs';
-import path from 'node:path';
 import { isAddress } from './address.ts';
 import { debugCommand } from './commands/debug.ts';
 import { instancesCommand, deleteCommand, resumeCommand, snapshotCommand, statusCommand, stopCommand, updateCommand } from './commands/instance.ts';
@@ -66,16 +64,8 @@ function parseGlobals(argv: string[]): Parsed {
     if (a === '-o') out.steps.push({ kind: 'option', arg: value(a) });
     else if (a === '-f') out.steps.push({ kind: 'file', arg: value(a) });
     else if (a === '-F') out.steps.push({ kind: 'reset', arg: value(a) });
-    else if (a === '-d') {
-      const dir = value(a);
-      let names: string[];
-      try {
-        names = readdirSync(dir).filter((n) => n.endsWith('.toml')).sort();
-      } catch {
-        throw new CliError(`${dir}: cannot read directory`, 2);
-      }
-      for (const n of names) out.steps.push({ kind: 'file', arg: path.join(dir, n) });
-    } else if (a === '--json') out.json = true;
+    else if (a === '-d') out.steps.push({ kind: 'dir', arg: value(a) });
+    else if (a === '--json') out.json = true;
     else if (a === '--no-color' || a === '--no-colour') process.env.NO_COLOR = '1';
     else if (a === '-h' || a === '--help') out.help = true;
     else if (a === '-V' || a === '--version') out.version = true;
@@ -118,18 +108,17 @@ function buildProgram(parsed: Parsed, globals: Globals): Command {
     .option('-d, --debug', "show the program's debug log on standard error (local calls only)")
     .option('--in-process', 'local only: run in this process instead of the daemon')
     .option('--fuel <units>', 'in-process: stop after this much fuel (about one unit per instruction)', positiveNumber)
-    .option('--time-limit <seconds>', 'in-process: stop after this much run time', positiveNumber)
+    .option('--time-limit <seconds>', 'in-process: kill the program after this much (wall-clock) time', positiveNumber)
+    .option('--cpu-limit <seconds>', "in-process: kill the program after it has executed this long (waiting doesn't count)", positiveNumber)
     .option('--memory-limit <MiB>', 'in-process: largest memory the program may have (default 32)', positiveNumber)
     .action(async (module: string, fn: string | undefined, o) => {
-      const inProcess = !address && (o.inProcess || o.fuel !== undefined || o.timeLimit !== undefined || o.memoryLimit !== undefined);
-      if (inProcess) {
+      const local = o.inProcess || [o.fuel, o.timeLimit, o.cpuLimit, o.memoryLimit].some((v) => v !== undefined);
+      if (local && address) throw new CliError('--in-process, --fuel, --time-limit, --cpu-limit and --memory-limit are for local calls only', 2);
+      if (local) {
         // The runtime loads only for in-process calls: other commands start faster without it.
         const { callCommand } = await import('./call.ts');
-        process.exitCode = await callCommand(module, fn, { function: o.function, debug: o.debug, fuel: o.fuel, timeLimit: o.timeLimit, memoryLimit: o.memoryLimit });
+        process.exitCode = await callCommand(module, fn, { ...o, json: globals.json });
         return;
-      }
-      if (o.inProcess || o.fuel !== undefined || o.timeLimit !== undefined || o.memoryLimit !== undefined) {
-        throw new CliError('--in-process, --fuel, --time-limit and --memory-limit are for local calls only', 2);
       }
       process.exitCode = await callRemote(await session(o.scope), module, fn ?? o.function, { debug: o.debug });
     });

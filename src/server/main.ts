@@ -39,6 +39,8 @@ async function workerExecutor(config: Config): Promise<Executor | undefined> {
     workers: config.runtime.workers,
     cacheDir: config.runtime.cachedir || defaultCacheDir(),
     stuckTimeout: config.runtime.watchdog * 1000,
+    // Every instance thread builds the configured services (config.service) itself.
+    services: { module: new URL('../services/node/registry.ts', import.meta.url), options: config.service },
     onWorkerLost: (report) => log.error('worker lost', { ...report }),
   });
 }

@@ -48,7 +48,7 @@ describe('gate error messages', () => {
     oneLine(missing.stderr, /^gate: missing required argument 'module'/);
     const key = await gate(home, ['-o', 'nosuch=1', nowhere, 'instances']);
     assert.equal(key.code, 2);
-    oneLine(key.stderr, /^gate: unknown configuration key: nosuch$/m);
+    oneLine(key.stderr, /^gate: -o: unknown configuration key: nosuch$/m);
   });
 
   it('missing module file', async () => {

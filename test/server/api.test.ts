@@ -154,9 +154,14 @@ describe('gate-server API routing', () => {
     assert.equal(r.text, '');
   });
 
-  it('adds CORS headers when Origin is sent', async () => {
-    const r = await request(`${ts.url}/gate-0/module/sha256/00`, { method: 'OPTIONS', headers: { Origin: 'https://example.net' } });
-    assert.equal(r.headers['access-control-allow-origin'], '*');
+  it("allows only the server's own origin by default, with CORS headers (Gate's mustBeAllowedOrigin)", async () => {
+    const other = await request(`${ts.url}/gate-0/module/sha256/00`, { method: 'OPTIONS', headers: { Origin: 'https://example.net' } });
+    assert.equal(other.status, 403);
+    assert.equal(other.text, '');
+    const own = new URL(ts.url).origin;
+    const r = await request(`${ts.url}/gate-0/module/sha256/00`, { method: 'OPTIONS', headers: { Origin: own } });
+    assert.equal(r.status, 200);
+    assert.equal(r.headers['access-control-allow-origin'], own);
     assert.equal(r.headers['access-control-allow-methods'], 'GET, HEAD, OPTIONS, POST, PUT');
     assert.equal(r.headers['access-control-allow-headers'], 'Authorization, Content-Type');
     assert.equal(r.headers['access-control-expose-headers'], 'Location, Gate-Instance, Gate-Status');

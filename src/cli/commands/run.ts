@@ -14,7 +14,7 @@ import { INSTANCE_PATH, MODULE_PATH, readAll } from '../http-client.ts';
 import { resolveModuleArg, type ModuleArg } from '../module-arg.ts';
 import { printJSON } from '../output.ts';
 import type { Session } from '../session.ts';
-import { exitCodeOf, parseStatus, statusText } from '../status.ts';
+import { parseStatus, reportCallEnd } from '../status.ts';
 import { hasModule, uploadBody, uploadModule } from '../transfer.ts';
 
 type Query = Array<[string, string]>;
@@ -39,7 +39,7 @@ function entryQuery(s: Session, fn: string | undefined, debug: boolean | undefin
 }
 
 function pinQuery(s: Session): Query {
-  return s.config.pin ? [['action', 'pin'], ...s.config.moduletags.map((t): [string, string] => ['module-tag', t])] : [];
+  return s.config.pin && !s.anonymous ? [['action', 'pin'], ...s.config.moduletags.map((t): [string, string] => ['module-tag', t])] : [];
 }
 
 function modulePath(m: ModuleArg): string {
@@ -53,7 +53,7 @@ export async function callRemote(s: Session, moduleArg: string, fn: string | und
   const query: Query = [['action', 'call'], ...entryQuery(s, fn, options.debug, [])];
   let withInput = true;
   if (m.kind === 'file') {
-    if (s.config.pin) {
+    if (s.config.pin && !s.anonymous) {
       if (!(await hasModule(s.client, m.id))) await uploadModule(s.client, m.id, m.bytes, s.config.moduletags);
     } else {
       withInput = false; // upload+call: the body is the module, the program sees end of input
@@ -68,6 +68,7 @@ export async function callRemote(s: Session, moduleArg: string, fn: string | und
     path: modulePath(m),
     query,
     trailers: true,
+    auth: !s.anonymous,
     headers: m.kind === 'file' && !withInput ? { 'Content-Type': 'application/wasm' } : {},
     body: m.kind === 'file' && !withInput ? uploadBody(m.bytes, 'upload') : input,
   });
@@ -89,11 +90,7 @@ export async function callRemote(s: Session, moduleArg: string, fn: string | und
   }
   const status = parseStatus(res.trailers['gate-status']);
   if (logFile && status.state !== 'SUSPENDED') rmSync(logFile, { force: true });
-  const code = exitCodeOf(status);
-  if (s.json) printJSON({ instance, status });
-  else if (status.state === 'SUSPENDED' && code === 0) process.stderr.write(`${instance ?? ''} ${statusText(status)}\n`.trimStart());
-  else if (code !== 0 && !(status.state === 'TERMINATED' && !status.cause && !status.error)) process.stderr.write(`gate: ${statusText(status)}\n`);
-  return code;
+  return reportCallEnd(s.json, instance, status);
 }
 
 /** Ctrl-\ (SIGQUIT) while a call runs suspends it, as in Gate. */
