@@ -5,7 +5,7 @@
 // it and writes its snapshot to a file, which the same command continues.
 
 import { writeFileSync } from 'node:fs';
-import { Readable, Writable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { parseDaemonArgs } from '../daemon/config.ts';
 import { sharedEngine } from '../host/engine.ts';
 import { ModuleCache } from '../host/module-cache.ts';
@@ -91,7 +91,7 @@ async function callWith(services: RunningServices, file: string, bytes: Uint8Arr
   try {
     const done = program.run(entry ? { function: entry } : {});
     const input = Readable.toWeb(process.stdin) as ReadableStream<Uint8Array>;
-    const output = Writable.toWeb(process.stdout) as WritableStream<Uint8Array>;
+    const output = stdoutStream();
     const connection = program.connect(input, output);
     status = await done;
     await connection;
@@ -108,8 +108,16 @@ async function callWith(services: RunningServices, file: string, bytes: Uint8Arr
   return report(options, instance, status, snapshotFile);
 }
 
+/** Standard output as the program's stream; its end leaves stdout open for the --json report. */
+function stdoutStream(): WritableStream<Uint8Array> {
+  return new WritableStream({
+    write: (chunk) => new Promise<void>((resolve, reject) => process.stdout.write(chunk, (error) => (error ? reject(error) : resolve()))),
+  });
+}
+
 function report(options: CallOptions, instance: string, status: Status, snapshotFile?: string): number {
-  const api = statusToJSON(status) as ApiStatus;
+  // A call's instance is transient, so returning from its function terminates it (as on a server).
+  const api = statusToJSON(status.state === State.HALTED ? { ...status, state: State.TERMINATED } : status) as ApiStatus;
   const code = reportCallEnd(options.json === true, instance, api, snapshotFile !== undefined ? { snapshot: snapshotFile } : {});
   if (snapshotFile !== undefined && !options.json) {
     process.stderr.write(`gate: snapshot written to ${snapshotFile}; continue it with: gate call --in-process ${snapshotFile}\n`);

@@ -177,7 +177,7 @@ export class Instances {
     const id = c.id ?? randomUUID();
     if (c.principal !== undefined) {
       const mine = this.owned.get(c.principal);
-      if (mine?.has(id)) throw conflict('duplicate instance id');
+      if (mine?.has(id)) throw conflict('duplicate instance id').failing('INSTANCE_ID_EXISTS');
       if ((mine?.size ?? 0) >= c.limits.maxinstances) throw limitExceeded('instance', 'principal.maxinstances', c.limits.maxinstances);
     }
     if (!c.suspend) this.checkRunLimits(c.principal, c.limits, c.limits.maxmemorysize);
@@ -210,7 +210,7 @@ export class Instances {
     // Registration happens after the await: check the id again.
     if (c.principal !== undefined && this.owned.get(c.principal)?.has(id)) {
       inst.exec.release();
-      throw conflict('duplicate instance id');
+      throw conflict('duplicate instance id').failing('INSTANCE_ID_EXISTS');
     }
     this.register(inst);
     if (!inst.transient) this.writeRecord(inst);

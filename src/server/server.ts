@@ -144,7 +144,7 @@ async function serve(options: ServerOptions): Promise<RunningServer> {
   const config = mergeConfig(options.config);
   const local = options.localUnsignedTokens ?? config.access.local;
   if (local && config.http.origins.includes('*')) config.http.origins = ['null'];
-  const log = options.log ?? new Logger(config.log.level);
+  const log = options.log ?? new Logger(config.log.level, { format: config.log.format });
   const sources = createSources(config);
   const policy = createPolicy(config);
 

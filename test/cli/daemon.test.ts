@@ -91,3 +91,23 @@ describe('gate with the local daemon', () => {
     assert.equal(r.stdout, 'hello, world\n');
   });
 });
+
+describe('gate-daemon start race', () => {
+  it('several gate calls racing a fresh daemon all run to the end', async () => {
+    const home = makeHome();
+    try {
+      for (let round = 0; round < 3; round++) {
+        const calls = await Promise.all([1, 2, 3, 4].map(() => gate(home, ['call', example('hello.wasm'), 'twice'])));
+        for (const r of calls) {
+          assert.equal(r.stderr, '', `round ${round}`);
+          assert.equal(r.code, 0);
+          assert.equal(r.stdout, 'hello, world\nhello, world\n');
+        }
+        const stop = await run(GATE_DAEMON, ['--stop'], home.env);
+        assert.equal(stop.code, 0, stop.stderr);
+      }
+    } finally {
+      await home.cleanup();
+    }
+  });
+});

@@ -12,6 +12,7 @@ import { listenAddress, translateArgs } from '../../src/server/args.ts';
 import { parseArgs } from '../../src/server/config.ts';
 import { root } from '../helpers.ts';
 import { request, startTestServer } from './helpers.ts';
+import { GATE_SERVER, makeHome, startServer as startCliServer } from '../cli/helpers.ts';
 
 describe('gate-server configuration', () => {
   it('reads a TOML file and flags in order', () => {
@@ -182,6 +183,21 @@ describe('gate-server identity token', () => {
     } finally {
       await ts.close();
       rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('gate-server data directory lock', () => {
+  it('a second server on the same data directory exits, naming the holder', async () => {
+    const home = makeHome();
+    const first = await startCliServer(home, 'shared');
+    try {
+      const second = spawnSync(process.execPath, [GATE_SERVER, '-F', '/dev/null', '--listen', '127.0.0.1:0', '--data-dir', path.join(home.dir, 'shared')], { env: home.env, encoding: 'utf8' });
+      assert.equal(second.status, 1);
+      assert.equal(second.stderr, `gate-server: data directory ${path.join(home.dir, 'shared')} is in use by process ${first.child.pid} (another gate-server or gate-daemon); stop it or choose another --data-dir\n`);
+    } finally {
+      await first.stop();
+      await home.cleanup();
     }
   });
 });
