@@ -12,7 +12,7 @@ import { instancesCommand, deleteCommand, resumeCommand, snapshotCommand, status
 import { ioCommand, replCommand } from './commands/io.ts';
 import { migrateCommand } from './commands/migrate.ts';
 import { copyModule, exportCommand, importCommand, modulesCommand, pinCommand, showCommand, unpinCommand } from './commands/module.ts';
-import { callRemote, launchRemote } from './commands/run.ts';
+import { callPersistent, callRemote, launchRemote } from './commands/run.ts';
 import { loadClientConfig, type ConfigStep } from './config.ts';
 import { CliError } from './errors.ts';
 import { GateClient } from './http-client.ts';
@@ -106,6 +106,8 @@ function buildProgram(parsed: Parsed, globals: Globals): Command {
     .option('-f, --function <name>', 'entry function')
     .option('-s, --scope <scope>', 'add scope tokens (comma-separated, may repeat)', collect, [])
     .option('-d, --debug', "show the program's debug log on standard error (local calls only)")
+    .option('-p, --persist', 'local only: keep the instance after it stops (launch, io and wait)')
+    .option('-D', 'local only: --debug and --persist (and the call stack of an unfinished program, not supported yet)')
     .option('--in-process', 'local only: run in this process instead of the daemon')
     .option('--fuel <units>', 'in-process: stop after this much fuel (about one unit per instruction)', positiveNumber)
     .option('--time-limit <seconds>', 'in-process: kill the program after this much (wall-clock) time', positiveNumber)
@@ -114,6 +116,11 @@ function buildProgram(parsed: Parsed, globals: Globals): Command {
     .action(async (module: string, fn: string | undefined, o) => {
       const local = o.inProcess || [o.fuel, o.timeLimit, o.cpuLimit, o.memoryLimit].some((v) => v !== undefined);
       if (local && address) throw new CliError('--in-process, --fuel, --time-limit, --cpu-limit and --memory-limit are for local calls only', 2);
+      if ((o.persist || o.D) && (local || address)) throw new CliError('-p and -D are for calls through the local daemon only', 2);
+      if (o.persist || o.D) {
+        process.exitCode = await callPersistent(await session(o.scope), module, fn ?? o.function, { debug: o.debug || o.D, backtrace: o.D });
+        return;
+      }
       if (local) {
         // The runtime loads only for in-process calls: other commands start faster without it.
         const { callCommand } = await import('./call.ts');
