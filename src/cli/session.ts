@@ -35,9 +35,16 @@ function hasKey(config: ClientConfig): boolean {
 export async function openClient(address: string | undefined, config: ClientConfig, extraScope: readonly string[] = []): Promise<GateClient> {
   const scope = [...new Set([...config.scope, ...extraScope])];
   if (address === undefined) {
+    // The daemon is started when its socket does not answer the first request (and that request is made again).
     const paths = daemonPaths();
-    await ensureDaemon(paths);
-    return new GateClient({ target: { kind: 'unix', socket: paths.socket }, authorization: () => unsignedBearer({ scope }) });
+    return new GateClient({
+      target: { kind: 'unix', socket: paths.socket },
+      authorization: () => unsignedBearer({ scope }),
+      onUnreachable: async () => {
+        await ensureDaemon(paths);
+        return true;
+      },
+    });
   }
   const url = parseAddress(address);
   let key: Ed25519Key | undefined | null = null;

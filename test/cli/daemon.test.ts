@@ -86,6 +86,21 @@ describe('gate with the local daemon', () => {
     assert.match(remote.stderr, /-p and -D are for calls through the local daemon only/);
   });
 
+  it('input that arrives after the program has ended does not cut off its output or status', async () => {
+    await Promise.all(
+      Array.from({ length: 10 }, async () => {
+        const call = spawnGate(home, ['call', example('hello.wasm'), 'greet']);
+        const out = collect(call.stdout);
+        const err = collect(call.stderr);
+        await waitForOutput(call.stdout, /^hello, world\n$/, out);
+        call.stdin.end('typed too late\n');
+        const [code] = await once(call, 'exit');
+        assert.equal(err.text, '');
+        assert.equal(code, 0);
+      }),
+    );
+  });
+
   it('colours only on a terminal (or when forced)', async () => {
     const id = (await gate(home, ['launch', example('counter.wasm'), 'count'])).stdout.trim();
     assert.equal((await gate(home, ['suspend', id])).stdout, 'SUSPENDED\n');
