@@ -17,7 +17,7 @@ const START_TIMEOUT_MS = 30_000;
 const EXIT_ALREADY_RUNNING = 3;
 
 /** Does something answer HTTP on the socket? */
-export function daemonAnswers(socket: string): Promise<boolean> {
+function daemonAnswers(socket: string): Promise<boolean> {
   return new Promise((resolve) => {
     const req = http.request({ socketPath: socket, path: '/gate-0/', method: 'HEAD', agent: false }, (res) => {
       res.resume();

@@ -25,11 +25,6 @@ function hasWasmMagic(bytes: Uint8Array): boolean {
   return bytes.length >= 4 && bytes[0] === 0 && bytes[1] === 0x61 && bytes[2] === 0x73 && bytes[3] === 0x6d;
 }
 
-export interface ModuleCacheOptions extends PrepareOptions {
-  /** Directory for prepared modules; null keeps them in memory only. */
-  dir?: string | null;
-}
-
 /** Prepares, compiles and caches modules (in memory and on disk). */
 export class ModuleCache {
   private readonly dir: string | null;

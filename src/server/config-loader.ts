@@ -119,14 +119,14 @@ export function loadConfig<S extends Schema>(schema: S, steps: readonly Step[], 
 }
 
 /** `-o path.to.key=value`: the text converted as the key's type says. */
-export function setOption(schema: Schema, config: object, assignment: string): void {
+function setOption(schema: Schema, config: object, assignment: string): void {
   const eq = assignment.indexOf('=');
   if (eq < 0) throw new ConfigError(`-o ${assignment}: expected KEY=VALUE`);
   assign(schema, config as Node, assignment.slice(0, eq), new OptionText(assignment.slice(eq + 1)), '-o');
 }
 
 /** Merge one TOML document into the configuration. */
-export function applyToml(schema: Schema, config: object, text: string, file: string): void {
+function applyToml(schema: Schema, config: object, text: string, file: string): void {
   let doc: Node;
   try {
     doc = parseToml(text) as Node;
@@ -326,12 +326,12 @@ export function configHome(): string {
   return process.env.XDG_CONFIG_HOME || path.join(os.homedir(), '.config');
 }
 
-export function cacheHome(): string {
+function cacheHome(): string {
   return process.env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache');
 }
 
 /** ${HOME} and ${XDG_*_HOME} (with their XDG defaults), as Gate expands them; other ${NAME}s from the environment. */
-export function expand(s: string): string {
+function expand(s: string): string {
   return s.replace(/\$\{([A-Z_][A-Z0-9_]*)\}/g, (whole, name: string) => {
     switch (name) {
       case 'HOME':

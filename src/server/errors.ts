@@ -51,30 +51,3 @@ export const instanceNotFound = (): HttpError => notFound('instance not found').
 export function limitExceeded(what: string, key: string, value: number): HttpError {
   return badRequest(`${what} limit exceeded (${key} = ${value})`).failing('RESOURCE_LIMIT');
 }
-
-/** Public text for a status that has no message of its own. */
-export function defaultText(status: number): string {
-  return status === 500 ? 'internal error' : 'unknown error';
-}
-
-/** Quote a string the way Go's %q does: the error texts clients compare against use it. */
-export function goQuote(s: string): string {
-  let out = '"';
-  for (const ch of s) {
-    const c = ch.codePointAt(0)!;
-    if (ch === '"') out += '\\"';
-    else if (ch === '\\') out += '\\\\';
-    else if (c === 7) out += '\\a';
-    else if (c === 8) out += '\\b';
-    else if (c === 12) out += '\\f';
-    else if (c === 10) out += '\\n';
-    else if (c === 13) out += '\\r';
-    else if (c === 9) out += '\\t';
-    else if (c === 11) out += '\\v';
-    else if (c < 0x20 || c === 0x7f) out += `\\x${c.toString(16).padStart(2, '0')}`;
-    else if (c === 0xfffd && ch !== '\ufffd') out += '\\ufffd';
-    else if ((c >= 0x80 && c < 0xa0) || (c >= 0xd800 && c < 0xe000)) out += `\\u${c.toString(16).padStart(4, '0')}`;
-    else out += ch;
-  }
-  return out + '"';
-}

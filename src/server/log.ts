@@ -6,7 +6,6 @@ export type Level = 'debug' | 'info' | 'warn' | 'error' | 'silent';
 const order: Record<Level, number> = { debug: 10, info: 20, warn: 30, error: 40, silent: 100 };
 
 export type Fields = Record<string, unknown>;
-export type LogFormat = 'json' | 'text' | 'auto';
 
 export interface LoggerOptions {
   /** Where lines go (default stderr). */

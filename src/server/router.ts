@@ -124,7 +124,7 @@ export function createHandler(parts: ServerParts): (req: IncomingMessage, res: S
 }
 
 /** Send an error the way Gate does; internal details only go to the log. */
-export function respondError(parts: ServerParts, req: IncomingMessage, res: ServerResponse, error: unknown): void {
+function respondError(parts: ServerParts, req: IncomingMessage, res: ServerResponse, error: unknown): void {
   let http: HttpError;
   if (error instanceof HttpError) {
     http = error;

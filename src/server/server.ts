@@ -59,7 +59,7 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
-export function mergeConfig(input: ConfigInput | Config | undefined): Config {
+function mergeConfig(input: ConfigInput | Config | undefined): Config {
   const config = defaultConfig();
   const merge = (target: Record<string, unknown>, source: Record<string, unknown>) => {
     for (const [k, v] of Object.entries(source)) {

@@ -117,6 +117,8 @@ describe('gate-server API routing', () => {
     const fn = await alice.post(`/gate-0/module/sha256/${'0'.repeat(64)}?action=launch&function=bad%20name`);
     assert.equal(fn.status, 400);
     assert.equal(fn.text, 'invalid function name: "bad name"\n');
+    const bidi = await alice.post(`/gate-0/module/sha256/${'0'.repeat(64)}?action=launch&function=ok%E2%80%AEtxt.exe`);
+    assert.equal(bidi.text, 'invalid function name: "ok\\u202etxt.exe"\n');
     const dup = await alice.post(`/gate-0/module/sha256/${'0'.repeat(64)}?action=launch&function=a&function=b`);
     assert.equal(dup.text, 'duplicate query parameter\n');
     const log = await alice.post(`/gate-0/module/sha256/${'0'.repeat(64)}?action=launch&log=x`);
