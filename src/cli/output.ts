@@ -2,7 +2,7 @@
 // only on a terminal, so `cut -d" " -f1` keeps working in pipes and the
 // completion script), JSON for --json, and status colours.
 
-export function useColour(stream: NodeJS.WriteStream): boolean {
+function useColour(stream: NodeJS.WriteStream): boolean {
   if (process.env.NO_COLOR !== undefined && process.env.NO_COLOR !== '') return false;
   if (process.env.FORCE_COLOR !== undefined && process.env.FORCE_COLOR !== '0') return true;
   return stream.isTTY === true;

@@ -217,13 +217,16 @@ export class Instances {
       limits: c.limits,
     });
     try {
-      inst.exec = await this.executor.create({
-        ...this.execOptions(inst, c.bytes, c.module),
-        function: c.fn,
-        context: { instance: id, principal: c.principal, scope: c.scope ?? [] },
-      });
-    } catch (error) {
-      throw execHttpError(error);
+      try {
+        inst.exec = await this.executor.create({
+          ...this.execOptions(inst, c.bytes, c.module),
+          function: c.fn,
+          context: { instance: id, principal: c.principal, scope: c.scope ?? [] },
+        });
+      } catch (error) {
+        throw execHttpError(error);
+      }
+      inst.stored = await this.initialStatus(c, inst.exec);
     } finally {
       pending.instances--;
       if (!c.suspend) {
@@ -233,11 +236,10 @@ export class Instances {
       this.pendingTotal--;
       if (pending.instances === 0) this.pending.delete(c.principal);
     }
-    inst.stored = inst.exec.status;
-    // Registration happens after the await: check the id again.
+    // Registration happens after the awaits: check the id again.
     if (c.principal !== undefined && this.owned.get(c.principal)?.has(id)) {
       inst.exec.release();
-      throw conflict('duplicate instance id');
+      throw conflict('duplicate instance id').failing('INSTANCE_ID_EXISTS');
     }
     // Its real memory (tables included) may be more than the limit assumed above.
     if (!c.suspend && inst.exec.memoryLimit > memory) {
@@ -251,7 +253,12 @@ export class Instances {
     this.register(inst);
     if (!inst.transient) this.writeRecord(inst);
     this.event(inst.transient ? 'INSTANCE_CREATE_STREAM' : 'INSTANCE_CREATE_KNOWN', inst, { transient: inst.transient, suspended: !!c.suspend });
-    if (!c.suspend) this.start(inst);
+    // A snapshot of a finished program is launched finished; a halted one runs only with a function.
+    const state = inst.stored.state;
+    const runnable = state === State.SUSPENDED || (state === State.HALTED && c.fn);
+    if (!c.suspend && runnable) this.start(inst, state === State.HALTED ? c.fn : undefined);
+    else if (inst.transient) this.onStop(inst, inst.stored); // a call of it ends at once
+    else if (state === State.HALTED && c.suspend) void this.checkpoint(inst); // halted at creation: keep that state
     return inst;
   }
 
@@ -268,19 +275,19 @@ export class Instances {
       let live = this.pendingTotal + this.anonymous.size;
       for (const m of this.owned.values()) live += m.size;
       if (live >= this.maxInstances.value) {
-        throw new HttpError(503, `instance limit of the server reached (${this.maxInstances.key})`);
+        throw new HttpError(503, `instance limit of the server reached (${this.maxInstances.key})`).failing('RESOURCE_LIMIT');
       }
     }
     if (c.principal !== undefined) {
       const mine = this.owned.get(c.principal);
-      if (mine?.has(id)) throw conflict('duplicate instance id');
+      if (mine?.has(id)) throw conflict('duplicate instance id').failing('INSTANCE_ID_EXISTS');
       if ((mine?.size ?? 0) + (pending?.instances ?? 0) >= c.limits.maxinstances) {
         throw limitExceeded('instance', 'principal.maxinstances', c.limits.maxinstances);
       }
     }
     if (!c.suspend) this.checkRunLimits(c.principal, c.limits, memory);
     if (c.principal === undefined && this.anonymous.size + (pending?.instances ?? 0) >= this.maxAnonymous) {
-      throw new HttpError(503, `anonymous instance limit exceeded (access.anonymousprocs = ${this.maxAnonymous})`);
+      throw new HttpError(503, `anonymous instance limit exceeded (access.anonymousprocs = ${this.maxAnonymous})`).failing('RESOURCE_LIMIT');
     }
   }
 
@@ -306,6 +313,19 @@ export class Instances {
       function: fresh ? inst.fn || undefined : undefined,
       context: { instance: inst.id, principal: inst.principal, scope: [] },
     });
+  }
+
+  /**
+   * The status of a new instance: a snapshot's own; HALTED for a program
+   * created suspended without a function and without _start (there is
+   * nothing to resume, as in Gate: it is initialized and halts at once, so a
+   * function can be run later); otherwise SUSPENDED until it starts.
+   */
+  private async initialStatus(c: CreateInstance, exec: ExecInstance): Promise<Status> {
+    if (!c.suspend || c.fn || exec.status.state !== State.SUSPENDED) return exec.status;
+    const facts = await this.executor.prepare(c.bytes, c.module, pagesFor(c.limits.maxmemorysize), ownerOf(c.principal));
+    if (facts.snapshot || facts.entries.includes('_start')) return exec.status;
+    return exec.run();
   }
 
   /** The principal's running instances and their memory leave room for one more with `memory` (`memoryOnly`: its count is known to fit). */

@@ -35,7 +35,7 @@ const SHUTDOWN_DEADLINE = 30;
 async function workerExecutor(config: Config): Promise<Executor | undefined> {
   if (config.runtime.workers <= 0) return undefined;
   const { WorkerExecutor, workerExecutorOptions } = await import('./worker-executor.ts');
-  const log = new Logger(config.log.level);
+  const log = new Logger(config.log.level, { format: config.log.format });
   return new WorkerExecutor(workerExecutorOptions(config, (report) => log.error('worker lost', { ...report })));
 }
 

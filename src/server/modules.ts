@@ -5,7 +5,7 @@ import { createHash } from 'node:crypto';
 import { badRequest, HttpError } from './errors.ts';
 import { ExecError, type Executor, type ProgramFacts } from './executor.ts';
 import { RecentMap } from './recent-map.ts';
-import type { Store } from './store.ts';
+import { ModuleCorruptError, type Store } from './store.ts';
 
 export function sha256Hex(bytes: Uint8Array): string {
   return createHash('sha256').update(bytes).digest('hex');
@@ -19,10 +19,10 @@ export function pagesFor(bytes: number): number {
 export function execHttpError(error: unknown): Error {
   if (error instanceof HttpError) return error;
   if (error instanceof ExecError) {
-    if (error.kind === 'module') return badRequest(error.message);
-    if (error.kind === 'entry') return new HttpError(404, error.message);
-    if (error.kind === 'state') return new HttpError(409, error.message);
-    if (error.kind === 'busy') return new HttpError(503, error.message);
+    if (error.kind === 'module') return badRequest(error.message).failing('MODULE_ERROR');
+    if (error.kind === 'entry') return new HttpError(404, error.message).failing('FUNCTION_NOT_FOUND');
+    if (error.kind === 'state') return new HttpError(409, error.message).failing('INSTANCE_STATUS');
+    if (error.kind === 'busy') return new HttpError(503, error.message).failing('RESOURCE_LIMIT');
   }
   return error as Error;
 }
@@ -31,7 +31,7 @@ export function execHttpError(error: unknown): Error {
 const YOUNG_SECONDS = 5;
 /** Module bytes kept in memory for reuse, by count and in all. */
 const RECENT = 16;
-const RECENT_BYTES = 64 * 1024 * 1024;
+const RECENT_BYTES = 32 * 1024 * 1024;
 
 export class Modules {
   private readonly store: Store;
@@ -97,7 +97,15 @@ export class Modules {
       this.unpinned.delete(hash);
       this.unpinned.set(hash, cached);
     }
-    const bytes = this.recent.get(hash) ?? this.store.readModule(hash);
+    let bytes = this.recent.get(hash);
+    if (!bytes) {
+      try {
+        bytes = this.store.readModule(hash);
+      } catch (error) {
+        if (error instanceof ModuleCorruptError) throw new HttpError(500, `module ${hash} is damaged on the server: upload it again`);
+        throw error;
+      }
+    }
     this.recent.set(hash, bytes);
     return bytes;
   }
@@ -108,7 +116,7 @@ export class Modules {
    */
   async add(bytes: Uint8Array, maxMemoryPages: number, expected?: string, owner?: string): Promise<{ hash: string; facts: ProgramFacts }> {
     const hash = sha256Hex(bytes);
-    if (expected !== undefined && hash !== expected) throw badRequest('module hash does not match content');
+    if (expected !== undefined && hash !== expected) throw badRequest('module hash does not match content').failing('MODULE_HASH_MISMATCH');
     let facts: ProgramFacts;
     try {
       facts = await this.executor.prepare(bytes, hash, maxMemoryPages, owner);

@@ -39,7 +39,9 @@ export class NewcomerLimiter {
     this.buckets.set(where, bucket);
     if (bucket.tokens < 1) {
       const wait = Math.ceil(((1 - bucket.tokens) / this.perMinute) * 60);
-      throw new HttpError(429, `too many new principals from this address (${this.key} = ${this.perMinute} per minute)`, { 'Retry-After': String(wait) });
+      throw new HttpError(429, `too many new principals from this address (${this.key} = ${this.perMinute} per minute)`, {
+        'Retry-After': String(wait),
+      }).failing('RESOURCE_LIMIT');
     }
     bucket.tokens -= 1;
     this.admitted.set(principal, true);

@@ -25,17 +25,16 @@ export async function uploadModule(
   read: () => Promise<Uint8Array>,
 ): Promise<Program> {
   const max = caller.limits.maxmodulesize;
-  if (length > max) throw badRequest('module size limit exceeded');
-  const known = parts.modules.size(key);
-  if (known !== undefined) {
-    if (known !== length) throw badRequest('invalid module content');
-    const bytes = await read();
-    const { hash } = await parts.modules.add(bytes, pagesFor(caller.limits.maxmemorysize), key, ownerOf(caller.principal));
+  if (length > max) throw badRequest('module size limit exceeded').failing('RESOURCE_LIMIT');
+  // The same answers whether the server has the module or not: a stored
+  // module's size is not told apart from any other mismatch.
+  const known = parts.modules.has(key);
+  const bytes = await read();
+  const { hash } = await parts.modules.add(bytes, pagesFor(caller.limits.maxmemorysize), key, ownerOf(caller.principal));
+  if (known) {
     event(parts, 'MODULE_UPLOAD_EXIST', caller, { module: hash });
     return { hash, bytes };
   }
-  const bytes = await read();
-  const { hash } = await parts.modules.add(bytes, pagesFor(caller.limits.maxmemorysize), key, ownerOf(caller.principal));
   event(parts, 'MODULE_UPLOAD_NEW', caller, { module: hash });
   return { hash, bytes };
 }

@@ -52,6 +52,8 @@ export interface WorkerExecutorOptions {
    * Default: no services beyond origin and catalog.
    */
   services?: { module: string | URL; options?: unknown };
+  /** BroadcastChannels that span the worker processes (the peer service's), as they span threads of one process. */
+  relayChannels?: string[];
   /** Milliseconds between heartbeats (default 1000). */
   heartbeatInterval?: number;
   /** A process that has not answered for this many milliseconds is stuck (default 10000). */
@@ -91,7 +93,7 @@ export interface WorkerLostReport {
 
 /** Prepared programs kept to hand to instance processes (and their bytes); older ones are prepared again (a disk cache hit). */
 const PROGRAMS_KEPT = 256;
-const PROGRAM_BYTES_KEPT = 128 * 1024 * 1024;
+const PROGRAM_BYTES_KEPT = 64 * 1024 * 1024;
 /** Module facts and refusals remembered (a refused module is refused at once when it comes again). */
 const FACTS_KEPT = 10_000;
 /** Prepared programs an instance process keeps compiled without instances using them. */
@@ -133,6 +135,9 @@ export function workerExecutorOptions(config: Config, onWorkerLost?: (report: Wo
       workerMemory: 'runtime.workermemory',
       workerHeap: 'runtime.workerheap',
     },
+    // Every instance process builds the configured services (config.service) itself; peers meet across them.
+    services: { module: new URL('../services/node/registry.ts', import.meta.url), options: config.service },
+    relayChannels: config.service.peer.enabled ? [config.service.peer.channel] : [],
     onWorkerLost,
   };
 }
@@ -370,7 +375,7 @@ export class WorkerExecutor implements Executor {
   }
 
   private spawn(): WorkerProcess {
-    const setup: WorkerSetup = { role: 'instances', cacheDir: null, testHooks: this.options.testHooks };
+    const setup: WorkerSetup = { role: 'instances', cacheDir: null, testHooks: this.options.testHooks, relayChannels: this.options.relayChannels };
     const services = this.options.services;
     if (services) {
       const m = services.module;
@@ -429,6 +434,10 @@ export class WorkerExecutor implements Executor {
   }
 
   private event(worker: WorkerProcess, m: FromWorker): void {
+    if (m.ev === 'broadcast') {
+      for (const other of this.workersList) if (other !== worker) other.post({ op: 'broadcast', channel: m.channel, data: m.data });
+      return;
+    }
     if (m.ev !== 'stopped' && m.ev !== 'run-error' && m.ev !== 'debug') return;
     const inst = worker.instances.get(m.id);
     if (!inst) return;

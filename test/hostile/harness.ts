@@ -6,8 +6,8 @@
 // and SIGTERM ends the server within seconds.
 
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { root } from '../helpers.ts';
@@ -110,6 +110,8 @@ export class GateServer {
 
   /** SIGTERM, and how it ended and how long it took. */
   async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<{ code: number | null; signal: NodeJS.Signals | null; ms: number }> {
+    // GATE_HOSTILE_LOGS=1 prints the server's log when it stops (for a test that fails).
+    if (process.env.GATE_HOSTILE_LOGS) for (const l of this.logs) process.stderr.write(`server: ${JSON.stringify(l).slice(0, 500)}\n`);
     const began = performance.now();
     this.process.kill(signal);
     const timer = setTimeout(() => this.process.kill('SIGKILL'), SHUTDOWN_WITHIN_MS * 2);
@@ -124,6 +126,25 @@ export class GateServer {
     const end = await this.stop();
     assert.equal(end.code, 0, `exit code ${end.code} (signal ${end.signal})`);
     assert.ok(end.ms < SHUTDOWN_WITHIN_MS, `SIGTERM took ${Math.round(end.ms)} ms`);
+  }
+}
+
+/** Resident bytes of a process (0 for one that has exited meanwhile). */
+export function residentBytes(pid: number): number {
+  try {
+    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) * 1024 : 0;
+  } catch {
+    return 0;
+  }
+}
+
+/** The processes a process started (its worker and preparer processes). */
+export function childProcesses(pid: number): number[] {
+  try {
+    return execFileSync('pgrep', ['-P', String(pid)], { encoding: 'utf8' }).trim().split('\n').filter(Boolean).map(Number);
+  } catch {
+    return [];
   }
 }
 

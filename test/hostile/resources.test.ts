@@ -3,20 +3,16 @@
 // input floods, piles of anonymous uploads, and throw-away keys.
 
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import WebSocket from 'ws';
 import { Principal, sha256, wasm } from '../server/helpers.ts';
-import { anonymousCall, CoTenant, GateServer, waitFor, within } from './harness.ts';
+import { anonymousCall, CoTenant, GateServer, residentBytes, waitFor, within } from './harness.ts';
 import { bigTable } from './modules.ts';
 
 const MIB = 1024 * 1024;
-
-function rss(pid: number): number {
-  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return Number(m![1]) * 1024;
-}
 
 describe('resource attacks against gate-server', () => {
   it("tables: the issue's 48-byte module is refused, tables count in memory limits and in their worker's heap", async () => {
@@ -65,7 +61,7 @@ describe('resource attacks against gate-server', () => {
     const server = await GateServer.start();
     try {
       const tenant = await CoTenant.launch(server);
-      const before = rss(server.process.pid!);
+      const before = residentBytes(server.process.pid!);
       // A program that never reads its input (it counts into its debug log), fed 24 MiB per connection.
       const counter = wasm('examples/counter.wasm');
       const open = async () => {
@@ -81,7 +77,7 @@ describe('resource attacks against gate-server', () => {
       for (const ws of sockets) for (let i = 0; i < 24; i++) ws.send(chunk);
       // The server reads a little and stops: the rest waits on the client's side.
       await waitFor('the server to stop reading', () => sockets.every((ws) => ws.bufferedAmount > 16 * MIB) || undefined);
-      const grown = rss(server.process.pid!) - before;
+      const grown = residentBytes(server.process.pid!) - before;
       assert.ok(grown < 64 * MIB, `the server grew by ${Math.round(grown / MIB)} MiB for 192 MiB sent`);
       await tenant.assertHealthy();
       for (const ws of sockets) ws.terminate();
@@ -97,10 +93,11 @@ describe('resource attacks against gate-server', () => {
   });
 
   it('anonymous uploads do not pile up: unpinned modules are a bounded cache', async () => {
-    const server = await GateServer.start({ config: { 'server.unpinnedmodules': 8 } });
+    const cache = mkdtempSync(path.join(os.tmpdir(), 'gate-hostile-cache-'));
+    const server = await GateServer.start({ config: { 'server.unpinnedmodules': 8, 'runtime.cachedir': cache, 'runtime.cachesize': 4 } });
     try {
       const tenant = await CoTenant.launch(server);
-      const before = rss(server.process.pid!);
+      const before = residentBytes(server.process.pid!);
       // 60 distinct modules of 1 MiB, each called once.
       for (let i = 0; i < 60; i++) {
         const reply = await anonymousCall(server, paddedHello(MIB), 'greet');
@@ -112,11 +109,16 @@ describe('resource attacks against gate-server', () => {
       const moduleDir = path.join(server.dataDir, 'module');
       const megabytes = readdirSync(moduleDir).filter((f) => statSync(path.join(moduleDir, f)).size >= MIB).length;
       assert.ok(megabytes <= 9, `${megabytes} uploads of 1 MiB kept`);
-      const grown = rss(server.process.pid!) - before;
-      assert.ok(grown < 100 * MIB, `the server grew by ${Math.round(grown / MIB)} MiB`);
+      // Prepared modules too stay within runtime.cachesize.
+      const cached = readdirSync(cache).reduce((n, f) => n + statSync(path.join(cache, f)).size, 0);
+      assert.ok(cached <= 4 * MIB, `${Math.round(cached / 1024)} KiB of prepared modules kept`);
+      // In memory, what is kept of modules is bounded in bytes (a sanity bound: RSS moves with the garbage collector).
+      const grown = residentBytes(server.process.pid!) - before;
+      assert.ok(grown < 160 * MIB, `the server grew by ${Math.round(grown / MIB)} MiB for 60 MiB of modules`);
       await tenant.assertHealthy();
     } finally {
       await server.assertStopsPromptly();
+      rmSync(cache, { recursive: true, force: true });
     }
   });
 

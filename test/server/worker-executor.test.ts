@@ -456,3 +456,32 @@ describe('WorkerExecutor watchdog', () => {
     }
   });
 });
+
+describe('WorkerExecutor peers', () => {
+  it('lets instances in different worker processes meet through the peer service', async () => {
+    const channel = `gate-peer-test-${crypto.randomUUID()}`;
+    const executor = new WorkerExecutor({
+      workers: 2,
+      cacheDir,
+      services: { module: new URL('../../src/services/node/registry.ts', import.meta.url), options: { peer: { enabled: true, channel } } },
+      relayChannels: [channel],
+    });
+    try {
+      const alice = 'ed25519:' + 'A'.repeat(43);
+      const logs = [new Array<Uint8Array>(), new Array<Uint8Array>()];
+      const text = (i: number) => Buffer.concat(logs[i]).toString();
+      const echoer = await executor.create(createOptions('services/peer.wasm', 'echoer', { context: { instance: crypto.randomUUID(), principal: alice, scope: [] }, debug: (c) => logs[0].push(c) }));
+      const caller = await executor.create(createOptions('services/peer.wasm', 'caller', { context: { instance: crypto.randomUUID(), principal: alice, scope: [] }, debug: (c) => logs[1].push(c) }));
+      assert.notEqual(executor.workerOf(echoer), executor.workerOf(caller), 'one in each worker');
+      const echoed = echoer.run();
+      await until(() => text(0).startsWith('joined\n'), 10000, 'the echoer to join');
+      const called = caller.run();
+      assert.equal((await called).state, State.HALTED);
+      assert.equal((await echoed).state, State.HALTED);
+      assert.equal(text(1), 'connected\necho=msg0\necho=msg1\necho=msg2\ndone\n');
+      assert.equal(text(0), 'joined\naccepted\nechoed=msg0\nechoed=msg1\nechoed=msg2\ndone\n');
+    } finally {
+      await executor.close();
+    }
+  });
+});

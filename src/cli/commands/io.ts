@@ -9,7 +9,6 @@ import { CliError } from '../errors.ts';
 import { INSTANCE_PATH } from '../http-client.ts';
 import type { Session } from '../session.ts';
 import { instanceArg } from './instance.ts';
-import { copyOutput } from './run.ts';
 
 async function connect(s: Session, id: string, input: PassThrough): Promise<IncomingMessage> {
   try {
@@ -71,4 +70,15 @@ export async function replCommand(s: Session, id: string): Promise<void> {
   }
   rl.close();
   if (interactive) process.stdout.write('\n');
+}
+
+/** Program output to stdout, as it comes; a dropped connection is an error that names the server. */
+export async function copyOutput(res: IncomingMessage, name: string): Promise<void> {
+  try {
+    for await (const chunk of res) {
+      if (!process.stdout.write(chunk as Buffer)) await new Promise((resolve) => process.stdout.once('drain', resolve));
+    }
+  } catch {
+    throw new CliError(`${name} closed the connection before the program's output ended`);
+  }
 }

@@ -14,7 +14,8 @@ import { INSTANCE_PATH, MODULE_PATH, readAll } from '../http-client.ts';
 import { resolveModuleArg, type ModuleArg } from '../module-arg.ts';
 import { printJSON } from '../output.ts';
 import type { Session } from '../session.ts';
-import { exitCodeOf, parseStatus, statusText } from '../status.ts';
+import { exitCodeOf, parseStatus, reportCallEnd, statusText } from '../status.ts';
+import { copyOutput, ioCommand } from './io.ts';
 import { hasModule, uploadBody, uploadModule } from '../transfer.ts';
 
 type Query = Array<[string, string]>;
@@ -39,7 +40,7 @@ function entryQuery(s: Session, fn: string | undefined, debug: boolean | undefin
 }
 
 function pinQuery(s: Session): Query {
-  return s.config.pin ? [['action', 'pin'], ...s.config.moduletags.map((t): [string, string] => ['module-tag', t])] : [];
+  return s.config.pin && !s.anonymous ? [['action', 'pin'], ...s.config.moduletags.map((t): [string, string] => ['module-tag', t])] : [];
 }
 
 function modulePath(m: ModuleArg): string {
@@ -53,7 +54,7 @@ export async function callRemote(s: Session, moduleArg: string, fn: string | und
   const query: Query = [['action', 'call'], ...entryQuery(s, fn, options.debug, [])];
   let withInput = true;
   if (m.kind === 'file') {
-    if (s.config.pin) {
+    if (s.config.pin && !s.anonymous) {
       if (!(await hasModule(s.client, m.id))) await uploadModule(s.client, m.id, m.bytes, s.config.moduletags);
     } else {
       withInput = false; // upload+call: the body is the module, the program sees end of input
@@ -68,6 +69,7 @@ export async function callRemote(s: Session, moduleArg: string, fn: string | und
     path: modulePath(m),
     query,
     trailers: true,
+    auth: !s.anonymous,
     headers: m.kind === 'file' && !withInput ? { 'Content-Type': 'application/wasm' } : {},
     body: m.kind === 'file' && !withInput ? uploadBody(m.bytes, 'upload') : input,
   });
@@ -89,10 +91,47 @@ export async function callRemote(s: Session, moduleArg: string, fn: string | und
   }
   const status = parseStatus(res.trailers['gate-status']);
   if (logFile && status.state !== 'SUSPENDED') rmSync(logFile, { force: true });
+  return reportCallEnd(s.json, instance, status);
+}
+
+/**
+ * `call -p` (Gate's persistent local call): launch an instance that stays
+ * after it stops, join standard input and output to it, and wait for it.
+ * The end is reported as `<instance> <status>` on stderr. With backtrace
+ * (-D), an instance that did not finish would get its call stack printed,
+ * which this version cannot read yet; it says so.
+ */
+export async function callPersistent(s: Session, moduleArg: string, fn: string | undefined, options: RunOptions & { backtrace?: boolean }): Promise<number> {
+  const m = await resolveModuleArg(moduleArg);
+  if (m.kind === 'file' && !(await hasModule(s.client, m.id))) await uploadModule(s.client, m.id, m.bytes, s.config.moduletags);
+  const query: Query = [['action', 'launch'], ...entryQuery(s, fn, options.debug, [])];
+  if (m.kind === 'source') query.push(...pinQuery(s));
+  const launched = await s.client.request({ method: 'POST', path: modulePath(m), query });
+  await readAll(launched);
+  const instance = headerValue(launched, 'gate-instance');
+  if (!instance) throw new CliError('server did not name the new instance (no Gate-Instance)');
+  const stopSuspendKey = suspendOnQuit(s, instance);
+  const logFile = options.debug && s.local ? debugLogFile(daemonPaths().runtimeDir, instance) : undefined;
+  const follower = logFile ? followFile(logFile, (chunk) => process.stderr.write(chunk)) : undefined;
+  let status;
+  try {
+    await ioCommand(s, instance).catch((error: unknown) => {
+      // A program that ends (or suspends) without accepting a connection has no io to join.
+      if (!(error instanceof CliError && error.message.includes('is not running'))) throw error;
+    });
+    const waited = await s.client.request({ method: 'POST', path: INSTANCE_PATH + instance, query: [['action', 'wait']] });
+    await readAll(waited);
+    status = parseStatus(headerValue(waited, 'gate-status'));
+  } finally {
+    stopSuspendKey();
+    follower?.stop();
+  }
   const code = exitCodeOf(status);
   if (s.json) printJSON({ instance, status });
-  else if (status.state === 'SUSPENDED' && code === 0) process.stderr.write(`${instance ?? ''} ${statusText(status)}\n`.trimStart());
-  else if (code !== 0 && !(status.state === 'TERMINATED' && !status.cause && !status.error)) process.stderr.write(`gate: ${statusText(status)}\n`);
+  else process.stderr.write(`${instance} ${statusText(status)}\n`);
+  if (options.backtrace && status.state !== 'HALTED' && status.state !== 'TERMINATED') {
+    process.stderr.write("gate: no call stack: reading a program's call stack (debug bt) is not supported yet\n");
+  }
   return code;
 }
 
@@ -106,17 +145,6 @@ function suspendOnQuit(s: Session, instance: string): () => void {
   };
   process.on('SIGQUIT', onQuit);
   return () => process.off('SIGQUIT', onQuit);
-}
-
-/** Program output to stdout, as it comes; a dropped connection is an error that names the server. */
-export async function copyOutput(res: IncomingMessage, name: string): Promise<void> {
-  try {
-    for await (const chunk of res) {
-      if (!process.stdout.write(chunk as Buffer)) await new Promise((resolve) => process.stdout.once('drain', resolve));
-    }
-  } catch {
-    throw new CliError(`${name} closed the connection before the program's output ended`);
-  }
 }
 
 function headerValue(res: IncomingMessage, name: string): string | undefined {

@@ -22,6 +22,7 @@ import type { Runnable } from '../../runtime/instance/engine.ts';
 import type { CompiledModule } from '../../runtime/instance/instance.ts';
 import { instanceMemoryBytes } from '../../runtime/prepare/prepared.ts';
 import { State } from '../../runtime/instance/status.ts';
+import { loadBinaryen } from '../../runtime/prepare/asyncify.ts';
 import { readSnapshot } from '../../runtime/snapshot/read.ts';
 import { Registry } from '../../services/index.ts';
 import { classify, ExecError } from '../executor.ts';
@@ -215,12 +216,29 @@ function connect(m: Extract<ToWorker, { op: 'connect' }>): void {
   );
 }
 
-function start(m: WorkerSetup): void {
+/**
+ * BroadcastChannels joined across processes: what this process's threads
+ * post on one goes to the server, which posts it in the other workers.
+ */
+const relays = new Map<string, BroadcastChannel>();
+
+function relay(channel: string): void {
+  const bc = new BroadcastChannel(channel);
+  bc.onmessage = (ev: MessageEvent) => post({ ev: 'broadcast', channel, data: ev.data });
+  (bc as unknown as { unref?: () => void }).unref?.();
+  relays.set(channel, bc);
+}
+
+async function start(m: WorkerSetup): Promise<void> {
   setup = m;
+  for (const channel of setup.relayChannels ?? []) relay(channel);
   cache = new ModuleCache(setup.role === 'prepare' ? setup.cacheDir : null, setup.cacheBytes);
   if (setup.role === 'instances') {
     registry = loadRegistry();
     registry.catch(() => {}); // reported by each create
+  } else {
+    // Loaded before the first job, whose deadline should not pay for it.
+    await loadBinaryen();
   }
   post({ ev: 'ready' });
 }
@@ -228,7 +246,7 @@ function start(m: WorkerSetup): void {
 function handle(m: ToWorker): void {
   switch (m.op) {
     case 'setup':
-      start(m.setup);
+      void start(m.setup);
       return;
     case 'port':
       ports.deliver(m);
@@ -274,6 +292,9 @@ function handle(m: ToWorker): void {
       return;
     case 'forget':
       forgetShare(m.key);
+      return;
+    case 'broadcast':
+      relays.get(m.channel)?.postMessage(m.data);
       return;
     case 'snapshot':
       answer(

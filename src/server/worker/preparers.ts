@@ -44,6 +44,8 @@ interface Job {
 }
 
 const MIB = 1024 * 1024;
+/** Milliseconds a new preparer may take to start. */
+const START_TIMEOUT = 30_000;
 
 export class PreparerPool {
   private readonly options: PreparerPoolOptions;
@@ -154,23 +156,31 @@ export class PreparerPool {
     };
     const fail = (error: Error) => finish(() => job.reject(error), false);
     this.busy.set(worker, { job, fail });
-    const deadline = setTimeout(() => {
-      fail(new ExecError('module', `module preparation took longer than ${this.options.timeout / 1000} s (${this.keys.timeout} = ${this.options.timeout / 1000})`));
-    }, this.options.timeout);
-    const poll = setInterval(() => {
-      const rss = worker.rss();
-      if (rss !== undefined && rss > this.options.memory) {
-        const mib = Math.round(this.options.memory / MIB);
-        fail(new ExecError('module', `module preparation used more than ${mib} MiB of memory (${this.keys.memory} = ${mib})`));
-      }
-    }, this.options.pollInterval ?? 100);
-    worker
-      .request<PrepareReply>((req) => ({ op: 'prepare', req, bytes: job.bytes, maxMemoryPages: job.pages }))
-      .then(
-        (reply) => finish(() => job.resolve(reply), true),
-        // A module the preparer refuses leaves the preparer usable.
-        (error: Error) => finish(() => job.reject(error), error instanceof ExecError && error.kind !== 'internal'),
-      );
+    let deadline: ReturnType<typeof setTimeout> | undefined;
+    let poll: ReturnType<typeof setInterval> | undefined;
+    // The deadline counts from when the preparer has started: a new one's start is not the module's doing.
+    deadline = setTimeout(() => fail(new ExecError('internal', 'a preparer did not start')), START_TIMEOUT);
+    void worker.started.then(() => {
+      if (settled) return;
+      clearTimeout(deadline);
+      deadline = setTimeout(() => {
+        fail(new ExecError('module', `module preparation took longer than ${this.options.timeout / 1000} s (${this.keys.timeout} = ${this.options.timeout / 1000})`));
+      }, this.options.timeout);
+      poll = setInterval(() => {
+        const rss = worker.rss();
+        if (rss !== undefined && rss > this.options.memory) {
+          const mib = Math.round(this.options.memory / MIB);
+          fail(new ExecError('module', `module preparation used more than ${mib} MiB of memory (${this.keys.memory} = ${mib})`));
+        }
+      }, this.options.pollInterval ?? 100);
+      worker
+        .request<PrepareReply>((req) => ({ op: 'prepare', req, bytes: job.bytes, maxMemoryPages: job.pages }))
+        .then(
+          (reply) => finish(() => job.resolve(reply), true),
+          // A module the preparer refuses leaves the preparer usable.
+          (error: Error) => finish(() => job.reject(error), error instanceof ExecError && error.kind !== 'internal'),
+        );
+    });
   }
 
   private lost(worker: WorkerProcess, kind: LossKind, message: string): void {

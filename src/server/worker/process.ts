@@ -74,6 +74,9 @@ export class WorkerProcess {
   current: number | undefined;
   /** Settles when the process has exited. */
   readonly exited: Promise<void>;
+  /** Settles when the process has started (its setup done), or has exited. */
+  readonly started: Promise<void>;
+  private markStarted!: () => void;
 
   private readonly child: ChildProcess;
   private readonly handlers: ProcessHandlers;
@@ -94,6 +97,8 @@ export class WorkerProcess {
     });
     this.ports = new PortHub((envelope) => this.post({ op: 'port', ...envelope }));
     this.exited = new Promise<void>((resolve) => this.child.once('exit', () => resolve()));
+    this.started = new Promise<void>((resolve) => (this.markStarted = resolve));
+    void this.exited.then(() => this.markStarted());
     this.child.on('message', (m: FromWorker) => this.receive(m));
     this.child.on('error', (err: Error) => {
       if (!this.gone) handlers.failed(this, 'crashed', `worker ${id} failed: ${err.message}`);
@@ -169,6 +174,7 @@ export class WorkerProcess {
     switch (m.ev) {
       case 'ready':
         this.ready = true;
+        this.markStarted();
         return;
       case 'pong':
       case 'idle':

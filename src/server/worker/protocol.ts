@@ -27,6 +27,8 @@ export interface WorkerSetup {
   servicesOptions?: unknown;
   /** Set only by tests: the worker obeys { op: 'block' } by blocking for good, as a runaway would. */
   testHooks?: boolean;
+  /** BroadcastChannels to join across worker processes (the peer service's hubs meet on one). */
+  relayChannels?: string[];
 }
 
 /** A failure as it crosses the process boundary (Error objects lose their kind and code when cloned). */
@@ -77,6 +79,7 @@ export type ToWorker =
   | { op: 'connect'; id: number; port: number; input: boolean; output: boolean }
   | ({ op: 'port' } & PortEnvelope)
   | { op: 'forget'; key: string }
+  | { op: 'broadcast'; channel: string; data: unknown }
   | { op: 'block'; id?: number; how: 'loop' | 'heap' };
 
 export interface PrepareReply {
@@ -98,6 +101,7 @@ export type FromWorker =
   | { ev: 'ready' }
   | { ev: 'slice'; id: number }
   | { ev: 'idle' }
+  | { ev: 'broadcast'; channel: string; data: unknown }
   | ({ ev: 'port' } & PortEnvelope)
   | { ev: 'pong'; seq: number }
   | { ev: 'reply'; req: number; value: unknown }
