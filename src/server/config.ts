@@ -73,7 +73,7 @@ export const SERVER_KEYS = {
   'service.localhost.maxoutstanding': key.int(64, 'unanswered localhost calls per instance before 503 replies (at most 255)', 1),
   'service.localhost.timeout': key.int(30_000, 'localhost request timeout in milliseconds', 1),
   ...access('peer', false, 'peer'),
-  'service.peer.channel': key.string('gate-peer', "BroadcastChannel joining the worker threads' peer hubs"),
+  'service.peer.channel': key.string('gate-peer', "BroadcastChannel joining the worker processes' peer hubs (relayed by the server)"),
   'service.grpc.commands': key.strings([], 'executables serving gRPC services on fd 3: "@/path argv0 args…" or "program args…"'),
   'service.grpc.targets': key.strings([], 'gRPC services to dial: "<target> [insecure] [optional]", e.g. "unix:/run/svc.sock insecure"'),
   'service.access': key.map(

@@ -1,6 +1,6 @@
 // Where instances execute. The server talks to instances only through the
 // Executor interface, so execution can happen in this thread (InProcess) or
-// in a pool of worker threads (pool.ts) without the handlers noticing.
+// in a pool of worker processes (worker-executor.ts) without the handlers noticing.
 
 import { nodeEngine } from '../host/engine.ts';
 import { ModuleCache } from '../host/module-cache.ts';

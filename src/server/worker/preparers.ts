@@ -4,7 +4,8 @@
 // killed and the module refused naming the limit, and a process that has
 // grown (Binaryen's memory never shrinks) is replaced after its job, so that
 // no memory stays behind. An owner may hold all but one preparer, so others
-// always find one; each owner's queue is bounded.
+// always find one; each owner's queue is bounded. An idle preparer goes
+// after a minute.
 
 import { ExecError } from '../executor.ts';
 import { WorkerProcess, type LossKind } from './process.ts';
@@ -46,12 +47,15 @@ interface Job {
 const MIB = 1024 * 1024;
 /** Milliseconds a new preparer may take to start. */
 const START_TIMEOUT = 30_000;
+/** Milliseconds an idle preparer is kept (Binaryen loaded, some 200 MB) before it goes. */
+const IDLE_TIMEOUT = 60_000;
 
 export class PreparerPool {
   private readonly options: PreparerPoolOptions;
   private readonly keys: { timeout: string; memory: string; queue: string };
   private readonly recycle: number;
   private readonly idle: WorkerProcess[] = [];
+  private readonly idleTimers = new Map<WorkerProcess, ReturnType<typeof setTimeout>>();
   private readonly busy = new Map<WorkerProcess, { job: Job; fail: (error: Error) => void }>();
   /** Waiting jobs by owner, owners in round-robin order. */
   private readonly queues = new Map<string, Job[]>();
@@ -97,6 +101,8 @@ export class PreparerPool {
     this.queues.clear();
     const all = [...this.idle, ...this.busy.keys()];
     for (const { fail } of this.busy.values()) fail(error);
+    for (const timer of this.idleTimers.values()) clearTimeout(timer);
+    this.idleTimers.clear();
     this.idle.length = 0;
     await Promise.all(all.map((w) => w.terminate(error)));
   }
@@ -110,8 +116,30 @@ export class PreparerPool {
     while (!this.closed && (this.idle.length > 0 || this.idle.length + this.busy.size < this.options.preparers)) {
       const job = this.nextJob();
       if (!job) return;
-      this.run(job, this.idle.pop() ?? this.spawn());
+      this.run(job, this.wake() ?? this.spawn());
     }
+  }
+
+  /** An idle preparer waits for work a while, then goes with its memory. */
+  private rest(worker: WorkerProcess): void {
+    this.idle.push(worker);
+    const timer = setTimeout(() => {
+      this.idleTimers.delete(worker);
+      const i = this.idle.indexOf(worker);
+      if (i >= 0) this.idle.splice(i, 1);
+      void worker.terminate(new ExecError('internal', 'idle preparer stopped'));
+    }, IDLE_TIMEOUT);
+    timer.unref();
+    this.idleTimers.set(worker, timer);
+  }
+
+  private wake(): WorkerProcess | undefined {
+    const worker = this.idle.pop();
+    if (worker) {
+      clearTimeout(this.idleTimers.get(worker));
+      this.idleTimers.delete(worker);
+    }
+    return worker;
   }
 
   /** The first waiting job of the first owner in turn that may start one more; that owner goes to the back. */
@@ -149,7 +177,7 @@ export class PreparerPool {
       const n = (this.running.get(job.owner) ?? 1) - 1;
       if (n > 0) this.running.set(job.owner, n);
       else this.running.delete(job.owner);
-      if (keep && !worker.gone && (worker.rss() ?? 0) <= this.recycle) this.idle.push(worker);
+      if (keep && !worker.gone && (worker.rss() ?? 0) <= this.recycle) this.rest(worker);
       else void worker.terminate(new ExecError('internal', 'preparer replaced'));
       outcome();
       this.dispatch();
@@ -186,6 +214,8 @@ export class PreparerPool {
   private lost(worker: WorkerProcess, kind: LossKind, message: string): void {
     const i = this.idle.indexOf(worker);
     if (i >= 0) this.idle.splice(i, 1);
+    clearTimeout(this.idleTimers.get(worker));
+    this.idleTimers.delete(worker);
     // A preparer dies of what it was preparing.
     this.busy.get(worker)?.fail(new ExecError('module', `module preparation failed: the preparer ${kind === 'crashed' ? 'crashed' : 'was lost'} (${message})`));
     void worker.terminate(new ExecError('internal', message));
