@@ -10,6 +10,7 @@
 //   continues in a fresh instance restored from it.
 
 import { createHash } from 'node:crypto';
+import '../../src/host/instrumenter.ts';
 import type { Engine } from '../../src/runtime/instance/engine.ts';
 import { Instance, type CompiledModule } from '../../src/runtime/instance/instance.ts';
 import { Cause, State, type Status } from '../../src/runtime/instance/status.ts';
@@ -64,7 +65,7 @@ export class PreparedCache {
 
   instrumentation(compiled: CompiledModule): Promise<Instrumentation> {
     let i = this.instrumentations.get(compiled);
-    if (!i) this.instrumentations.set(compiled, (i = instrumentationOf(compiled.prepared)));
+    if (!i) this.instrumentations.set(compiled, (i = instrumentationOf(compiled.prepared, compiled.program)));
     return i;
   }
 }
@@ -134,6 +135,8 @@ export class EngineStore implements Store<EngineHandle> {
       context: CONTEXT,
       imports: h.imports,
       invoke: (fn, args) => callWrapped(fn, h.sig!, args),
+      // Saved arguments come as bits, which is what the wrapper takes (v128 as its two halves).
+      savedArguments: (saved) => saved.flatMap((a) => (a.type === 'v128' ? (a.value as bigint[]) : [a.value])),
       restore,
     });
   }

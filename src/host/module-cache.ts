@@ -6,7 +6,8 @@ import { createHash } from 'node:crypto';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { prepareModule, PREPARE_VERSION, type PrepareOptions } from '../runtime/prepare/prepare.ts';
+import './instrumenter.ts';
+import { effectiveInstrumenter, prepareModule, versionOf, type PrepareOptions } from '../runtime/prepare/prepare.ts';
 import type { PreparedModule, ProgramInfo } from '../runtime/prepare/prepared.ts';
 import type { CompiledModule } from '../runtime/instance/instance.ts';
 import { programPartOf } from '../runtime/snapshot/read.ts';
@@ -90,7 +91,7 @@ export class ModuleCache {
   }
 
   private async load(key: string, bytes: Uint8Array, options: PrepareOptions): Promise<CompiledModule> {
-    let prepared = await this.readDisk(key);
+    let prepared = await this.readDisk(key, options);
     if (!prepared) {
       prepared = await prepareModule(bytes, options);
       await this.writeDisk(key, prepared);
@@ -98,7 +99,7 @@ export class ModuleCache {
     return { prepared, module: await WebAssembly.compile(prepared.bytes as Uint8Array<ArrayBuffer>), program: bytes };
   }
 
-  private async readDisk(key: string): Promise<PreparedModule | undefined> {
+  private async readDisk(key: string, options: PrepareOptions): Promise<PreparedModule | undefined> {
     if (!this.dir) return undefined;
     try {
       const [bytes, json] = await Promise.all([
@@ -106,7 +107,7 @@ export class ModuleCache {
         readFile(path.join(this.dir, `${key}.json`), 'utf8'),
       ]);
       const meta = JSON.parse(json) as { version: string; info: ProgramInfo };
-      if (meta.version !== PREPARE_VERSION) return undefined;
+      if (meta.version !== versionOf(effectiveInstrumenter(options))) return undefined;
       return { bytes: new Uint8Array(bytes), info: meta.info, version: meta.version };
     } catch {
       return undefined;
@@ -130,6 +131,6 @@ export class ModuleCache {
 }
 
 function cacheKey(hash: string, options: PrepareOptions): string {
-  const settings = `${PREPARE_VERSION}|mem=${options.maxMemoryPages ?? 'default'}|abi=${options.abi ?? true}`;
+  const settings = `${versionOf(effectiveInstrumenter(options))}|mem=${options.maxMemoryPages ?? 'default'}|abi=${options.abi ?? true}|all=${options.everything === true}`;
   return `${hash}-${sha256Hex(new TextEncoder().encode(settings)).slice(0, 16)}`;
 }

@@ -162,7 +162,7 @@ test('a suspended call continues in a fresh instance restored from a snapshot', 
   let status = await instance.run({ function: 'sum', args: [1000] });
   let restores = 0;
   while (status.state === State.SUSPENDED) {
-    const file = await writeSnapshot(compiled.program, instance.capture(), await instrumentationOf(compiled.prepared));
+    const file = await writeSnapshot(compiled.program, instance.capture(), await instrumentationOf(compiled.prepared, compiled.program));
     const snapshot = await readSnapshot(file);
     instance = embedded(await compile(snapshot.program), {}, snapshot.state);
     restores++;

@@ -10,11 +10,33 @@ import { addFuel } from './fuel.ts';
 import { referenceHolders } from './reference-holders.ts';
 import { asyncify, BINARYEN_VERSION } from './asyncify.ts';
 import { importMemories, type MemoryImport } from './memory-import.ts';
-import { ASYNCIFY_MEMORY_IMPORT, MEMORY_IMPORT } from './names.ts';
-import type { ImportInfo, PreparedModule, ProgramInfo } from './prepared.ts';
+import { ASYNCIFY_MEMORY_IMPORT, MEMORY_IMPORT, START_EXPORT } from './names.ts';
+import type { Instrumenter, ImportInfo, PreparedModule, ProgramInfo } from './prepared.ts';
+import { moduleSites, rewriteModule } from './rewrite.ts';
+import type { SiteInfo } from './function-rewrite.ts';
+import { librarySitesOf } from './library-sites.ts';
 
 /** Bumped whenever prepared modules or saved stacks change meaning. */
 export const PREPARE_VERSION = `gate-ts-prepare-2/binaryen-${BINARYEN_VERSION}`;
+/** The portable-stack rewrite's version (engine v2). */
+export const PORTABLE_VERSION = 'gate-ts-prepare-3/portable-1';
+
+let defaultInstrumenter: Instrumenter = 'binaryen';
+
+/** The instrumenter used when PrepareOptions.instrumenter is not given. */
+export function setDefaultInstrumenter(i: Instrumenter): void {
+  defaultInstrumenter = i;
+}
+
+/** The version string of what an instrumenter produces (prepared modules and saved stacks). */
+export function versionOf(i: Instrumenter = defaultInstrumenter): string {
+  return i === 'portable' ? PORTABLE_VERSION : PREPARE_VERSION;
+}
+
+/** The options a preparation really uses (the default instrumenter filled in). */
+export function effectiveInstrumenter(options: PrepareOptions): Instrumenter {
+  return options.instrumenter ?? defaultInstrumenter;
+}
 
 /** Gate's default instance memory limit: 32 MiB. */
 export const DEFAULT_MEMORY_PAGES = 512;
@@ -28,6 +50,10 @@ export interface PrepareOptions {
    * link to something else, such as the spec suite's host module.
    */
   abi?: boolean;
+  /** Which engine to prepare for: Binaryen's Asyncify (the default for now) or our portable-stack rewrite. */
+  instrumenter?: Instrumenter;
+  /** Portable engine: make every function and call resumable (to resume a stack saved by another compiler). */
+  everything?: boolean;
 }
 
 /** The module is not acceptable; the message says why. */
@@ -69,6 +95,7 @@ export async function prepareModule(bytes: Uint8Array, options: PrepareOptions =
   }
 
   const memory = memoryLimits(info, limit);
+  if (effectiveInstrumenter(options) === 'portable') return preparePortable(bytes, info, imports, memory, abi, options.everything === true);
   const fueled = addFuel(bytes, info);
   // The wrapped functions keep their indexes (after the tick import); their bodies follow all others.
   const holders = referenceHolders(bytes, info);
@@ -91,6 +118,7 @@ export async function prepareModule(bytes: Uint8Array, options: PrepareOptions =
   const final = importMemories(asyncified, memories);
 
   const programInfo: ProgramInfo = {
+    instrumenter: 'binaryen',
     imports,
     entries: entryFunctions(info),
     memory: { initial: memory.initial, maximum: memory.maximum },
@@ -100,10 +128,57 @@ export async function prepareModule(bytes: Uint8Array, options: PrepareOptions =
   return { bytes: final, info: programInfo, version: PREPARE_VERSION };
 }
 
+function preparePortable(
+  bytes: Uint8Array,
+  info: ModuleInfo,
+  imports: ImportInfo[],
+  memory: ReturnType<typeof memoryLimits>,
+  abi: boolean,
+  everything: boolean,
+): PreparedModule {
+  const functionImports = imports.filter((i) => i.kind === 'func');
+  const blocking = new Set<number>();
+  if (abi) functionImports.forEach((imp, k) => isBlockingImport(imp.module, imp.field) && blocking.add(k));
+  let rewritten;
+  try {
+    rewritten = rewriteModule(bytes, info, {
+      blockingImports: blocking,
+      librarySites: (k) => librarySitesOf(functionImports[k].module, functionImports[k].field),
+      memory: memory.imported ? undefined : { initial: memory.initial, maximum: memory.maximum },
+      everything,
+    });
+  } catch (error) {
+    throw new PrepareError('ERR_PREPARE_FAILED', `module instrumentation failed: ${(error as Error).message}`);
+  }
+  const programInfo: ProgramInfo = {
+    instrumenter: 'portable',
+    imports,
+    entries: entryFunctions(info),
+    memory: { initial: memory.initial, maximum: memory.maximum },
+    hasStart: info.start !== undefined,
+    mutableGlobals: mutableGlobals(info),
+    rewindTable: rewritten.rewindTable,
+    everything,
+    blocking: [...blocking],
+    costs: uncheckedCosts(info, rewritten.graph),
+  };
+  return { bytes: rewritten.bytes, info: programInfo, version: PORTABLE_VERSION };
+}
+
 /** Binaryen refuses a module by aborting with an opaque error: say at least that it was the instrumentation. */
 function instrumentationError(error: unknown): PrepareError {
   const message = error instanceof Error ? error.message : (error as { message?: string } | null)?.message;
   return new PrepareError('ERR_PREPARE_FAILED', `module instrumentation failed: ${message || 'Binaryen aborted'}`);
+}
+
+/** Worst-case fuel of exported functions (and the start function) that charge nothing themselves. */
+function uncheckedCosts(info: ModuleInfo, graph: { instrumented: Uint8Array; cost: Float64Array }): Record<string, number> {
+  const out: Record<string, number> = {};
+  const imported = info.importedFunctions;
+  const cost = (f: number): number => (f >= imported && !graph.instrumented[f - imported] ? graph.cost[f] : 0);
+  for (const e of info.exports) if (e.kind === 'func' && cost(e.index) > 0) out[e.name] = cost(e.index);
+  if (info.start !== undefined && cost(info.start) > 0) out[START_EXPORT] = cost(info.start);
+  return out;
 }
 
 function importList(info: ModuleInfo): ImportInfo[] {
@@ -202,4 +277,62 @@ function checkSegments(bytes: Uint8Array, info: ModuleInfo): void {
       throw new PrepareError('ERR_MODULE_SEGMENT', `table segment #${i} exceeds initial table size`);
     }
   });
+}
+
+/** The call sites of a program prepared by the portable rewrite, numbered as its frames name them. */
+export interface ProgramSites {
+  /** Gate call-site index of each function's first site (imports first), and the total at the end. */
+  siteBase: Int32Array;
+  /** Index of each defined function's first site Gate does not have (after all of Gate's). */
+  extraBase: Int32Array;
+  /** Sites of each defined function by key; undefined for functions that cannot be suspended. */
+  sites: (SiteInfo[] | undefined)[];
+  /** Canonical type index (the first structurally equal one) of every function (imports first). */
+  functionTypes: number[];
+  /** Canonical type index of every type index. */
+  canonicalTypes: number[];
+  /** Parameter and result types of every type index. */
+  types: { params: string[]; results: string[] }[];
+  /** Non-parameter local types of every defined function. */
+  locals: (readonly number[])[];
+  importedFunctions: number;
+  /** Functions a table can hold. */
+  referenceable: ReadonlySet<number>;
+  /** Exported functions by name. */
+  exports: ReadonlyMap<string, number>;
+  start: number | undefined;
+}
+
+/** Work out a prepared program's sites again from the program (as preparation did). */
+export function programSites(program: Uint8Array, info: ProgramInfo): ProgramSites {
+  const module = parseModule(program);
+  const functionImports = info.imports.filter((i) => i.kind === 'func');
+  const { graph, sites, locals } = moduleSites(program, module, {
+    blockingImports: new Set(info.blocking ?? []),
+    librarySites: (k) => librarySitesOf(functionImports[k].module, functionImports[k].field),
+    everything: info.everything === true,
+  });
+  const imported = module.importedFunctions;
+  const extraBase = new Int32Array(module.code.length + 1);
+  let next = graph.siteCount;
+  for (let i = 0; i < module.code.length; i++) {
+    extraBase[i] = next;
+    next += sites[i]?.filter((s) => s.extra >= 0).length ?? 0;
+  }
+  extraBase[module.code.length] = next;
+  const functionTypes: number[] = [];
+  for (let f = 0; f < imported + module.code.length; f++) functionTypes.push(graph.canonical[module.functionType(f)]);
+  return {
+    siteBase: graph.siteBase,
+    extraBase,
+    sites,
+    functionTypes,
+    canonicalTypes: graph.canonical,
+    types: module.types.map((t) => ({ params: [...t.params], results: [...t.results] })),
+    locals,
+    importedFunctions: imported,
+    referenceable: new Set(graph.referenceable),
+    exports: new Map(module.exports.filter((e) => e.kind === 'func').map((e) => [e.name, e.index])),
+    start: module.start,
+  };
 }
