@@ -30,6 +30,24 @@ export interface BenchModule {
   run(options: BenchOptions): Promise<Row[]>;
 }
 
+// ---- the engine under measurement -----------------------------------------
+
+/** Preparation engines the bench can measure: today's Binaryen Asyncify pipeline, or the one-pass rewrite (issue 12). */
+export const ENGINES = ['binaryen', 'v2'] as const;
+export type EngineName = (typeof ENGINES)[number];
+
+/**
+ * The engine selected by the environment variable GATE_ENGINE (default
+ * binaryen). prepareModule reads the same variable, and child processes
+ * (`gate call`) inherit it, so a whole bench run measures one engine.
+ */
+export function engineUnderTest(): EngineName {
+  const value = process.env.GATE_ENGINE || 'binaryen';
+  const known = ENGINES.find((e) => e === value);
+  if (!known) throw new Error(`GATE_ENGINE=${value} is not an engine (have: ${ENGINES.join(', ')})`);
+  return known;
+}
+
 export interface MachineFacts {
   node: string;
   v8: string;
@@ -163,8 +181,8 @@ export function summarize(samples: readonly number[], unit = 'ms'): Summary {
 }
 
 /** "target < 2 ms: met" or "... MISSED", for a row's note. */
-export function target(value: number, op: '<' | '≤', limit: number, unit: string): string {
-  const met = op === '<' ? value < limit : value <= limit;
+export function target(value: number, op: '<' | '≤' | '>' | '≥', limit: number, unit: string): string {
+  const met = op === '<' ? value < limit : op === '≤' ? value <= limit : op === '>' ? value > limit : value >= limit;
   return `target ${op} ${formatValue(limit)}${unit === 'x' ? 'x' : ` ${unit}`}: ${met ? 'met' : 'MISSED'}`;
 }
 

@@ -1,3 +1,5 @@
 #!/usr/bin/env node
-// The `gate-server` command. Node >= 22.18 runs the TypeScript sources directly.
-import '../src/server/main.ts';
+// The `gate-server` command: src/server/main.ts on a Node.js that runs TypeScript (see launch.js).
+import { launch } from './launch.js';
+
+await launch('src/server/main.ts', 'gate-server');

@@ -1,3 +1,5 @@
 #!/usr/bin/env node
-// The `gate` command. Node >= 22.18 runs the TypeScript sources directly.
-import '../src/cli/main.ts';
+// The `gate` command: src/cli/main.ts on a Node.js that runs TypeScript (see launch.js).
+import { launch } from './launch.js';
+
+await launch('src/cli/main.ts', 'gate');

@@ -118,7 +118,7 @@ _gate()
 			if [ "$argc" -eq 0 ]; then
 				COMPREPLY=( $(compgen -W "$(_gate_ids "$gate" "$addr" instances)" -- "$cur") )
 			elif [ "$argc" -eq 1 ]; then
-				COMPREPLY=( $(compgen -W "break delete detach bt" -- "$cur") )
+				COMPREPLY=( $(compgen -W "dumptext" -- "$cur") )
 			fi
 			;;
 		migrate)

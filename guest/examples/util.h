@@ -26,7 +26,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Programs built with wasi-libc (--target=wasm32-wasi) take these from it. */
+#ifdef __wasi__
+#include <string.h>
+#else
 #include "mem.h"
+#endif
 
 /* Export a C function under the given wasm export name. */
 #define EXPORT(name) __attribute__((export_name(#name)))

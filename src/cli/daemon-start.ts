@@ -3,11 +3,13 @@
 
 import { spawn } from 'node:child_process';
 import { openSync, readFileSync, closeSync } from 'node:fs';
-import http from 'node:http';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { daemonPaths, type DaemonPaths } from '../daemon/paths.ts';
 import { ensurePrivateDir } from '../daemon/runtime-dir.ts';
+
+// As in http-client.ts: the CommonJS view of node:http, which loads no undici.
+const http = process.getBuiltinModule('node:http');
 import { CliError } from './errors.ts';
 
 const DAEMON_BIN = fileURLToPath(new URL('../../bin/gate-daemon.js', import.meta.url));
@@ -15,7 +17,7 @@ const START_TIMEOUT_MS = 30_000;
 const EXIT_ALREADY_RUNNING = 3;
 
 /** Does something answer HTTP on the socket? */
-export function daemonAnswers(socket: string): Promise<boolean> {
+function daemonAnswers(socket: string): Promise<boolean> {
   return new Promise((resolve) => {
     const req = http.request({ socketPath: socket, path: '/gate-0/', method: 'HEAD', agent: false }, (res) => {
       res.resume();

@@ -4,10 +4,15 @@
 // text (cli.md §2.8). Transport failures become messages that name the
 // server and what went wrong.
 
-import http, { type IncomingMessage, type OutgoingHttpHeaders } from 'node:http';
-import https from 'node:https';
+import type { IncomingMessage, OutgoingHttpHeaders } from 'node:http';
 import { Readable } from 'node:stream';
 import { CliError } from './errors.ts';
+
+// Not `import http from 'node:http'`: the ESM view of node:http evaluates its
+// lazy WebSocket export, which loads undici and zlib (about 30 ms of every
+// command's start).
+const http = process.getBuiltinModule('node:http');
+const https = process.getBuiltinModule('node:https');
 import { parseStatus, statusText } from './status.ts';
 
 export const API_PATH = 'gate-0/';
@@ -77,7 +82,8 @@ export class GateClient {
     try {
       return await this.attempt(options);
     } catch (error) {
-      if (error instanceof Unreachable && this.onUnreachable && !(options.body instanceof Readable) && (await this.onUnreachable())) {
+      // Nothing was sent (a body is piped only once connected), so the request can be made again.
+      if (error instanceof Unreachable && this.onUnreachable && (await this.onUnreachable())) {
         return this.attempt(options);
       }
       throw error instanceof Unreachable ? new CliError(error.message) : error;
@@ -93,6 +99,12 @@ export class GateClient {
     }
     if (options.trailers) headers.TE = 'trailers';
     if (options.body instanceof Uint8Array) headers['Content-Length'] = String(options.body.byteLength);
+    // A streamed body (standard input) may still be arriving when the program's
+    // output has ended. With Connection: close the server would close at once,
+    // and the input arriving after that makes its kernel reset the connection,
+    // which can destroy the end of the response before we have read it. So the
+    // server keeps the connection until we go (the process exits when done).
+    if (options.body instanceof Readable) headers.Connection = 'keep-alive';
     const target = this.target;
     const request =
       target.kind === 'unix'
@@ -123,10 +135,14 @@ export class GateClient {
       });
       if (options.body instanceof Uint8Array) request.end(options.body);
       else if (options.body) {
-        options.body.on('error', (error) => request.destroy(error));
+        const body = options.body;
+        body.on('error', (error) => request.destroy(error));
         // Send the head now: a call's input may not come until its output has.
         request.flushHeaders();
-        options.body.pipe(request);
+        request.once('socket', (socket) => {
+          if (socket.connecting) socket.once('connect', () => body.pipe(request));
+          else body.pipe(request);
+        });
       } else request.end();
     });
   }

@@ -5,20 +5,10 @@
 // commander parse the command. Exit status: 0 success, 1 failure, 2 usage,
 // or the program's result for `call`.
 
-import { Command, CommanderError, InvalidArgumentError } from 'commander';
-import { readdirSync } from 'node:fs';
-import path from 'node:path';
 import { isAddress } from './address.ts';
-import { debugCommand } from './commands/debug.ts';
-import { instancesCommand, deleteCommand, resumeCommand, snapshotCommand, statusCommand, stopCommand, updateCommand } from './commands/instance.ts';
-import { ioCommand, replCommand } from './commands/io.ts';
-import { migrateCommand } from './commands/migrate.ts';
-import { copyModule, exportCommand, importCommand, modulesCommand, pinCommand, showCommand, unpinCommand } from './commands/module.ts';
-import { callRemote, launchRemote } from './commands/run.ts';
-import { loadClientConfig, type ConfigStep } from './config.ts';
+import type { ConfigStep } from './config.ts';
 import { CliError } from './errors.ts';
-import { GateClient } from './http-client.ts';
-import { openClient, openSession, type Globals, type Session } from './session.ts';
+import type { Globals } from './session.ts';
 import { VERSION } from './version.ts';
 
 const GLOBAL_USAGE = `Usage: gate [options] [ADDRESS] COMMAND [arguments]
@@ -66,16 +56,8 @@ function parseGlobals(argv: string[]): Parsed {
     if (a === '-o') out.steps.push({ kind: 'option', arg: value(a) });
     else if (a === '-f') out.steps.push({ kind: 'file', arg: value(a) });
     else if (a === '-F') out.steps.push({ kind: 'reset', arg: value(a) });
-    else if (a === '-d') {
-      const dir = value(a);
-      let names: string[];
-      try {
-        names = readdirSync(dir).filter((n) => n.endsWith('.toml')).sort();
-      } catch {
-        throw new CliError(`${dir}: cannot read directory`, 2);
-      }
-      for (const n of names) out.steps.push({ kind: 'file', arg: path.join(dir, n) });
-    } else if (a === '--json') out.json = true;
+    else if (a === '-d') out.steps.push({ kind: 'dir', arg: value(a) });
+    else if (a === '--json') out.json = true;
     else if (a === '--no-color' || a === '--no-colour') process.env.NO_COLOR = '1';
     else if (a === '-h' || a === '--help') out.help = true;
     else if (a === '-V' || a === '--version') out.version = true;
@@ -86,243 +68,15 @@ function parseGlobals(argv: string[]): Parsed {
   return out;
 }
 
-function collect(value: string, previous: string[] = []): string[] {
-  return [...previous, ...value.split(',').map((s) => s.trim()).filter(Boolean)];
-}
-
-function positiveNumber(value: string): number {
-  const n = Number(value);
-  if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError('must be a positive number');
-  return n;
-}
-
-function buildProgram(parsed: Parsed, globals: Globals): Command {
-  const address = parsed.address;
-  const session = (scope: string[] = []): Promise<Session> => openSession(address, globals, scope);
-  const where = address ? `on ${address}` : 'in the local daemon';
-
-  const program = new Command('gate')
-    .usage('[options] [ADDRESS] COMMAND [arguments]')
-    .description(`Run WebAssembly programs safely. Commands act ${where}.`)
-    .addHelpCommand('help [command]', 'show help for a command')
-    .configureOutput({ outputError: (text, write) => write(`gate: ${text.replace(/^error: /, '').trimEnd()} (run "gate help" for usage)\n`) })
-    .exitOverride();
-
-  program
-    .command('call')
-    .description('run a wasm module with standard input and output joined to it; exit status is its result')
-    .argument('<module>', 'wasm file, module id, or source path (/ipfs/CID)')
-    .argument('[function]', 'entry function (default: _start if exported)')
-    .option('-f, --function <name>', 'entry function')
-    .option('-s, --scope <scope>', 'add scope tokens (comma-separated, may repeat)', collect, [])
-    .option('-d, --debug', "show the program's debug log on standard error (local calls only)")
-    .option('--in-process', 'local only: run in this process instead of the daemon')
-    .option('--fuel <units>', 'in-process: stop after this much fuel (about one unit per instruction)', positiveNumber)
-    .option('--time-limit <seconds>', 'in-process: stop after this much run time', positiveNumber)
-    .option('--memory-limit <MiB>', 'in-process: largest memory the program may have (default 32)', positiveNumber)
-    .action(async (module: string, fn: string | undefined, o) => {
-      const inProcess = !address && (o.inProcess || o.fuel !== undefined || o.timeLimit !== undefined || o.memoryLimit !== undefined);
-      if (inProcess) {
-        // The runtime loads only for in-process calls: other commands start faster without it.
-        const { callCommand } = await import('./call.ts');
-        process.exitCode = await callCommand(module, fn, { function: o.function, debug: o.debug, fuel: o.fuel, timeLimit: o.timeLimit, memoryLimit: o.memoryLimit });
-        return;
-      }
-      if (o.inProcess || o.fuel !== undefined || o.timeLimit !== undefined || o.memoryLimit !== undefined) {
-        throw new CliError('--in-process, --fuel, --time-limit and --memory-limit are for local calls only', 2);
-      }
-      process.exitCode = await callRemote(await session(o.scope), module, fn ?? o.function, { debug: o.debug });
-    });
-
-  program
-    .command('launch')
-    .description('create an instance from a wasm module (or resume a snapshot file) and print its id')
-    .argument('<module>', 'wasm or snapshot file, module id, or source path (/ipfs/CID)')
-    .argument('[function]', 'entry function')
-    .argument('[tags...]', 'instance tags')
-    .option('-f, --function <name>', 'entry function')
-    .option('-s, --scope <scope>', 'add scope tokens (comma-separated, may repeat)', collect, [])
-    .option('--suspend', 'create it suspended')
-    .option('--instance <id>', 'use this instance id (a UUID)')
-    .option('-d, --debug', 'ask for the debug log')
-    .action(async (module: string, fn: string | undefined, tags: string[], o) => {
-      await launchRemote(await session(o.scope), module, fn ?? o.function, tags, { suspend: o.suspend, instance: o.instance, debug: o.debug });
-    });
-
-  program
-    .command('io')
-    .description("connect standard input and output to a running instance")
-    .argument('<instance>')
-    .action(async (id: string) => ioCommand(await session(), id));
-
-  program
-    .command('repl')
-    .description('connect to a running instance with a line-oriented prompt')
-    .argument('<instance>')
-    .action(async (id: string) => replCommand(await session(), id));
-
-  for (const [verb, text] of [
-    ['wait', 'wait until an instance is suspended, halted, terminated or killed; print its status'],
-    ['kill', 'kill a running instance (and wait, unless wait=false)'],
-    ['suspend', 'suspend a running instance (and wait, unless wait=false)'],
-  ] as const) {
-    program
-      .command(verb)
-      .description(text)
-      .argument('<instance>')
-      .action(async (id: string) => stopCommand(await session(), id, verb));
-  }
-
-  program
-    .command('resume')
-    .description('resume a suspended instance, or run a function of a halted one')
-    .argument('<instance>')
-    .argument('[function]', 'entry function (halted instances)')
-    .option('-d, --debug', 'ask for the debug log')
-    .action(async (id: string, fn: string | undefined, o) => resumeCommand(await session(), id, fn, o.debug));
-
-  program
-    .command('snapshot')
-    .description('make a wasm module of an instance (suspending it for the moment); print its id')
-    .argument('<instance>')
-    .argument('[tags...]', 'module tags')
-    .option('-O, --output <file>', "also write the snapshot module to this file ('-' for standard output)")
-    .action(async (id: string, tags: string[], o) => {
-      await snapshotCommand(await session(), id, tags, o.output);
-    });
-
-  program
-    .command('delete')
-    .description('delete a stopped instance')
-    .argument('<instance>')
-    .action(async (id: string) => deleteCommand(await session(), id));
-
-  program
-    .command('update')
-    .description("make an instance persistent and replace its tags")
-    .argument('<instance>')
-    .argument('[tags...]', 'instance tags')
-    .action(async (id: string, tags: string[]) => updateCommand(await session(), id, tags));
-
-  program
-    .command('status')
-    .description("print an instance's status and tags")
-    .argument('<instance>')
-    .action(async (id: string) => statusCommand(await session(), id));
-
-  program
-    .command('instances')
-    .description('list instances')
-    .action(async () => instancesCommand(await session()));
-
-  program
-    .command('modules')
-    .description('list pinned modules')
-    .action(async () => modulesCommand(await session()));
-
-  program
-    .command('show')
-    .description("print a pinned module's tags")
-    .argument('<module>', 'module id')
-    .action(async (module: string) => showCommand(await session(), module));
-
-  program
-    .command('pin')
-    .description('pin a module (upload a file, fetch a source path) or replace its tags')
-    .argument('<module>', 'module id, file, or source path')
-    .argument('[tags...]', 'module tags')
-    .action(async (module: string, tags: string[]) => pinCommand(await session(), module, tags));
-
-  program
-    .command('unpin')
-    .description('forget a pinned module')
-    .argument('<module>', 'module id')
-    .action(async (module: string) => unpinCommand(await session(), module));
-
-  program
-    .command('import')
-    .description('upload and pin a wasm file; print its id')
-    .argument('<file>')
-    .argument('[tags...]', 'module tags')
-    .action(async (file: string, tags: string[]) => importCommand(await session(), file, tags));
-
-  program
-    .command('export')
-    .description('write a pinned module to a file or standard output')
-    .argument('<module>', 'module id')
-    .argument('[file]', "output file (default: standard output)")
-    .action(async (module: string, file: string | undefined) => exportCommand(await session(), module, file));
-
-  program
-    .command('pull')
-    .description('copy a module from another server to this one (default: the local daemon)')
-    .argument('<source>', "server address, or 'local'")
-    .argument('<module>', 'module id')
-    .action(async (source: string, module: string) => {
-      const here = await openClient(address, globals.config);
-      const there = await otherClient(source, globals);
-      await copyModule(there, here, module, globals.config.moduletags);
-    });
-
-  program
-    .command('push')
-    .description('copy a module from this server (default: the local daemon) to another')
-    .argument('<destination>', "server address, or 'local'")
-    .argument('<module>', 'module id')
-    .action(async (destination: string, module: string) => {
-      const here = await openClient(address, globals.config);
-      const there = await otherClient(destination, globals);
-      await copyModule(here, there, module, []);
-    });
-
-  program
-    .command('migrate')
-    .description("move an instance from server A to server B ('local' is the daemon) under the same id")
-    .argument('<instance>')
-    .argument('<from>', "server address, or 'local'")
-    .argument('<to>', "server address, or 'local'")
-    .option('--keep', 'leave the suspended instance and its snapshot on the source')
-    .action(async (id: string, from: string, to: string, o) => {
-      if (address) throw new CliError('for migrate, give both addresses after the command: gate migrate ID A B', 2);
-      await migrateCommand(globals, id, from, to, o.keep === true);
-    });
-
-  program
-    .command('debug')
-    .description('instance debugger: show breakpoints; break/delete OFFSET...; detach; bt')
-    .argument('<instance>')
-    .argument('[command]', 'break, delete, detach, bt')
-    .argument('[offsets...]', 'code offsets (decimal or 0x...)')
-    .action(async (id: string, command: string | undefined, offsets: string[]) => debugCommand(await session(), id, command, offsets));
-
-  program
-    .command('version')
-    .description('print the client version (and the server identity with an address)')
-    .action(async () => {
-      process.stdout.write(`Gate client version: ${VERSION} (gate-ts)\nNode.js version: ${process.version}\n`);
-      if (address) {
-        const client = await openClient(address, globals.config);
-        const info = await client.json<{ uuid?: string }>({ method: 'GET', path: '', auth: false });
-        process.stdout.write(`Server: ${client.name} uuid ${info.uuid ?? 'unknown'}\n`);
-      }
-    });
-
-  return program;
-}
-
-async function otherClient(arg: string, globals: Globals): Promise<GateClient> {
-  if (arg !== 'local' && !isAddress(arg)) throw new CliError(`not a server address: ${arg} (use example.net, https://host, http://host:port, or 'local')`, 2);
-  return openClient(arg === 'local' ? undefined : arg, globals.config);
-}
-
 async function main(argv: string[]): Promise<void> {
-  let program: Command | undefined;
   try {
     const parsed = parseGlobals(argv);
     if (parsed.version) {
       process.stdout.write(`${VERSION}\n`);
       return;
     }
+    // The rest loads only now: `gate --version` starts without it.
+    const [{ loadClientConfig }, { buildProgram }] = await Promise.all([import('./config.ts'), import('./program.ts')]);
     if (parsed.help || parsed.rest.length === 0) {
       const globals: Globals = { config: loadClientConfig([]), json: false };
       const help = buildProgram(parsed, globals).helpInformation();
@@ -331,12 +85,11 @@ async function main(argv: string[]): Promise<void> {
       return;
     }
     const globals: Globals = { config: loadClientConfig(parsed.steps), json: parsed.json };
-    program = buildProgram(parsed, globals);
-    await program.parseAsync(parsed.rest, { from: 'user' });
+    await buildProgram(parsed, globals).parseAsync(parsed.rest, { from: 'user' });
   } catch (error) {
-    if (error instanceof CommanderError) {
+    if ((error as Error)?.name === 'CommanderError') {
       // Help exits 0; usage errors 2 (commander has printed the message).
-      process.exitCode = error.exitCode === 0 ? 0 : 2;
+      process.exitCode = (error as { exitCode?: number }).exitCode === 0 ? 0 : 2;
       return;
     }
     if (error instanceof CliError) {

@@ -31,9 +31,11 @@ export function sha256Hex(bytes: Uint8Array): string {
   return createHash('sha256').update(bytes).digest('hex');
 }
 
+/** A local wasm file; an empty one is refused here, naming the file. */
 export async function readModuleFile(file: string): Promise<Uint8Array> {
+  let bytes: Uint8Array;
   try {
-    return new Uint8Array(await readFile(file));
+    bytes = new Uint8Array(await readFile(file));
   } catch (error) {
     const e = error as NodeJS.ErrnoException;
     if (e.code === 'ENOENT') {
@@ -44,6 +46,8 @@ export async function readModuleFile(file: string): Promise<Uint8Array> {
     if (e.code === 'EACCES') throw new CliError(`${file}: permission denied`);
     throw new CliError(`${file}: ${e.message}`);
   }
+  if (bytes.byteLength === 0) throw new CliError(`${file}: the file is empty: not a WebAssembly module`);
+  return bytes;
 }
 
 /** The module id at the end of a Location path (/gate-0/module/sha256/<hex>). */

@@ -1,10 +1,10 @@
 // One command's connection: the local daemon (no address; started on
 // demand) or a server (an address), with the credentials each expects.
 
+import { existsSync } from 'node:fs';
 import { daemonPaths } from '../daemon/paths.ts';
 import { isLoopbackHost, parseAddress } from './address.ts';
 import type { ClientConfig } from './config.ts';
-import { ensureDaemon } from './daemon-start.ts';
 import { CliError } from './errors.ts';
 import { GateClient } from './http-client.ts';
 import { readIdentityFile, type Ed25519Key } from './ssh-key.ts';
@@ -18,18 +18,34 @@ export interface Globals {
 export interface Session extends Globals {
   /** Talking to the local daemon. */
   local: boolean;
+  /** A server address and no key file: calls go without credentials, uploading the module and pinning nothing. */
+  anonymous: boolean;
   client: GateClient;
   /** Scope tokens added by -s on this command. */
   scope: string[];
+}
+
+/** Requests to servers are signed with a key: identityfile names one that exists. */
+function hasKey(config: ClientConfig): boolean {
+  return config.identityfile !== '' && existsSync(config.identityfile);
 }
 
 /** A client for the daemon (address undefined) or the server at the address. */
 export async function openClient(address: string | undefined, config: ClientConfig, extraScope: readonly string[] = []): Promise<GateClient> {
   const scope = [...new Set([...config.scope, ...extraScope])];
   if (address === undefined) {
+    // The daemon is started when its socket does not answer the first request (and that request is made again).
     const paths = daemonPaths();
-    await ensureDaemon(paths);
-    return new GateClient({ target: { kind: 'unix', socket: paths.socket }, authorization: () => unsignedBearer({ scope }) });
+    return new GateClient({
+      target: { kind: 'unix', socket: paths.socket },
+      authorization: () => unsignedBearer({ scope }),
+      onUnreachable: async () => {
+        // Loaded only now: spawning and waiting cost every command's start otherwise.
+        const { ensureDaemon } = await import('./daemon-start.ts');
+        await ensureDaemon(paths);
+        return true;
+      },
+    });
   }
   const url = parseAddress(address);
   let key: Ed25519Key | undefined | null = null;
@@ -53,5 +69,5 @@ export async function openClient(address: string | undefined, config: ClientConf
 
 export async function openSession(address: string | undefined, globals: Globals, extraScope: readonly string[] = []): Promise<Session> {
   const client = await openClient(address, globals.config, extraScope);
-  return { ...globals, local: address === undefined, client, scope: [...extraScope] };
+  return { ...globals, local: address === undefined, anonymous: address !== undefined && !hasKey(globals.config), client, scope: [...extraScope] };
 }

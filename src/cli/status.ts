@@ -2,6 +2,7 @@
 // its one-line text form (cli.md §2.6) and the exit status it means.
 
 import { CliError } from './errors.ts';
+import { printJSON } from './output.ts';
 
 export interface ApiStatus {
   state?: string;
@@ -37,4 +38,18 @@ export function exitCodeOf(s: ApiStatus): number {
   if (!s.error && normal && (s.state === 'HALTED' || s.state === 'TERMINATED')) return (s.result ?? 0) & 0xff;
   if (!s.error && normal && s.state === 'SUSPENDED') return 0;
   return 1;
+}
+
+/**
+ * How a call ends on the terminal, in-process or not: with --json the
+ * instance and status (and extra facts) on stdout; otherwise a suspension is
+ * `<instance> SUSPENDED` on stderr, an abnormal end `gate: <status>`. Returns
+ * the exit status.
+ */
+export function reportCallEnd(json: boolean, instance: string | undefined, status: ApiStatus, extra: Record<string, unknown> = {}): number {
+  const code = exitCodeOf(status);
+  if (json) printJSON({ instance, status, ...extra });
+  else if (status.state === 'SUSPENDED' && code === 0) process.stderr.write(`${instance ?? ''} ${statusText(status)}\n`.trimStart());
+  else if (code !== 0 && !(status.state === 'TERMINATED' && !status.cause && !status.error)) process.stderr.write(`gate: ${statusText(status)}\n`);
+  return code;
 }

@@ -6,17 +6,17 @@
 // checkpointed, and they resume at the next start. Their debug logs go to
 // files in the runtime directory (debug-logs.ts).
 
-import { existsSync, readdirSync } from 'node:fs';
-import path from 'node:path';
-import { configHome, parseArgs, type Config } from '../server/config.ts';
+import type { Config } from '../server/config.ts';
+import { parseDaemonArgs } from './config.ts';
 import { defaultCacheDir } from '../host/module-cache.ts';
 import { InProcessExecutor, type Executor } from '../server/executor.ts';
 import { startServer, type RunningServer } from '../server/server.ts';
 import { DebugLoggingExecutor, DebugLogs } from './debug-logs.ts';
-import { acquirePidFile, releasePidFile, runningPid } from './lock.ts';
+import { acquirePidFile, releasePidFile, runningPid } from '../server/pid-lock.ts';
 import { daemonPaths } from './paths.ts';
 import { ensurePrivateDir } from './runtime-dir.ts';
 import { stopDaemon } from './stop.ts';
+import { startServices, type RunningServices } from '../services/node/registry.ts';
 
 const USAGE = `Usage: gate-daemon [options]
 
@@ -38,35 +38,6 @@ Configuration files: ~/.config/gate/daemon.toml, ~/.config/gate/daemon.d/*.toml.
 
 /** Exit status when another daemon already serves the socket (as Gate's daemon does). */
 const EXIT_ALREADY_RUNNING = 3;
-
-/** Settings that differ from gate-server's: one trusted user, generous limits. */
-function daemonDefaults(dataDir: string): string[] {
-  const set = (kv: string) => ['-o', kv];
-  return [
-    ...set(`server.datadir=${dataDir}`),
-    ...set('access.policy=public'),
-    ...set('principal.maxmodules=100000'),
-    ...set('principal.maxinstances=100000'),
-    ...set('principal.maxprocs=1024'),
-    ...set(`principal.maxmodulesize=${2 ** 31 - 1}`),
-    ...set(`principal.maxmemorysize=${1024 * 1024 * 1024}`),
-    ...set(`principal.totalmemorysize=${16 * 1024 * 1024 * 1024}`),
-  ];
-}
-
-function defaultFileSteps(): string[] {
-  const dir = path.join(configHome(), 'gate');
-  const steps: string[] = [];
-  if (existsSync(path.join(dir, 'daemon.toml'))) steps.push('-f', path.join(dir, 'daemon.toml'));
-  try {
-    for (const name of readdirSync(path.join(dir, 'daemon.d')).sort()) {
-      if (name.endsWith('.toml')) steps.push('-f', path.join(dir, 'daemon.d', name));
-    }
-  } catch {
-    // no daemon.d
-  }
-  return steps;
-}
 
 async function main(argv: string[]): Promise<number> {
   const paths = daemonPaths();
@@ -91,7 +62,7 @@ async function main(argv: string[]): Promise<number> {
 
   let config: Config;
   try {
-    const parsed = parseArgs([...daemonDefaults(paths.dataDir), ...defaultFileSteps(), ...rest], []);
+    const parsed = parseDaemonArgs(rest, paths.dataDir);
     if (parsed.help) {
       process.stdout.write(USAGE);
       return 0;
@@ -108,6 +79,7 @@ async function main(argv: string[]): Promise<number> {
 
   let server: RunningServer;
   let executor: Executor | undefined;
+  let services: RunningServices | undefined;
   try {
     ensurePrivateDir(paths.runtimeDir);
     const holder = acquirePidFile(paths.pidFile);
@@ -116,13 +88,15 @@ async function main(argv: string[]): Promise<number> {
       return EXIT_ALREADY_RUNNING;
     }
     ensurePrivateDir(config.server.datadir);
+    services = await startServices(config.service);
     executor = new DebugLoggingExecutor(
-      new InProcessExecutor({ cacheDir: config.runtime.cachedir || defaultCacheDir() }),
+      new InProcessExecutor({ cacheDir: config.runtime.cachedir || defaultCacheDir(), registry: services.registry }),
       new DebugLogs(paths.runtimeDir),
     );
     server = await startServer({ listen: { path: paths.socket }, dataDir: config.server.datadir, config, localUnsignedTokens: true, executor });
   } catch (error) {
     await executor?.close();
+    services?.close();
     releasePidFile(paths.pidFile);
     process.stderr.write(`gate-daemon: ${(error as Error).message}\n`);
     return 1;
@@ -143,6 +117,7 @@ async function main(argv: string[]): Promise<number> {
     process.on('SIGHUP', () => {});
   });
   await executor.close();
+  services.close();
   releasePidFile(paths.pidFile);
   return 0;
 }

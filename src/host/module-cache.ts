@@ -7,7 +7,7 @@ import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import './instrumenter.ts';
-import { effectiveInstrumenter, prepareModule, versionOf, type PrepareOptions } from '../runtime/prepare/prepare.ts';
+import { effectiveInstrumenter, PrepareError, prepareModule, versionOf, type PrepareOptions } from '../runtime/prepare/prepare.ts';
 import type { PreparedModule, ProgramInfo } from '../runtime/prepare/prepared.ts';
 import type { CompiledModule } from '../runtime/instance/instance.ts';
 import { programPartOf } from '../runtime/snapshot/read.ts';
@@ -22,9 +22,8 @@ export function sha256Hex(bytes: Uint8Array): string {
   return createHash('sha256').update(bytes).digest('hex');
 }
 
-export interface ModuleCacheOptions extends PrepareOptions {
-  /** Directory for prepared modules; null keeps them in memory only. */
-  dir?: string | null;
+function hasWasmMagic(bytes: Uint8Array): boolean {
+  return bytes.length >= 4 && bytes[0] === 0 && bytes[1] === 0x61 && bytes[2] === 0x73 && bytes[3] === 0x6d;
 }
 
 /** Prepares, compiles and caches modules (in memory and on disk). */
@@ -40,6 +39,8 @@ export class ModuleCache {
 
   /** The compiled, prepared form of a program; prepares it only when no cached copy exists. */
   get(bytes: Uint8Array, options: PrepareOptions = {}): Promise<CompiledModule> {
+    // Gate's words for bytes that are not wasm at all (V8's would be "BufferSource argument is empty" or a magic-word dump).
+    if (!hasWasmMagic(bytes)) return Promise.reject(new PrepareError('ERR_MODULE_INVALID', 'not a WebAssembly module'));
     const key = cacheKey(sha256Hex(bytes), options);
     let entry = this.compiled.get(key);
     if (!entry) {

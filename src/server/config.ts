@@ -1,221 +1,109 @@
-// gate-server configuration: a tree of keys with defaults, filled from TOML
-// files and `-o key=value` options in Gate's manner (cli.md §1, §4). Keys
-// follow Gate's names where the meaning is the same; the others are ours and
-// documented in docs/server.md.
+// The configuration keys of gate-server and gate-daemon: one table of keys
+// with type, default and doc (config-loader.ts reads files and -o options
+// into it). Keys follow Gate's names where the meaning is the same; the
+// others are ours. docs/server.md lists them all; `gate-server -h` prints
+// them with their current values. To add a key, add a row here (and to the
+// docs); its type in Config follows from the row.
 
-import { readdirSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { parseToml, type TomlTable, type TomlValue } from './toml.ts';
+import { ConfigError, configHome, describe as describeKeys, key, loadConfig, stateHome, type ConfigOf, type Step } from './config-loader.ts';
 
-export interface HttpSource {
-  name: string;
-  addr: string;
-}
+export { ConfigError, configHome, parseDuration, stateHome } from './config-loader.ts';
 
-export interface Limits {
-  /** Pinned modules per principal. */
-  maxmodules: number;
-  /** Instance records (running or not) per principal. */
-  maxinstances: number;
-  /** Running instances per principal. */
-  maxprocs: number;
-  /** Bytes of one wasm module. */
-  maxmodulesize: number;
-  /** Linear memory of one instance, in bytes. */
-  maxmemorysize: number;
-  /** Sum of the memory limits of a principal's running instances, in bytes. */
-  totalmemorysize: number;
-  /** Run time of one instance over all its runs, in seconds; 0 = unlimited. */
-  timelimit: number;
-  /** Clock granularity given to programs (Go duration). */
-  timeresolution: string;
-}
-
-export interface Config {
-  server: { uuid: string; datadir: string; identityfile: string };
-  http: {
-    addr: string;
-    authority: string;
-    audience: string[];
-    origins: string[];
-    metrics: boolean;
-    maxbodysize: number;
-    tls: { certfile: string; keyfile: string };
-    accesslog: boolean;
+/** Who may discover a service: the same four keys for every service. */
+function access<N extends string>(name: N, enabled: boolean, what: string) {
+  return {
+    [`service.${name}.enabled`]: key.bool(enabled, `offer the ${what} service`),
+    [`service.${name}.principals`]: key.strings([], `when non-empty, only these principal ids may discover ${name}`),
+    [`service.${name}.denyprincipals`]: key.strings([], `these principal ids may not discover ${name}`),
+    [`service.${name}.anonymous`]: key.bool(true, `programs of anonymous callers may discover ${name}`),
+  } as {
+    [K in `service.${N}.enabled` | `service.${N}.anonymous`]: ReturnType<typeof key.bool>;
+  } & {
+    [K in `service.${N}.principals` | `service.${N}.denyprincipals`]: ReturnType<typeof key.strings>;
   };
-  access: {
-    policy: string;
-    anonymous: boolean;
-    anonymoustimelimit: number;
-    /** Anonymous instances running at once, server-wide. */
-    anonymousprocs: number;
-    nonces: boolean;
-    local: boolean;
-    ssh: { authorizedkeys: string };
-  };
-  principal: Limits;
-  source: { ipfs: { addr: string }; http: HttpSource[] };
-  runtime: { workers: number; watchdog: number; checkpoint: number; cachedir: string };
-  log: { level: string };
 }
 
-export function stateHome(): string {
-  return process.env.XDG_STATE_HOME || path.join(os.homedir(), '.local', 'state');
-}
+export const SERVER_KEYS = {
+  'server.uuid': key.string('', 'the server id in the API document (default: generated once, kept in the data dir)'),
+  'server.datadir': key.string(() => path.join(stateHome(), 'gate'), 'inventory database and module files'),
+  'server.identityfile': key.string('', 'Ed25519 private key (OpenSSH or PKCS#8 PEM) that signs the server identity token'),
 
-export function configHome(): string {
-  return process.env.XDG_CONFIG_HOME || path.join(os.homedir(), '.config');
-}
+  'http.addr': key.string('127.0.0.1:6473', 'listen address: host:port, [v6]:port, unix:PATH or an absolute socket path'),
+  'http.authority': key.string('', 'external host[:port] the clients use, added to the accepted audiences'),
+  'http.audience': key.strings([], 'accepted token audiences (replaces the derived list); the first is the realm'),
+  'http.origins': key.strings([], "allowed Origin header values (* = any; default: the server's own origins); other origins get 403"),
+  'http.metrics': key.bool(true, 'serve Prometheus metrics at /metrics'),
+  'http.maxbodysize': key.int(65536, 'largest update/debug request body in bytes', 1),
+  'http.tls.certfile': key.string('', 'serve HTTPS with this certificate (PEM)'),
+  'http.tls.keyfile': key.string('', 'the private key of http.tls.certfile (PEM; default: the certificate file)'),
+  'http.accesslog': key.bool(false, 'log every request at level info (otherwise debug)'),
+
+  'access.policy': key.string('public', 'public (everyone) or ssh (only keys in access.ssh.authorizedkeys)'),
+  'access.anonymous': key.bool(true, 'with public: allow calls without credentials'),
+  'access.anonymoustimelimit': key.number(60, 'run time limit of anonymous calls in seconds (0: principal.timelimit)'),
+  'access.anonymousprocs': key.int(64, 'anonymous calls running at once, server-wide'),
+  'access.nonces': key.bool(true, 'keep token nonces (single-use tokens); otherwise a nonce is refused'),
+  'access.local': key.bool(false, 'accept unsigned alg:none tokens as principal local (for a Unix socket only)'),
+  'access.ssh.authorizedkeys': key.string(() => path.join(os.homedir(), '.ssh', 'authorized_keys'), 'OpenSSH authorized_keys file; only ssh-ed25519 lines count'),
+
+  'principal.maxmodules': key.int(64, 'pinned modules per principal'),
+  'principal.maxinstances': key.int(64, 'instances (running or stopped) per principal'),
+  'principal.maxprocs': key.int(16, 'running instances per principal'),
+  'principal.maxmodulesize': key.int(32 * 1024 * 1024, 'bytes of one module', 8),
+  'principal.maxmemorysize': key.int(32 * 1024 * 1024, 'linear memory of one instance in bytes'),
+  'principal.totalmemorysize': key.int(512 * 1024 * 1024, "sum of the memory limits of a principal's running instances in bytes"),
+  'principal.timelimit': key.number(0, 'run time of one instance over all its runs in seconds (0: none)'),
+  'principal.timeresolution': key.duration('10ms', 'clock granularity given to programs (Go duration)'),
+
+  'source.ipfs.addr': key.string('', 'IPFS HTTP API server; enables the ipfs module source'),
+  'source.http': key.tables(['name', 'addr'], 'HTTP module sources: /gate-0/module/<name>/<rest> fetches <addr>/<name>/<rest>'),
+
+  ...access('identity', true, 'identity'),
+  ...access('scope', true, 'scope'),
+  ...access('random', true, 'random'),
+  'service.random.bitsperminute': key.number(7680, 'random bits a program may take per minute (0: the service is not offered)'),
+  ...access('localhost', true, 'gate.computer/localhost'),
+  'service.localhost.addr': key.string('', 'http://host[:port], https://… or unix:///path; empty: the localhost service is not offered'),
+  'service.localhost.maxconcurrent': key.int(10, 'localhost requests in progress at once per instance', 1),
+  'service.localhost.maxoutstanding': key.int(64, 'unanswered localhost calls per instance before 503 replies (at most 255)', 1),
+  'service.localhost.timeout': key.int(30_000, 'localhost request timeout in milliseconds', 1),
+  ...access('peer', false, 'peer'),
+  'service.peer.channel': key.string('gate-peer', "BroadcastChannel joining the worker threads' peer hubs"),
+  'service.grpc.commands': key.strings([], 'executables serving gRPC services on fd 3: "@/path argv0 args…" or "program args…"'),
+  'service.grpc.targets': key.strings([], 'gRPC services to dial: "<target> [insecure] [optional]", e.g. "unix:/run/svc.sock insecure"'),
+  'service.access': key.map(
+    {
+      enabled: key.bool(true, 'offer the service'),
+      principals: key.strings([], 'when non-empty, only these principal ids may discover it'),
+      denyprincipals: key.strings([], 'these principal ids may not discover it'),
+      anonymous: key.bool(true, 'programs of anonymous callers may discover it'),
+    },
+    'access to external (gRPC) services by name: [service.access."example.net/svc"]',
+  ),
+
+  'runtime.workers': key.int(() => os.availableParallelism(), "run instances in this many worker threads; 0 runs them in the server's thread"),
+  'runtime.watchdog': key.number(10, 'seconds after which a worker thread that stopped answering is declared stuck', 0.001),
+  'runtime.checkpoint': key.number(0, 'every N seconds, checkpoint running persistent instances (0: off)'),
+  'runtime.cachedir': key.string('', 'prepared modules, shared with the gate command (default ${XDG_CACHE_HOME}/gate-ts)'),
+
+  'log.level': key.string('info', 'debug, info, warn, error or silent'),
+  'log.format': key.string('auto', 'json, text, or auto (text on a terminal, else JSON lines)'),
+};
+
+export type Config = ConfigOf<typeof SERVER_KEYS>;
+export type Limits = Config['principal'];
+export type HttpSource = Config['source']['http'][number];
 
 export function defaultConfig(): Config {
-  return {
-    server: { uuid: '', datadir: path.join(stateHome(), 'gate'), identityfile: '' },
-    http: {
-      addr: '127.0.0.1:6473',
-      authority: '',
-      audience: [],
-      origins: ['*'],
-      metrics: true,
-      maxbodysize: 65536,
-      tls: { certfile: '', keyfile: '' },
-      accesslog: false,
-    },
-    access: {
-      policy: 'public',
-      anonymous: true,
-      anonymoustimelimit: 60,
-      anonymousprocs: 64,
-      nonces: true,
-      local: false,
-      ssh: { authorizedkeys: path.join(os.homedir(), '.ssh', 'authorized_keys') },
-    },
-    principal: {
-      maxmodules: 64,
-      maxinstances: 64,
-      maxprocs: 16,
-      maxmodulesize: 32 * 1024 * 1024,
-      maxmemorysize: 32 * 1024 * 1024,
-      totalmemorysize: 512 * 1024 * 1024,
-      timelimit: 0,
-      timeresolution: '10ms',
-    },
-    source: { ipfs: { addr: '' }, http: [] },
-    // A pool of about one worker thread per core (see docs/architecture.md).
-    runtime: { workers: os.availableParallelism(), watchdog: 10, checkpoint: 0, cachedir: '' },
-    log: { level: 'info' },
-  };
+  return loadConfig(SERVER_KEYS, []);
 }
 
-export class ConfigError extends Error {}
-
-type Node = Record<string, unknown>;
-
-/** Set one key from text (`-o path.to.key=value`), converting to the default's type. */
-export function setOption(config: Config, assignment: string): void {
-  const eq = assignment.indexOf('=');
-  if (eq < 0) throw new ConfigError(`option must be key=value: ${assignment}`);
-  const keys = assignment.slice(0, eq).split('.');
-  setPath(config as unknown as Node, keys, assignment.slice(eq + 1), assignment.slice(0, eq));
-}
-
-function setPath(node: Node, keys: string[], value: TomlValue, name: string): void {
-  let current: unknown = node;
-  for (let i = 0; i < keys.length - 1; i++) {
-    const k = keys[i].toLowerCase();
-    if (Array.isArray(current)) {
-      const index = Number(k);
-      if (!Number.isInteger(index) || index < 0 || index > current.length) throw new ConfigError(`unknown configuration key: ${name}`);
-      current[index] ??= { name: '', addr: '' };
-      current = current[index];
-      continue;
-    }
-    if (typeof current !== 'object' || current === null || !(k in current)) throw new ConfigError(`unknown configuration key: ${name}`);
-    current = (current as Node)[k];
-  }
-  const last = keys[keys.length - 1].toLowerCase();
-  if (typeof current !== 'object' || current === null || Array.isArray(current) || !(last in current)) {
-    throw new ConfigError(`unknown configuration key: ${name}`);
-  }
-  const target = current as Node;
-  target[last] = convert(target[last], value, name);
-}
-
-function convert(old: unknown, value: TomlValue, name: string): unknown {
-  if (typeof old === 'boolean') {
-    if (typeof value === 'boolean') return value;
-    const s = String(value).toLowerCase();
-    if (['true', 'yes', 'y', 'on', '1'].includes(s)) return true;
-    if (['false', 'no', 'n', 'off', '0'].includes(s)) return false;
-  } else if (typeof old === 'number') {
-    const n = typeof value === 'number' ? value : Number(String(value).replace(/_/g, ''));
-    if (Number.isFinite(n) && String(value).trim() !== '') return n;
-  } else if (typeof old === 'string') {
-    if (typeof value !== 'object') return expand(String(value));
-  } else if (Array.isArray(old)) {
-    if (Array.isArray(value)) {
-      if (old.length === 0 && value.every((v) => typeof v === 'string')) return value.map((v) => expand(v as string));
-      if (value.every((v) => typeof v === 'object' && !Array.isArray(v))) return value.map((v) => ({ name: '', addr: '', ...(v as object) }));
-      if (value.every((v) => typeof v === 'string')) return value.map((v) => expand(v as string));
-    } else if (typeof value === 'string') {
-      if (value === '') return [];
-      if (value.startsWith('[')) {
-        try {
-          return convert(old, JSON.parse(value) as TomlValue, name);
-        } catch {
-          // fall through to the error
-        }
-      } else return [expand(value)];
-    }
-  }
-  throw new ConfigError(`invalid value for ${name}: ${JSON.stringify(value)}`);
-}
-
-/** ${HOME} and ${XDG_*_HOME}, as Gate expands them. */
-function expand(s: string): string {
-  return s.replace(/\$\{([A-Z_]+)\}/g, (whole, name: string) => {
-    if (name === 'HOME') return os.homedir();
-    if (name === 'XDG_STATE_HOME') return stateHome();
-    if (name === 'XDG_CONFIG_HOME') return configHome();
-    if (name === 'XDG_CACHE_HOME') return process.env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache');
-    if (name === 'XDG_DATA_HOME') return process.env.XDG_DATA_HOME || path.join(os.homedir(), '.local', 'share');
-    return process.env[name] ?? whole;
-  });
-}
-
-/** Merge a TOML document into the configuration. */
-export function applyToml(config: Config, text: string, file: string): void {
-  let doc: TomlTable;
-  try {
-    doc = parseToml(text);
-  } catch (error) {
-    throw new ConfigError(`${file}: ${(error as Error).message}`);
-  }
-  const walk = (table: TomlTable, prefix: string[]) => {
-    for (const [k, v] of Object.entries(table)) {
-      const keys = [...prefix, k];
-      const isTable = typeof v === 'object' && !Array.isArray(v);
-      const targetIsTable = lookup(config, keys);
-      if (isTable && targetIsTable && typeof targetIsTable === 'object' && !Array.isArray(targetIsTable)) walk(v, keys);
-      else {
-        try {
-          setPath(config as unknown as Node, keys, v, keys.join('.'));
-        } catch (error) {
-          throw new ConfigError(`${file}: ${(error as Error).message}`);
-        }
-      }
-    }
-  };
-  walk(doc, []);
-}
-
-function lookup(config: Config, keys: string[]): unknown {
-  let node: unknown = config;
-  for (const k of keys) {
-    if (typeof node !== 'object' || node === null) return undefined;
-    node = (node as Node)[k.toLowerCase()];
-  }
-  return node;
+/** gate-server's default files; gate-daemon's are daemon.toml and daemon.d/*.toml. */
+export function serverConfigFiles(name: 'server' | 'daemon' = 'server'): string[] {
+  const dir = path.join(configHome(), 'gate');
+  return [path.join(dir, `${name}.toml`), path.join(dir, `${name}.d`, '*.toml')];
 }
 
 export interface ParsedArgs {
@@ -224,13 +112,17 @@ export interface ParsedArgs {
   version: boolean;
 }
 
+export interface ParseOptions {
+  defaultFiles?: readonly string[];
+  overrides?: Readonly<Record<string, unknown>>;
+}
+
 /**
- * Gate's flags, processed in order after the default files: -F file (forget
- * everything so far), -f file, -d dir, -o key=value; plus -h and --version.
+ * Gate's flags, processed in order after the default files: -F FILE (forget
+ * everything so far), -f FILE, -d DIR, -o KEY=VALUE; plus -h and --version.
  */
-export function parseArgs(argv: string[], defaults: string[] = defaultFiles()): ParsedArgs {
-  type Step = { kind: 'file' | 'dir' | 'option' | 'glob'; arg: string };
-  let steps: Step[] = defaults.map((arg) => ({ kind: 'glob', arg }));
+export function parseArgs(argv: readonly string[], options: ParseOptions = { defaultFiles: serverConfigFiles() }): ParsedArgs {
+  const steps: Step[] = [];
   let help = false;
   let version = false;
   for (let i = 0; i < argv.length; i++) {
@@ -246,83 +138,17 @@ export function parseArgs(argv: string[], defaults: string[] = defaultFiles()): 
       version = true;
       continue;
     }
-    if (!['F', 'f', 'd', 'o'].includes(flag)) throw new ConfigError(`unknown flag: ${a}`);
+    const kind = ({ F: 'reset', f: 'file', d: 'dir', o: 'option' } as const)[flag as 'F' | 'f' | 'd' | 'o'];
+    if (kind === undefined) throw new ConfigError(`unknown flag: ${a}`);
     const value = m[2] ?? argv[++i];
     if (value === undefined) throw new ConfigError(`flag needs an argument: ${a}`);
-    if (flag === 'F') steps = [{ kind: 'file', arg: value }];
-    else if (flag === 'f') steps.push({ kind: 'file', arg: value });
-    else if (flag === 'd') steps.push({ kind: 'dir', arg: value });
-    else if (flag === 'o') steps.push({ kind: 'option', arg: value });
-    else throw new ConfigError(`unknown flag: ${a}`);
+    steps.push({ kind, arg: value });
   }
-  const config = defaultConfig();
-  for (const step of steps) {
-    if (step.kind === 'option') setOption(config, step.arg);
-    else if (step.kind === 'file') applyToml(config, readText(step.arg), step.arg);
-    else if (step.kind === 'glob') {
-      const dir = path.dirname(step.arg);
-      const base = path.basename(step.arg);
-      for (const name of listDir(dir)) {
-        if (globMatch(base, name)) applyToml(config, readText(path.join(dir, name)), path.join(dir, name));
-      }
-    } else {
-      for (const name of listDir(step.arg).filter((n) => n.endsWith('.toml'))) {
-        applyToml(config, readText(path.join(step.arg, name)), path.join(step.arg, name));
-      }
-    }
-  }
+  const config = loadConfig(SERVER_KEYS, steps, options);
   return { config, help, version };
 }
 
-export function defaultFiles(): string[] {
-  return [path.join(configHome(), 'gate', 'server.toml'), path.join(configHome(), 'gate', 'server.d', '*.toml')];
-}
-
-function readText(file: string): string {
-  try {
-    return readFileSync(file, 'utf8');
-  } catch (error) {
-    throw new ConfigError(`${file}: ${(error as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (error as Error).message}`);
-  }
-}
-
-function listDir(dir: string): string[] {
-  try {
-    return readdirSync(dir).sort();
-  } catch {
-    return [];
-  }
-}
-
-function globMatch(pattern: string, name: string): boolean {
-  const re = new RegExp(`^${pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '[^/]*').replace(/\?/g, '.')}$`);
-  return re.test(name);
-}
-
-/** Go duration text (`10ms`, `1h30m`) in nanoseconds. */
-export function parseDuration(s: string): number {
-  if (s === '0') return 0;
-  const units: Record<string, number> = { ns: 1, us: 1e3, µs: 1e3, ms: 1e6, s: 1e9, m: 60e9, h: 3600e9 };
-  let total = 0;
-  let rest = s;
-  if (rest === '') throw new ConfigError(`invalid duration: ${JSON.stringify(s)}`);
-  while (rest !== '') {
-    const m = /^(\d+(?:\.\d*)?)(ns|us|µs|ms|s|m|h)/.exec(rest);
-    if (!m) throw new ConfigError(`invalid duration: ${JSON.stringify(s)}`);
-    total += Number(m[1]) * units[m[2]];
-    rest = rest.slice(m[0].length);
-  }
-  return total;
-}
-
-/** Keys and their current values, for -h. */
+/** Keys, types, current values and docs, for -h. */
 export function describe(config: Config): string[] {
-  const out: string[] = [];
-  const walk = (node: unknown, prefix: string) => {
-    if (typeof node === 'object' && node !== null && !Array.isArray(node)) {
-      for (const [k, v] of Object.entries(node)) walk(v, prefix ? `${prefix}.${k}` : k);
-    } else out.push(`  ${prefix} = ${JSON.stringify(node)}`);
-  };
-  walk(config, '');
-  return out;
+  return describeKeys(SERVER_KEYS, config);
 }

@@ -29,8 +29,6 @@ export interface ServerParts {
   readonly sources: Map<string, Source>;
   /** API document bodies, computed once (api.md §3). */
   readonly apiInfo: { plain: string; features: string };
-  /** Registered scope names (published at /gate-0/?feature=scope). */
-  readonly scopes: readonly string[];
 }
 
 export interface Caller {

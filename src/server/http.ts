@@ -22,7 +22,7 @@ function accepts(req: IncomingMessage, type: string): boolean {
   return list.some((r) => r === '*/*' || r === type || r === `${major}/*`);
 }
 
-export const acceptsText = (req: IncomingMessage): boolean => accepts(req, 'text/plain');
+const acceptsText = (req: IncomingMessage): boolean => accepts(req, 'text/plain');
 export const acceptsJSON = (req: IncomingMessage): boolean => accepts(req, 'application/json');
 export const acceptsWasm = (req: IncomingMessage): boolean => accepts(req, 'application/wasm');
 

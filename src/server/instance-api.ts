@@ -93,8 +93,9 @@ export async function handleInstance(parts: ServerParts, req: IncomingMessage, r
       q.done();
       requireContentType(req, 'application/json');
       const caller = ownerCaller(parts, creds(), 'authorize');
-      const inst = parts.instances.get(caller.principal!, id);
+      // As Gate: the content is parsed before the instance is looked up.
       const update = parseUpdate(await readSmallBody(req, parts.config.http.maxbodysize));
+      const inst = parts.instances.get(caller.principal!, id);
       checkTags(update.tags);
       parts.instances.update(inst, update.persist, update.tags);
       if (acceptsJSON(req)) sendJSON(res, inst.info());
@@ -105,8 +106,8 @@ export async function handleInstance(parts: ServerParts, req: IncomingMessage, r
       q.done();
       requireContentType(req, 'application/json');
       const caller = ownerCaller(parts, creds(), 'program');
-      const inst = parts.instances.get(caller.principal!, id);
       const request = parseDebugRequest(await readSmallBody(req, parts.config.http.maxbodysize));
+      const inst = parts.instances.get(caller.principal!, id);
       sendJSON(res, await debugInstance(parts, inst, request));
       return;
     }

@@ -177,7 +177,7 @@ export class Instances {
     const id = c.id ?? randomUUID();
     if (c.principal !== undefined) {
       const mine = this.owned.get(c.principal);
-      if (mine?.has(id)) throw conflict('duplicate instance id');
+      if (mine?.has(id)) throw conflict('duplicate instance id').failing('INSTANCE_ID_EXISTS');
       if ((mine?.size ?? 0) >= c.limits.maxinstances) throw limitExceeded('instance', 'principal.maxinstances', c.limits.maxinstances);
     }
     if (!c.suspend) this.checkRunLimits(c.principal, c.limits, c.limits.maxmemorysize);
@@ -206,17 +206,35 @@ export class Instances {
     } catch (error) {
       throw execHttpError(error);
     }
-    inst.stored = inst.exec.status;
+    inst.stored = await this.initialStatus(c, inst.exec);
     // Registration happens after the await: check the id again.
     if (c.principal !== undefined && this.owned.get(c.principal)?.has(id)) {
       inst.exec.release();
-      throw conflict('duplicate instance id');
+      throw conflict('duplicate instance id').failing('INSTANCE_ID_EXISTS');
     }
     this.register(inst);
     if (!inst.transient) this.writeRecord(inst);
     this.event(inst.transient ? 'INSTANCE_CREATE_STREAM' : 'INSTANCE_CREATE_KNOWN', inst, { transient: inst.transient, suspended: !!c.suspend });
-    if (!c.suspend) this.start(inst);
+    // A snapshot of a finished program is launched finished; a halted one runs only with a function.
+    const state = inst.stored.state;
+    const runnable = state === State.SUSPENDED || (state === State.HALTED && c.fn);
+    if (!c.suspend && runnable) this.start(inst, state === State.HALTED ? c.fn : undefined);
+    else if (inst.transient) this.onStop(inst, inst.stored); // a call of it ends at once
+    else if (state === State.HALTED && c.suspend) void this.checkpoint(inst); // halted at creation: keep that state
     return inst;
+  }
+
+  /**
+   * The status of a new instance: a snapshot's own; HALTED for a program
+   * created suspended without a function and without _start (there is
+   * nothing to resume, as in Gate: it is initialized and halts at once, so a
+   * function can be run later); otherwise SUSPENDED until it starts.
+   */
+  private async initialStatus(c: CreateInstance, exec: ExecInstance): Promise<Status> {
+    if (!c.suspend || c.fn || exec.status.state !== State.SUSPENDED) return exec.status;
+    const facts = await this.executor.prepare(c.bytes, c.module, pagesFor(c.limits.maxmemorysize));
+    if (facts.snapshot || facts.entries.includes('_start')) return exec.status;
+    return exec.run();
   }
 
   private checkRunLimits(principal: string | undefined, limits: Limits, memory: number): void {

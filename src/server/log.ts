@@ -1,24 +1,38 @@
-// Structured logs: one JSON object per line on stderr (or a given sink).
+// Structured logs on stderr (or a given sink): JSON lines for machines, or
+// readable lines for a person at a terminal (log.format; `auto` picks text
+// when stderr is a terminal).
 
 export type Level = 'debug' | 'info' | 'warn' | 'error' | 'silent';
 const order: Record<Level, number> = { debug: 10, info: 20, warn: 30, error: 40, silent: 100 };
 
 export type Fields = Record<string, unknown>;
 
+export interface LoggerOptions {
+  /** Where lines go (default stderr). */
+  sink?: (line: string) => void;
+  /** Default auto: text when the sink is a terminal's stderr, else JSON. */
+  format?: string;
+}
+
 export class Logger {
   private readonly min: number;
   private readonly sink: (line: string) => void;
+  private readonly text: boolean;
 
-  constructor(level: string = 'info', sink: (line: string) => void = (line) => process.stderr.write(line)) {
-    if (!(level in order)) throw new Error(`unknown log.level: ${JSON.stringify(level)}`);
+  constructor(level: string = 'info', sinkOrOptions: ((line: string) => void) | LoggerOptions = {}) {
+    if (!(level in order)) throw new Error(`unknown log.level: ${JSON.stringify(level)} (debug, info, warn, error or silent)`);
+    const options = typeof sinkOrOptions === 'function' ? { sink: sinkOrOptions, format: 'json' } : sinkOrOptions;
+    const format = options.format ?? 'auto';
+    if (format !== 'json' && format !== 'text' && format !== 'auto') throw new Error(`unknown log.format: ${JSON.stringify(format)} (json, text or auto)`);
     this.min = order[level as Level];
-    this.sink = sink;
+    this.sink = options.sink ?? ((line) => process.stderr.write(line));
+    this.text = format === 'text' || (format === 'auto' && options.sink === undefined && process.stderr.isTTY === true);
   }
 
   log(level: Exclude<Level, 'silent'>, msg: string, fields: Fields = {}): void {
     if (order[level] < this.min) return;
-    const record = { time: new Date().toISOString(), level, msg, ...fields };
-    this.sink(`${JSON.stringify(record, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v))}\n`);
+    const time = new Date().toISOString();
+    this.sink(this.text ? textLine(time, level, msg, fields) : `${JSON.stringify({ time, level, msg, ...fields }, plain)}\n`);
   }
 
   debug(msg: string, fields?: Fields): void {
@@ -38,4 +52,24 @@ export class Logger {
   event(type: string, fields: Fields = {}): void {
     this.log(type.startsWith('FAIL_INTERNAL') ? 'error' : 'info', 'server: event', { type, ...fields });
   }
+}
+
+function plain(_key: string, value: unknown): unknown {
+  return typeof value === 'bigint' ? value.toString() : value;
+}
+
+/** `12:34:56.789 INFO  server: event type=INSTANCE_STOP instance.status.state=HALTED`: nested fields dotted, text quoted when it has spaces. */
+function textLine(time: string, level: string, msg: string, fields: Fields): string {
+  const parts: string[] = [];
+  const walk = (value: unknown, name: string) => {
+    if (value === undefined) return;
+    if (typeof value === 'object' && value !== null && !Array.isArray(value)) {
+      for (const [k, v] of Object.entries(value)) walk(v, name ? `${name}.${k}` : k);
+      return;
+    }
+    const s = typeof value === 'string' ? value : JSON.stringify(value, plain);
+    parts.push(`${name}=${typeof value === 'string' && (s === '' || /[\s"=]/.test(s)) ? JSON.stringify(s) : s}`);
+  };
+  walk(fields, '');
+  return `${time.slice(11, 23)} ${level.toUpperCase().padEnd(5)} ${msg}${parts.length > 0 ? ` ${parts.join(' ')}` : ''}\n`;
 }

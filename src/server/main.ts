@@ -34,11 +34,13 @@ Configuration files are read from ~/.config/gate/server.toml and
 async function workerExecutor(config: Config): Promise<Executor | undefined> {
   if (config.runtime.workers <= 0) return undefined;
   const { WorkerExecutor } = await import('./worker-executor.ts');
-  const log = new Logger(config.log.level);
+  const log = new Logger(config.log.level, { format: config.log.format });
   return new WorkerExecutor({
     workers: config.runtime.workers,
     cacheDir: config.runtime.cachedir || defaultCacheDir(),
     stuckTimeout: config.runtime.watchdog * 1000,
+    // Every instance thread builds the configured services (config.service) itself.
+    services: { module: new URL('../services/node/registry.ts', import.meta.url), options: config.service },
     onWorkerLost: (report) => log.error('worker lost', { ...report }),
   });
 }

@@ -18,9 +18,9 @@ export function pagesFor(bytes: number): number {
 export function execHttpError(error: unknown): Error {
   if (error instanceof HttpError) return error;
   if (error instanceof ExecError) {
-    if (error.kind === 'module') return badRequest(error.message);
-    if (error.kind === 'entry') return new HttpError(404, error.message);
-    if (error.kind === 'state') return new HttpError(409, error.message);
+    if (error.kind === 'module') return badRequest(error.message).failing('MODULE_ERROR');
+    if (error.kind === 'entry') return new HttpError(404, error.message).failing('FUNCTION_NOT_FOUND');
+    if (error.kind === 'state') return new HttpError(409, error.message).failing('INSTANCE_STATUS');
   }
   return error as Error;
 }
@@ -63,7 +63,7 @@ export class Modules {
    */
   async add(bytes: Uint8Array, maxMemoryPages: number, expected?: string): Promise<{ hash: string; facts: ProgramFacts }> {
     const hash = sha256Hex(bytes);
-    if (expected !== undefined && hash !== expected) throw badRequest('module hash does not match content');
+    if (expected !== undefined && hash !== expected) throw badRequest('module hash does not match content').failing('MODULE_HASH_MISMATCH');
     let facts: ProgramFacts;
     try {
       facts = await this.executor.prepare(bytes, hash, maxMemoryPages);

@@ -24,7 +24,7 @@ export async function uploadModule(
   read: () => Promise<Uint8Array>,
 ): Promise<Program> {
   const max = caller.limits.maxmodulesize;
-  if (length > max) throw badRequest('module size limit exceeded');
+  if (length > max) throw badRequest('module size limit exceeded').failing('RESOURCE_LIMIT');
   const known = parts.modules.size(key);
   if (known !== undefined) {
     if (known !== length) throw badRequest('invalid module content');

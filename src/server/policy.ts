@@ -58,11 +58,11 @@ export function createPolicy(config: Config): Policy {
 }
 
 /** Principal ids of the ssh-ed25519 keys in an authorized_keys file; other lines are skipped. */
-export function readAuthorizedKeys(file: string): Set<string> {
+function readAuthorizedKeys(file: string): Set<string> {
   return parseAuthorizedKeys(readFileSync(file, 'utf8'));
 }
 
-export function parseAuthorizedKeys(text: string): Set<string> {
+function parseAuthorizedKeys(text: string): Set<string> {
   const out = new Set<string>();
   for (const line of text.split('\n')) {
     const tokens = line.trim().split(/\s+/);

@@ -1,7 +1,8 @@
 // Query strings as Gate's handlers read them: each handler takes the
 // parameters it understands, and anything left over is an error.
 
-import { badRequest, goQuote, HttpError } from './errors.ts';
+import { goQuote } from '../runtime/go-quote.ts';
+import { badRequest, HttpError } from './errors.ts';
 
 export class Query {
   private readonly params = new Map<string, string[]>();

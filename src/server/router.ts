@@ -124,7 +124,7 @@ export function createHandler(parts: ServerParts): (req: IncomingMessage, res: S
 }
 
 /** Send an error the way Gate does; internal details only go to the log. */
-export function respondError(parts: ServerParts, req: IncomingMessage, res: ServerResponse, error: unknown): void {
+function respondError(parts: ServerParts, req: IncomingMessage, res: ServerResponse, error: unknown): void {
   let http: HttpError;
   if (error instanceof HttpError) {
     http = error;
@@ -135,6 +135,13 @@ export function respondError(parts: ServerParts, req: IncomingMessage, res: Serv
       parts.log.event('FAIL_REQUEST', { fail: { type: 'RESOURCE_DENIED' }, reason: error.reason });
     } else if (error.status >= 500 && error.status !== 501) {
       parts.log.event('FAIL_INTERNAL', { path: req.url, error: error.message });
+    } else if (error.fail !== undefined) {
+      parts.log.event('FAIL_REQUEST', { fail: { type: error.fail }, path: req.url, error: error.text });
+    } else if (error.status === 403) {
+      parts.log.event('FAIL_REQUEST', { fail: { type: 'CLIENT_DENIED' }, path: req.url, origin: req.headers.origin });
+    } else if (error.status !== 404 && error.status !== 405) {
+      // Malformed requests (query, headers, content); the router's own 404/405 answers log nothing, as Gate's.
+      parts.log.event('FAIL_PROTOCOL', { path: req.url, error: error.text });
     }
   } else {
     parts.log.error('internal error', { method: req.method, path: req.url, error: (error as Error)?.stack ?? String(error) });

@@ -3,10 +3,11 @@
 // the instances that were running at the last shutdown, and returns a
 // handle whose close() suspends and checkpoints running instances.
 
-import { chmodSync, lstatSync, readFileSync, unlinkSync } from 'node:fs';
+import { chmodSync, lstatSync, mkdirSync, readFileSync, unlinkSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
+import path from 'node:path';
 import { defaultCacheDir } from '../host/module-cache.ts';
 import { Verifier } from './auth.ts';
 import { defaultConfig, type Config } from './config.ts';
@@ -18,16 +19,20 @@ import { Instances } from './instances.ts';
 import { Logger } from './log.ts';
 import { Metrics } from './metrics.ts';
 import { Modules } from './modules.ts';
+import { acquirePidFile, releasePidFile } from './pid-lock.ts';
 import { createPolicy } from './policy.ts';
 import { createHandler } from './router.ts';
 import { HttpSource, IpfsSource, type Source } from './sources.ts';
 import { Store } from './store.ts';
 import { createUpgradeHandler } from './websocket.ts';
+import { startServices } from '../services/node/registry.ts';
 
 export type Listen = { host: string; port: number } | { path: string };
 
+type DeepPartial<T> = T extends readonly unknown[] ? T : T extends object ? { [K in keyof T]?: DeepPartial<T[K]> } : T;
+
 /** Every key optional, at any depth. */
-export type ConfigInput = { [K in keyof Config]?: Config[K] extends unknown[] ? Config[K] : Partial<Config[K]> & { [S in keyof Config[K]]?: Config[K][S] extends object ? Partial<Config[K][S]> : Config[K][S] } };
+export type ConfigInput = DeepPartial<Config>;
 
 export interface ServerOptions {
   listen: Listen;
@@ -35,7 +40,11 @@ export interface ServerOptions {
   dataDir: string;
   /** Access policy, limits, TLS, sources, ... (see docs/server.md); defaults fill the rest. */
   config?: ConfigInput | Config;
-  /** Where instances run (default: this thread). The caller closes an executor it passes in. */
+  /**
+   * Where instances run (default: this thread, with the services of
+   * config.service). The caller closes an executor it passes in, and gives
+   * it the services (the commands build them from config.service).
+   */
   executor?: Executor;
   /** Accept unsigned `alg: none` tokens as principal `local` (Gate's local daemon mode). */
   localUnsignedTokens?: boolean;
@@ -50,7 +59,7 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
-export function mergeConfig(input: ConfigInput | Config | undefined): Config {
+function mergeConfig(input: ConfigInput | Config | undefined): Config {
   const config = defaultConfig();
   const merge = (target: Record<string, unknown>, source: Record<string, unknown>) => {
     for (const [k, v] of Object.entries(source)) {
@@ -85,6 +94,11 @@ function audiences(config: Config, listen: Listen, port: number): string[] {
   return out;
 }
 
+/** The origins (scheme://host[:port]) of the server's audiences. */
+function ownOrigins(audiences: readonly string[]): string[] {
+  return [...new Set(audiences.map((a) => new URL(a).origin))];
+}
+
 function createSources(config: Config): Map<string, Source> {
   const sources = new Map<string, Source>();
   if (config.source.ipfs.addr) sources.set('ipfs', new IpfsSource(config.source.ipfs.addr));
@@ -98,18 +112,47 @@ function createSources(config: Config): Map<string, Source> {
   return sources;
 }
 
+/** Another process serves the data directory (its pid file is `server.pid` there). */
+export class DataDirInUse extends Error {
+  readonly holder: number;
+  constructor(dataDir: string, holder: number) {
+    super(`data directory ${dataDir} is in use by process ${holder} (another gate-server or gate-daemon); stop it or choose another --data-dir`);
+    this.name = 'DataDirInUse';
+    this.holder = holder;
+  }
+}
+
+/**
+ * Serve the data directory, which one process at a time may do: a second
+ * server on the same directory would run the same instances twice.
+ */
 export async function startServer(options: ServerOptions): Promise<RunningServer> {
+  mkdirSync(options.dataDir, { recursive: true, mode: 0o700 });
+  const lockFile = path.join(options.dataDir, 'server.pid');
+  const holder = acquirePidFile(lockFile);
+  if (holder !== undefined) throw new DataDirInUse(options.dataDir, holder);
+  try {
+    const running = await serve(options);
+    return { url: running.url, close: () => running.close().finally(() => releasePidFile(lockFile)) };
+  } catch (error) {
+    releasePidFile(lockFile);
+    throw error;
+  }
+}
+
+async function serve(options: ServerOptions): Promise<RunningServer> {
   const config = mergeConfig(options.config);
   const local = options.localUnsignedTokens ?? config.access.local;
-  if (config.http.origins.length === 0) throw new Error('http.origins must not be empty');
   if (local && config.http.origins.includes('*')) config.http.origins = ['null'];
-  const log = options.log ?? new Logger(config.log.level);
+  const log = options.log ?? new Logger(config.log.level, { format: config.log.format });
   const sources = createSources(config);
   const policy = createPolicy(config);
 
   const store = new Store(options.dataDir);
   const ownExecutor = !options.executor;
-  const executor = options.executor ?? new InProcessExecutor({ cacheDir: config.runtime.cachedir || defaultCacheDir() });
+  // Without an executor from the caller, instances run here with the configured services.
+  const services = ownExecutor ? await startServices(config.service, { log: (message) => log.warn(message) }) : undefined;
+  const executor = options.executor ?? new InProcessExecutor({ cacheDir: config.runtime.cachedir || defaultCacheDir(), registry: services?.registry });
   const metrics = new Metrics();
   const modules = new Modules(store, executor);
   const instances = new Instances({ store, modules, executor, log, metrics, maxAnonymous: config.access.anonymousprocs });
@@ -126,10 +169,11 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const scheme = tls ? 'https' : 'http';
   const uuid = store.serverUuid(config.server.uuid);
   const auds = audiences(config, options.listen, port);
+  // Browsers' pages may use the API only from the server's own origins unless others are configured.
+  if (config.http.origins.filter((o) => o !== '').length === 0) config.http.origins = ownOrigins(auds);
   const identityKey = config.server.identityfile ? readPrivateKey(config.server.identityfile) : undefined;
   const jwt = identityToken(uuid, auds[0], identityKey);
-  const scopes: string[] = [];
-  const verifier = new Verifier({ audiences: auds, nonces: config.access.nonces && !local ? store : undefined, local, scopes });
+  const verifier = new Verifier({ audiences: auds, nonces: config.access.nonces && !local ? store : undefined, local });
 
   const parts: ServerParts = {
     config,
@@ -142,7 +186,6 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     log,
     metrics,
     sources,
-    scopes,
     apiInfo: { plain: goJSON({ uuid, jwt }), features: goJSON({ uuid, jwt, features: {} }) },
   };
 
@@ -178,6 +221,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
         server.closeAllConnections();
         await stopped;
         if (ownExecutor) await executor.close();
+        services?.close();
         store.close();
         if ('path' in options.listen) removeSocket(options.listen.path);
         log.info('server stopped', { url });

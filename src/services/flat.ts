@@ -30,8 +30,7 @@ export interface LocalResponse {
   readonly body?: Uint8Array;
 }
 
-/** Union tag of Call.function. */
-export const FUNCTION_NONE = 0;
+/** Union tag of Call.function (0 is none). */
 export const FUNCTION_REQUEST = 1;
 
 const decoder = new TextDecoder();

@@ -54,9 +54,6 @@ export function createRandomService(options: RandomOptions = {}): ServiceFactory
   };
 }
 
-/** The random service with the default rate. */
-export const randomService: ServiceFactory = createRandomService();
-
 class RandomInstance implements ServiceInstance {
   readonly #code: number;
   readonly #interval: number;

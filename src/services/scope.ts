@@ -18,9 +18,6 @@ import { SavedStateError } from './varint.ts';
 export const SCOPE_NAME = 'scope';
 export const SCOPE_REVISION = '0';
 
-/** The one capability the stock services know: host-user-bound access. */
-export const SCOPE_SYSTEM = 'program:system';
-
 export const SCOPE_CALL_RESTRICT = 0;
 
 const TOKEN = /^[0-9A-Za-z\-./:_]{1,255}$/;
@@ -45,13 +42,6 @@ export function programScope(context: ServiceContext): readonly string[] | null 
 export function scopeAllows(context: ServiceContext, token: string): boolean {
   const s = restricted.get(context);
   return context.scope.includes(token) && (s === undefined || s.has(token));
-}
-
-/** The granted capabilities (valid tokens only), sorted. */
-export function effectiveScope(context: ServiceContext): string[] {
-  const s = restricted.get(context);
-  const out = new Set(context.scope.filter((t) => isValidScopeToken(t) && (s === undefined || s.has(t))));
-  return [...out].sort(compareUtf8);
 }
 
 const decoder = new TextDecoder();

@@ -42,7 +42,7 @@ describe('bash completion', () => {
 
   it('completes instance ids from gate instances', () => {
     assert.deepEqual(complete(home, [GATE, 'status', '']), [instance]);
-    assert.deepEqual(complete(home, [GATE, 'debug', instance, 'b']), ['break', 'bt']);
+    assert.deepEqual(complete(home, [GATE, 'debug', instance, 'd']), ['dumptext']);
   });
 
   it('completes module ids and wasm files', () => {

@@ -67,8 +67,43 @@ describe('gate with the local daemon', () => {
     assert.equal((await gate(home, ['delete', m[1]])).code, 0);
   });
 
+  it('call -p keeps the instance; -D also shows the debug log', async () => {
+    const p = await gate(home, ['call', '-p', example('hello.wasm'), 'greet']);
+    assert.equal(p.code, 0, p.stderr);
+    assert.equal(p.stdout, 'hello, world\n');
+    const m = /^([0-9a-f-]{36}) HALTED with result 0\n$/.exec(p.stderr);
+    assert.ok(m, p.stderr);
+    assert.equal((await gate(home, ['status', m[1]])).stdout, 'HALTED with result 0 []\n');
+    assert.equal((await gate(home, ['delete', m[1]])).code, 0);
+    const d = await gate(home, ['call', '-D', example('hello.wasm'), 'fail']);
+    assert.equal(d.code, 1);
+    const lines = d.stderr.split('\n');
+    assert.equal(lines[0], 'exiting with return value 1');
+    assert.match(lines[1], /^[0-9a-f-]{36} TERMINATED with result 1$/);
+    assert.equal((await gate(home, ['delete', lines[1].split(' ')[0]])).code, 0);
+    const remote = await gate(home, ['http://127.0.0.1:9', 'call', '-p', example('hello.wasm'), 'greet']);
+    assert.equal(remote.code, 2);
+    assert.match(remote.stderr, /-p and -D are for calls through the local daemon only/);
+  });
+
+  it('input that arrives after the program has ended does not cut off its output or status', async () => {
+    await Promise.all(
+      Array.from({ length: 10 }, async () => {
+        const call = spawnGate(home, ['call', example('hello.wasm'), 'greet']);
+        const out = collect(call.stdout);
+        const err = collect(call.stderr);
+        await waitForOutput(call.stdout, /^hello, world\n$/, out);
+        call.stdin.end('typed too late\n');
+        const [code] = await once(call, 'exit');
+        assert.equal(err.text, '');
+        assert.equal(code, 0);
+      }),
+    );
+  });
+
   it('colours only on a terminal (or when forced)', async () => {
-    const id = (await gate(home, ['launch', '--suspend', example('counter.wasm')])).stdout.trim();
+    const id = (await gate(home, ['launch', example('counter.wasm'), 'count'])).stdout.trim();
+    assert.equal((await gate(home, ['suspend', id])).stdout, 'SUSPENDED\n');
     const plain = await run(GATE, ['instances'], { ...home.env, NO_COLOR: '' });
     assert.ok(plain.stdout.includes(id));
     assert.ok(!plain.stdout.includes('\x1b['));
@@ -89,5 +124,25 @@ describe('gate with the local daemon', () => {
     const r = await gate(home, ['call', '--in-process', example('hello.wasm'), 'greet']);
     assert.equal(r.code, 0, r.stderr);
     assert.equal(r.stdout, 'hello, world\n');
+  });
+});
+
+describe('gate-daemon start race', () => {
+  it('several gate calls racing a fresh daemon all run to the end', async () => {
+    const home = makeHome();
+    try {
+      for (let round = 0; round < 3; round++) {
+        const calls = await Promise.all([1, 2, 3, 4].map(() => gate(home, ['call', example('hello.wasm'), 'twice'])));
+        for (const r of calls) {
+          assert.equal(r.stderr, '', `round ${round}`);
+          assert.equal(r.code, 0);
+          assert.equal(r.stdout, 'hello, world\nhello, world\n');
+        }
+        const stop = await run(GATE_DAEMON, ['--stop'], home.env);
+        assert.equal(stop.code, 0, stop.stderr);
+      }
+    } finally {
+      await home.cleanup();
+    }
   });
 });

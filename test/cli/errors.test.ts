@@ -48,7 +48,7 @@ describe('gate error messages', () => {
     oneLine(missing.stderr, /^gate: missing required argument 'module'/);
     const key = await gate(home, ['-o', 'nosuch=1', nowhere, 'instances']);
     assert.equal(key.code, 2);
-    oneLine(key.stderr, /^gate: unknown configuration key: nosuch$/m);
+    oneLine(key.stderr, /^gate: -o: unknown configuration key: nosuch$/m);
   });
 
   it('missing module file', async () => {
@@ -69,7 +69,11 @@ describe('gate error messages', () => {
   it('not an instance id', async () => {
     const r = await gate(home, [nowhere, 'status', 'xyz']);
     assert.equal(r.code, 1);
-    assert.equal(r.stderr, 'gate: not an instance id (a lower-case UUID): xyz\n');
+    assert.equal(r.stderr, 'gate: not an instance id: xyz: instance id must be a UUID\n');
+    const v1 = await gate(home, [nowhere, 'status', '6ba7b810-9dad-11d1-80b4-00c04fd430c8']);
+    assert.equal(v1.stderr, 'gate: not an instance id: 6ba7b810-9dad-11d1-80b4-00c04fd430c8: instance UUID version must be 4\n');
+    const upper = await gate(home, [nowhere, 'status', '6BA7B810-9DAD-41D1-80B4-00C04FD430C8']);
+    assert.equal(upper.stderr, 'gate: not an instance id: 6BA7B810-9DAD-41D1-80B4-00C04FD430C8: instance UUID must use lower-case hex encoding\n');
   });
 
   it('bad keys: missing, encrypted, not Ed25519, not OpenSSH', async () => {

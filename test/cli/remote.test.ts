@@ -63,10 +63,17 @@ describe('gate with a server address', () => {
     assert.match(r.stdout, /\nServer: http:\/\/127\.0\.0\.1:\d+ uuid [0-9a-f-]{36}\n$/);
   });
 
-  it('calls anonymously without a key (identityfile empty, pin off); other commands need one', async () => {
-    const r = await gate(home, ['-o', 'identityfile=', '-o', 'pin=false', server.url, 'call', example('hello.wasm'), 'greet']);
+  it('calls anonymously and unpinned without a key (identityfile empty or no such file); other commands need one', async () => {
+    const r = await gate(home, ['-o', 'identityfile=', server.url, 'call', example('hello.wasm'), 'greet']);
     assert.equal(r.code, 0, r.stderr);
     assert.equal(r.stdout, 'hello, world\n');
+    const absent = path.join(home.dir, 'no-such-key');
+    const noFile = await gate(home, ['-o', `identityfile=${absent}`, server.url, 'call', example('hello.wasm'), 'greet']);
+    assert.equal(noFile.code, 0, noFile.stderr);
+    assert.equal(noFile.stdout, 'hello, world\n');
+    const listed = await gate(home, ['-o', `identityfile=${absent}`, server.url, 'modules']);
+    assert.equal(listed.code, 1);
+    assert.match(listed.stderr, /no such key file/);
     const list = await gate(home, ['-o', 'identityfile=', server.url, 'instances']);
     assert.equal(list.code, 1);
     assert.equal(list.stderr, 'gate: missing authentication credentials\n');

@@ -100,6 +100,14 @@ export async function everyCommand(t: TestContext, home: TestHome, address: stri
     assert.equal((await ok('show', snapId)).stdout, '[checkpoint]\n');
     const debug = await ok('debug', counter);
     assert.match(debug.stdout, /^Module: +[0-9a-f]{64}\nStatus: +SUSPENDED\nBreakpoints:\s*\n$/);
+    const text = await ok('debug', counter, 'dumptext');
+    assert.match(text.stdout, /^\(module\n/);
+    assert.match(text.stdout, /\(export "count" \(func /);
+    for (const command of ['bt', 'break', 'delete', 'detach']) {
+      const r = await g('debug', counter, command, ...(command === 'break' || command === 'delete' ? ['0x10'] : []));
+      assert.equal(r.code, 1, command);
+      assert.match(r.stderr, new RegExp(`^gate: debug ${command} is not supported yet: .+ in this version\n$`));
+    }
     await ok('resume', counter);
     assert.match((await ok('status', counter)).stdout, /^RUNNING /);
     assert.equal((await ok('kill', counter)).stdout, 'KILLED\n');
@@ -124,11 +132,12 @@ export async function everyCommand(t: TestContext, home: TestHome, address: stri
   });
 
   await t.test('launch --suspend, resume, resume a halted instance with a function; repl', async () => {
-    // No entry function: resuming runs only the initialization, and the instance halts.
+    // No function and no _start: nothing to resume, the instance is created halted (as Gate's).
     const id = (await ok('launch', '--suspend', example('counter.wasm'))).stdout.trim();
-    assert.equal((await ok('status', id)).stdout, 'SUSPENDED []\n');
-    await ok('resume', id);
-    assert.equal((await ok('wait', id)).stdout, 'HALTED with result 0\n');
+    assert.equal((await ok('status', id)).stdout, 'HALTED with result 0 []\n');
+    const bare = await g('resume', id);
+    assert.equal(bare.code, 1);
+    assert.equal(bare.stderr, 'gate: function must be specified when resuming halted instance\n');
     // A halted instance runs a named function (Gate's resume with a function).
     await ok('resume', id, 'count');
     assert.match((await ok('status', id)).stdout, /^RUNNING /);

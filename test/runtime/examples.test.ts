@@ -144,6 +144,19 @@ describe('computation', () => {
     assert.equal(r.log, digest);
   });
 
+  it('the loop programs of the bench compute their documented results', async () => {
+    const cases = [
+      ['examples/sha256chain.wasm', 'chain_small', 'sha256chain: 36c1cb4f826ae42ceba848227e0c5f786178ca9dceca6772e5d728d09c30a2f6\n'],
+      ['examples/sort.wasm', 'sort_small', 'sort: 1179885773\n'],
+      ['examples/matmul.wasm', 'matmul_small', 'matmul: 160882751\n'],
+    ];
+    for (const [file, fn, line] of cases) {
+      const r = await runProgram(file, { function: fn, connect: false });
+      assert.deepEqual(r.status, { state: 'HALTED', cause: 'NORMAL', result: 0 }, fn);
+      assert.equal(r.log, line);
+    }
+  });
+
   it('recurse_shallow and recurse compute through deep recursion', async () => {
     const shallow = await runProgram('examples/recurse.wasm', { function: 'recurse_shallow', connect: false });
     assert.equal(shallow.log, 'recurse: 4128127861\n');

@@ -117,6 +117,8 @@ describe('gate-server API routing', () => {
     const fn = await alice.post(`/gate-0/module/sha256/${'0'.repeat(64)}?action=launch&function=bad%20name`);
     assert.equal(fn.status, 400);
     assert.equal(fn.text, 'invalid function name: "bad name"\n');
+    const bidi = await alice.post(`/gate-0/module/sha256/${'0'.repeat(64)}?action=launch&function=ok%E2%80%AEtxt.exe`);
+    assert.equal(bidi.text, 'invalid function name: "ok\\u202etxt.exe"\n');
     const dup = await alice.post(`/gate-0/module/sha256/${'0'.repeat(64)}?action=launch&function=a&function=b`);
     assert.equal(dup.text, 'duplicate query parameter\n');
     const log = await alice.post(`/gate-0/module/sha256/${'0'.repeat(64)}?action=launch&log=x`);
@@ -154,9 +156,14 @@ describe('gate-server API routing', () => {
     assert.equal(r.text, '');
   });
 
-  it('adds CORS headers when Origin is sent', async () => {
-    const r = await request(`${ts.url}/gate-0/module/sha256/00`, { method: 'OPTIONS', headers: { Origin: 'https://example.net' } });
-    assert.equal(r.headers['access-control-allow-origin'], '*');
+  it("allows only the server's own origin by default, with CORS headers (Gate's mustBeAllowedOrigin)", async () => {
+    const other = await request(`${ts.url}/gate-0/module/sha256/00`, { method: 'OPTIONS', headers: { Origin: 'https://example.net' } });
+    assert.equal(other.status, 403);
+    assert.equal(other.text, '');
+    const own = new URL(ts.url).origin;
+    const r = await request(`${ts.url}/gate-0/module/sha256/00`, { method: 'OPTIONS', headers: { Origin: own } });
+    assert.equal(r.status, 200);
+    assert.equal(r.headers['access-control-allow-origin'], own);
     assert.equal(r.headers['access-control-allow-methods'], 'GET, HEAD, OPTIONS, POST, PUT');
     assert.equal(r.headers['access-control-allow-headers'], 'Authorization, Content-Type');
     assert.equal(r.headers['access-control-expose-headers'], 'Location, Gate-Instance, Gate-Status');

@@ -12,6 +12,7 @@ import { listenAddress, translateArgs } from '../../src/server/args.ts';
 import { parseArgs } from '../../src/server/config.ts';
 import { root } from '../helpers.ts';
 import { request, startTestServer } from './helpers.ts';
+import { GATE_SERVER, makeHome, startServer as startCliServer } from '../cli/helpers.ts';
 
 describe('gate-server configuration', () => {
   it('reads a TOML file and flags in order', () => {
@@ -35,7 +36,7 @@ describe('gate-server configuration', () => {
           'addr = "https://files.example"',
         ].join('\n'),
       );
-      const { config } = parseArgs(translateArgs(['--config', file, '--listen', 'unix:/run/gate.sock', '--data-dir', '/srv/gate', '-o', 'principal.maxprocs=3']), []);
+      const { config } = parseArgs(translateArgs(['--config', file, '--listen', 'unix:/run/gate.sock', '--data-dir', '/srv/gate', '-o', 'principal.maxprocs=3']), {});
       assert.equal(config.access.policy, 'ssh');
       assert.equal(config.access.anonymous, false);
       assert.equal(config.principal.maxmodules, 5);
@@ -46,7 +47,61 @@ describe('gate-server configuration', () => {
       assert.deepEqual(config.source.http, [{ name: 'files', addr: 'https://files.example' }]);
       assert.equal(config.http.addr, 'unix:/run/gate.sock');
       assert.equal(config.server.datadir, '/srv/gate');
-      assert.throws(() => parseArgs(['-o', 'principal.nosuch=1'], []), /unknown configuration key: principal.nosuch/);
+      assert.throws(() => parseArgs(['-o', 'principal.nosuch=1'], {}), /unknown configuration key: principal.nosuch/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('reads TOML with smol-toml: inline tables, dates, inf are TOML; wrong types name the key and file', () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'gate-config-'));
+    const file = path.join(dir, 'server.toml');
+    const load = (text: string) => {
+      writeFileSync(file, text);
+      return parseArgs(['-f', file], {}).config;
+    };
+    try {
+      // Valid TOML the old reader refused.
+      assert.deepEqual(load('http = { addr = "127.0.0.1:1", tls = { certfile = "/c" } }').http.tls.certfile, '/c');
+      assert.equal(load('service.access."example.net/svc" = { principals = ["ed25519:x"] }').service.access['example.net/svc'].principals?.[0], 'ed25519:x');
+      assert.equal(load('[principal]\nmaxprocs = 0x10').principal.maxprocs, 16);
+      assert.equal(load('[principal]\nmaxprocs = 1_000').principal.maxprocs, 1000);
+      // Invalid TOML the old reader accepted: an error with the line.
+      assert.throws(() => load('[principal]\nmaxprocs = +0x10'), (e: Error) => e.message.startsWith(`${file}: invalid TOML: line 2`));
+      assert.throws(() => load('a = 1\na = 2'), /invalid TOML/);
+      // Valid TOML of the wrong type for a key.
+      assert.throws(() => load('[principal]\ntimelimit = inf'), new RegExp(`: ${file}: principal.timelimit: must be a finite number, not Infinity$`));
+      assert.throws(() => load('server.uuid = 1979-05-27'), /server\.uuid: must be a string, not the date 1979-05-27/);
+      assert.throws(() => load('[access]\nanonymous = 1'), /access\.anonymous: must be true or false/);
+      assert.throws(() => load('[principal]\nmaxprocs = -1'), /principal\.maxprocs: must be at least 0/);
+      assert.throws(() => load('[principal]\ntimeresolution = "10 parsecs"'), /principal\.timeresolution: invalid duration/);
+      assert.throws(() => load('[nosuch]\nkey = 1'), new RegExp(`: ${file}: unknown configuration key: nosuch.key$`));
+      // Options use the same rules: Gate's boolean words, TOML numbers, the key named.
+      const { config } = parseArgs(['-o', 'access.anonymous=no', '-o', 'principal.maxprocs=0x20', '-o', 'http.origins=["https://a"]', '-o', 'source.http.0.name=x', '-o', 'source.http.0.addr=https://x'], {});
+      assert.equal(config.access.anonymous, false);
+      assert.equal(config.principal.maxprocs, 32);
+      assert.deepEqual(config.http.origins, ['https://a']);
+      assert.deepEqual(config.source.http, [{ name: 'x', addr: 'https://x' }]);
+      assert.throws(() => parseArgs(['-o', 'access.anonymous=1'], {}), /^ConfigError: -o: access\.anonymous: must be true or false/);
+      assert.throws(() => parseArgs(['-o', 'principal.maxprocs=many'], {}), /-o: principal\.maxprocs: must be a whole number, not "many"/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('gate-daemon reads the same keys from daemon.toml, with its own defaults underneath', () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'gate-config-'));
+    try {
+      writeFileSync(path.join(dir, 'daemon.toml'), '[service.random]\nenabled = false\n');
+      const { config } = parseArgs(['-o', 'principal.maxprocs=5'], { defaultFiles: [path.join(dir, 'daemon.toml')], overrides: { 'principal.maxprocs': 1024, 'principal.maxmodules': 100000 } });
+      assert.equal(config.service.random.enabled, false);
+      assert.equal(config.principal.maxprocs, 5);
+      assert.equal(config.principal.maxmodules, 100000);
+      // -F forgets the files, not the program's own defaults.
+      writeFileSync(path.join(dir, 'other.toml'), '');
+      const reset = parseArgs(['-F', path.join(dir, 'other.toml')], { defaultFiles: [path.join(dir, 'daemon.toml')], overrides: { 'principal.maxmodules': 100000 } }).config;
+      assert.equal(reset.service.random.enabled, true);
+      assert.equal(reset.principal.maxmodules, 100000);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
@@ -62,7 +117,7 @@ describe('gate-server configuration', () => {
   });
 
   it('defaults to 127.0.0.1:6473 and a data dir in the state directory', () => {
-    const { config } = parseArgs([], []);
+    const { config } = parseArgs([], {});
     assert.equal(config.http.addr, '127.0.0.1:6473');
     const state = process.env.XDG_STATE_HOME || path.join(os.homedir(), '.local', 'state');
     assert.equal(config.server.datadir, path.join(state, 'gate'));
@@ -128,6 +183,21 @@ describe('gate-server identity token', () => {
     } finally {
       await ts.close();
       rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('gate-server data directory lock', () => {
+  it('a second server on the same data directory exits, naming the holder', async () => {
+    const home = makeHome();
+    const first = await startCliServer(home, 'shared');
+    try {
+      const second = spawnSync(process.execPath, [GATE_SERVER, '-F', '/dev/null', '--listen', '127.0.0.1:0', '--data-dir', path.join(home.dir, 'shared')], { env: home.env, encoding: 'utf8' });
+      assert.equal(second.status, 1);
+      assert.equal(second.stderr, `gate-server: data directory ${path.join(home.dir, 'shared')} is in use by process ${first.child.pid} (another gate-server or gate-daemon); stop it or choose another --data-dir\n`);
+    } finally {
+      await first.stop();
+      await home.cleanup();
     }
   });
 });

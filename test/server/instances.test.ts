@@ -127,12 +127,42 @@ describe('gate-server instances', () => {
     for (const i of [id, clone]) await alice.post(`/gate-0/instance/${i}?action=kill&action=wait`);
   });
 
+  it('relaunches a final snapshot as it ended: TERMINATED with result 1', async () => {
+    const exit1 = await alice.upload(wasm('examples/exit1.wasm'));
+    const id = await alice.launch(exit1, '&function=exit1');
+    const ended = await alice.post(`/gate-0/instance/${id}?action=wait`);
+    assert.equal(ended.headers['gate-status'], '{"state":"TERMINATED","result":1}');
+    const snap = await alice.post(`/gate-0/instance/${id}?action=snapshot`);
+    assert.equal(snap.status, 201);
+    const again = await alice.launch((snap.headers.location as string).split('/').pop()!);
+    assert.deepEqual(await alice.status(again), { state: 'TERMINATED', result: 1 });
+    const waited = await alice.post(`/gate-0/instance/${again}?action=wait`);
+    assert.equal(waited.headers['gate-status'], '{"state":"TERMINATED","result":1}');
+    for (const i of [id, again]) assert.equal((await alice.post(`/gate-0/instance/${i}?action=delete`)).status, 200);
+  });
+
+  it('launch&suspend without a function of a module without _start: HALTED, resumable only with a function', async () => {
+    const r = await alice.post(`/gate-0/module/sha256/${hello}?action=launch&action=suspend`);
+    assert.equal(r.status, 200);
+    const id = r.headers['gate-instance'] as string;
+    assert.deepEqual(await alice.status(id), { state: 'HALTED' });
+    const bare = await alice.post(`/gate-0/instance/${id}?action=resume`);
+    assert.equal(bare.status, 409);
+    assert.equal(bare.text, 'function must be specified when resuming halted instance\n');
+    assert.equal((await alice.post(`/gate-0/instance/${id}?action=resume&function=multi`)).status, 200);
+    const io = await alice.post(`/gate-0/instance/${id}?action=io`, { body: '' });
+    assert.equal(io.text, 'hello, world\n');
+    await alice.post(`/gate-0/instance/${id}?action=kill&action=wait`);
+    await alice.post(`/gate-0/instance/${id}?action=delete`);
+  });
+
   it('launches suspended, and with a caller-chosen id (409 when taken)', async () => {
     const id = randomUUID();
     const r = await alice.post(`/gate-0/module/sha256/${hello}?action=launch&action=suspend&instance=${id}`);
     assert.equal(r.status, 200);
     assert.equal(r.headers['gate-instance'], id);
-    assert.deepEqual(await alice.status(id), { state: 'SUSPENDED' });
+    // hello has no _start: with no function there is nothing to resume (Gate's HALTED).
+    assert.deepEqual(await alice.status(id), { state: 'HALTED' });
     const dup = await alice.post(`/gate-0/module/sha256/${hello}?action=launch&instance=${id}`);
     assert.equal(dup.status, 409);
     assert.equal(dup.text, 'duplicate instance id\n');
@@ -165,6 +195,10 @@ describe('gate-server instances', () => {
     const bad = await alice.post(`/gate-0/instance/${id}?action=update`, { headers: { 'Content-Type': 'application/json' }, body: '{"color":1}' });
     assert.equal(bad.status, 400);
     assert.equal(bad.text, 'content parse error\n');
+    // The content is parsed before the instance is looked up (Gate's order).
+    const unknown = await alice.post(`/gate-0/instance/${crypto.randomUUID()}?action=update`, { headers: { 'Content-Type': 'application/json' }, body: '{"persist":' });
+    assert.equal(unknown.status, 400);
+    assert.equal(unknown.text, 'content parse error\n');
     assert.equal((await alice.post(`/gate-0/instance/${id}?action=update`, { body: '{}' })).status, 415);
     await alice.post(`/gate-0/instance/${id}?action=kill&action=wait`);
   });

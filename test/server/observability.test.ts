@@ -55,6 +55,42 @@ describe('gate-server logs and metrics', () => {
   });
 });
 
+describe('gate-server client errors and log formats', () => {
+  it('logs client errors as Gate does: FAIL_REQUEST with the fail type, FAIL_PROTOCOL for malformed requests', async () => {
+    const ts = await startTestServer();
+    try {
+      const alice = new Client(ts, new Principal());
+      const hello = wasm('examples/hello.wasm');
+      await alice.request(`/gate-0/module/sha256/${'0'.repeat(64)}?action=pin`, { method: 'PUT', headers: { 'Content-Type': 'application/wasm' }, body: hello });
+      const junk = new TextEncoder().encode('junk');
+      await alice.request(`/gate-0/module/sha256/${sha256(junk)}?action=pin`, { method: 'PUT', headers: { 'Content-Type': 'application/wasm' }, body: junk });
+      await alice.post(`/gate-0/instance/${crypto.randomUUID()}?action=wait`);
+      await alice.post('/gate-0/instance/?action=nonsense;');
+      const failures = ts.logs.map((l) => JSON.parse(l) as { type?: string; fail?: { type: string }; error?: string }).filter((r) => r.type?.startsWith('FAIL_'));
+      assert.deepEqual(
+        failures.map((r) => [r.type, r.fail?.type, r.error]),
+        [
+          ['FAIL_REQUEST', 'MODULE_HASH_MISMATCH', 'module hash does not match content'],
+          ['FAIL_REQUEST', 'MODULE_ERROR', 'not a WebAssembly module'],
+          ['FAIL_REQUEST', 'INSTANCE_NOT_FOUND', 'instance not found'],
+          ['FAIL_PROTOCOL', undefined, 'query string decode error'],
+        ],
+      );
+    } finally {
+      await ts.close();
+    }
+  });
+
+  it('writes readable lines in text format, JSON lines otherwise', () => {
+    const lines: string[] = [];
+    new Logger('info', { sink: (l) => lines.push(l), format: 'text' }).event('INSTANCE_STOP', { principal: 'local', instance: { instance: 'i1', status: { state: 'HALTED' } }, error: 'two words' });
+    assert.match(lines[0], /^\d\d:\d\d:\d\d\.\d{3} INFO  server: event type=INSTANCE_STOP principal=local instance\.instance=i1 instance\.status\.state=HALTED error="two words"\n$/);
+    new Logger('info', { sink: (l) => lines.push(l), format: 'json' }).info('hello', { n: 1n });
+    assert.deepEqual(Object.keys(JSON.parse(lines[1]) as object), ['time', 'level', 'msg', 'n']);
+    assert.throws(() => new Logger('info', { format: 'xml' }), /unknown log\.format/);
+  });
+});
+
 describe('gate-server executor option', () => {
   it('runs instances on the executor it is given', async () => {
     const inner = new InProcessExecutor({ cacheDir: testCacheDir });

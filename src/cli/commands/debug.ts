@@ -1,8 +1,11 @@
-// `debug ID [COMMAND [OFFSET...]]`: breakpoints and the suspended call stack
-// (api.md §9.6). Offsets are numbers (decimal or 0x...) into the module's code.
+// `debug ID [COMMAND]`: the instance's module, status and breakpoints, and
+// `dumptext` (the module's code as WebAssembly text). Breakpoints and the
+// suspended call stack (break, delete, detach, bt) are not supported yet:
+// those commands say so and exit 1 without a request.
 
 import { CliError } from '../errors.ts';
-import { INSTANCE_PATH } from '../http-client.ts';
+import { INSTANCE_PATH, MODULE_PATH, readAll } from '../http-client.ts';
+import { moduleIdArg } from '../module-arg.ts';
 import { printJSON } from '../output.ts';
 import type { Session } from '../session.ts';
 import { statusText, type ApiStatus } from '../status.ts';
@@ -15,50 +18,54 @@ interface DebugResponse {
   data?: string;
 }
 
-const OPS: Record<string, string> = {
-  '': 'CONFIG_GET',
-  break: 'CONFIG_UNION',
-  delete: 'CONFIG_COMPLEMENT',
-  detach: 'CONFIG_SET',
-  bt: 'READ_STACK',
-  backtrace: 'READ_STACK',
+/** Gate's debug commands that this version cannot do yet, and why. */
+const NOT_YET: Record<string, string> = {
+  break: 'breakpoints cannot be set',
+  delete: 'breakpoints cannot be set, so there are none to delete',
+  detach: 'breakpoints cannot be set, so there are none to remove',
+  bt: "a suspended program's call stack cannot be read",
+  backtrace: "a suspended program's call stack cannot be read",
 };
 
-function parseOffset(text: string): string {
-  const n = /^0x[0-9a-f]+$/i.test(text) ? BigInt(text) : /^\d+$/.test(text) ? BigInt(text) : undefined;
-  if (n === undefined) throw new CliError(`invalid breakpoint offset: ${text} (a number, decimal or 0x...)`, 2);
-  return n.toString();
-}
-
-export async function debugCommand(s: Session, id: string, command: string | undefined, offsets: readonly string[]): Promise<void> {
-  const op = OPS[command ?? ''];
-  if (!op) throw new CliError(`unknown debug command: ${command} (use break, delete, detach or bt)`, 2);
-  if ((command === 'break' || command === 'delete') && offsets.length === 0) throw new CliError(`debug ${command} needs at least one offset`, 2);
-  if (offsets.length > 0 && command !== 'break' && command !== 'delete') throw new CliError(`debug ${command ?? ''} takes no offsets`.replace('  ', ' '), 2);
-  const request: Record<string, unknown> = { op };
-  if (op !== 'CONFIG_GET' && op !== 'READ_STACK') request.config = { breakpoints: offsets.map(parseOffset) };
+export async function debugCommand(s: Session, id: string, command: string | undefined, rest: readonly string[]): Promise<void> {
+  if (command !== undefined && command in NOT_YET) throw new CliError(`debug ${command} is not supported yet: ${NOT_YET[command]} in this version`);
+  if (command !== undefined && command !== 'dumptext') throw new CliError(`unknown debug command: ${command} (dumptext; break, delete, detach and bt are not supported yet)`, 2);
+  if (rest.length > 0) throw new CliError(`debug ${command ?? ''} takes no arguments`.replace('  ', ' '), 2);
   const response = await s.client.json<DebugResponse>({
     method: 'POST',
     path: INSTANCE_PATH + instanceArg(id),
     query: [['action', 'debug']],
     headers: { 'Content-Type': 'application/json' },
-    body: Buffer.from(JSON.stringify(request)),
+    body: Buffer.from(JSON.stringify({ op: 'CONFIG_GET' })),
   });
+  const module = (response.module ?? '').replace(/^sha256\//, '');
+  if (command === 'dumptext') {
+    process.stdout.write(await moduleText(s, module));
+    return;
+  }
   if (s.json) {
     printJSON(response);
     return;
   }
-  if (op === 'READ_STACK') {
-    const data = Buffer.from(response.data ?? '', 'base64');
-    process.stdout.write('Call stack:\n');
-    if (data.length === 0) process.stdout.write('  (empty)\n');
-    for (let i = 0; i + 8 <= data.length; i += 8) {
-      process.stdout.write(`  #${i / 8}  0x${data.readBigUInt64LE(i).toString(16).padStart(16, '0')}\n`);
-    }
-    return;
-  }
   const breakpoints = (response.config?.breakpoints ?? []).map((b) => `0x${BigInt(b).toString(16)}`);
-  process.stdout.write(`Module:         ${(response.module ?? '').replace(/^sha256\//, '')}\n`);
+  process.stdout.write(`Module:         ${module}\n`);
   process.stdout.write(`Status:         ${statusText(response.status ?? {})}\n`);
   process.stdout.write(`Breakpoints:    ${breakpoints.join(' ')}\n`.replace(/ +\n$/, '\n'));
+}
+
+/** The instance's module (downloaded from the same place) as WebAssembly text, by Binaryen. */
+async function moduleText(s: Session, module: string): Promise<string> {
+  const res = await s.client.request({ method: 'GET', path: MODULE_PATH + moduleIdArg(module) });
+  const bytes = new Uint8Array(await readAll(res));
+  const { default: binaryen } = await import('binaryen');
+  let wasm: ReturnType<typeof binaryen.readBinary> | undefined;
+  try {
+    wasm = binaryen.readBinary(bytes);
+    wasm.setFeatures(binaryen.Features.All);
+    return wasm.emitText();
+  } catch (error) {
+    throw new CliError(`module ${module}: cannot disassemble: ${(error as Error).message}`);
+  } finally {
+    wasm?.dispose();
+  }
 }

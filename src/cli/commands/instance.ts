@@ -1,6 +1,7 @@
 // Commands on one instance (wait, kill, suspend, resume, snapshot, delete,
 // update, status) and the instance list.
 
+import { instanceIdError } from '../../server/query.ts';
 import { CliError } from '../errors.ts';
 import { INSTANCE_PATH } from '../http-client.ts';
 import { idFromLocation } from '../module-arg.ts';
@@ -18,11 +19,10 @@ export interface InstanceInfo {
   tags?: string[];
 }
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
-
-/** Catch typos before a round trip: instance ids are lower-case UUID v4. */
+/** Catch typos before a round trip, in the server's words: instance ids are canonical UUID v4. */
 export function instanceArg(id: string): string {
-  if (!UUID.test(id)) throw new CliError(`not an instance id (a lower-case UUID): ${id}`);
+  const problem = instanceIdError(id);
+  if (problem) throw new CliError(`not an instance id: ${id}: ${problem}`);
   return id;
 }
 

@@ -3,13 +3,12 @@
 
 import { appendFileSync, readFileSync } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
-import { createInterface } from 'node:readline';
 import { PassThrough } from 'node:stream';
 import { CliError } from '../errors.ts';
+import { copyOutput } from '../output.ts';
 import { INSTANCE_PATH } from '../http-client.ts';
 import type { Session } from '../session.ts';
 import { instanceArg } from './instance.ts';
-import { copyOutput } from './run.ts';
 
 async function connect(s: Session, id: string, input: PassThrough): Promise<IncomingMessage> {
   try {
@@ -52,6 +51,7 @@ export async function replCommand(s: Session, id: string): Promise<void> {
       // no history yet
     }
   }
+  const { createInterface } = await import('node:readline');
   const rl = createInterface({ input: process.stdin, output: process.stdout, prompt: '> ', history, historySize: s.config.repl.historylimit, terminal: process.stdin.isTTY === true });
   const interactive = process.stdin.isTTY === true;
   rl.on('line', (line) => {

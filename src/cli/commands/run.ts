@@ -5,16 +5,13 @@
 
 import { rmSync } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
-import { debugLogFile } from '../../daemon/debug-logs.ts';
-import { daemonPaths } from '../../daemon/paths.ts';
-import { followFile } from '../debug-follow.ts';
 import { PassThrough } from 'node:stream';
 import { CliError } from '../errors.ts';
 import { INSTANCE_PATH, MODULE_PATH, readAll } from '../http-client.ts';
 import { resolveModuleArg, type ModuleArg } from '../module-arg.ts';
-import { printJSON } from '../output.ts';
+import { copyOutput, printJSON } from '../output.ts';
 import type { Session } from '../session.ts';
-import { exitCodeOf, parseStatus, statusText } from '../status.ts';
+import { exitCodeOf, parseStatus, reportCallEnd, statusText } from '../status.ts';
 import { hasModule, uploadBody, uploadModule } from '../transfer.ts';
 
 type Query = Array<[string, string]>;
@@ -39,7 +36,7 @@ function entryQuery(s: Session, fn: string | undefined, debug: boolean | undefin
 }
 
 function pinQuery(s: Session): Query {
-  return s.config.pin ? [['action', 'pin'], ...s.config.moduletags.map((t): [string, string] => ['module-tag', t])] : [];
+  return s.config.pin && !s.anonymous ? [['action', 'pin'], ...s.config.moduletags.map((t): [string, string] => ['module-tag', t])] : [];
 }
 
 function modulePath(m: ModuleArg): string {
@@ -51,32 +48,38 @@ export async function callRemote(s: Session, moduleArg: string, fn: string | und
   const m = await resolveModuleArg(moduleArg);
   if (options.debug && !s.local) process.stderr.write('gate: note: servers do not send debug logs; --debug shows them for local calls\n');
   const query: Query = [['action', 'call'], ...entryQuery(s, fn, options.debug, [])];
-  let withInput = true;
-  if (m.kind === 'file') {
-    if (s.config.pin) {
-      if (!(await hasModule(s.client, m.id))) await uploadModule(s.client, m.id, m.bytes, s.config.moduletags);
-    } else {
-      withInput = false; // upload+call: the body is the module, the program sees end of input
-    }
-  } else if (m.kind === 'source') {
-    query.push(...pinQuery(s));
-  }
+  // A file is called by its id once the server has it pinned (so standard input can stream in),
+  // unless there is no pinning: then the module goes with the call and the program sees end of input.
+  const withInput = m.kind !== 'file' || (s.config.pin && !s.anonymous);
+  if (m.kind === 'source') query.push(...pinQuery(s));
 
-  const input = withInput ? new PassThrough() : undefined;
-  const res = await s.client.request({
-    method: 'POST',
-    path: modulePath(m),
-    query,
-    trailers: true,
-    headers: m.kind === 'file' && !withInput ? { 'Content-Type': 'application/wasm' } : {},
-    body: m.kind === 'file' && !withInput ? uploadBody(m.bytes, 'upload') : input,
-  });
+  let input: PassThrough | undefined;
+  const send = () => {
+    input = withInput ? new PassThrough() : undefined;
+    return s.client.request({
+      method: 'POST',
+      path: modulePath(m),
+      query,
+      trailers: true,
+      auth: !s.anonymous,
+      headers: m.kind === 'file' && !withInput ? { 'Content-Type': 'application/wasm' } : {},
+      body: m.kind === 'file' && !withInput ? uploadBody(m.bytes, 'upload') : input,
+    });
+  };
+  let res: IncomingMessage;
+  try {
+    res = await send();
+  } catch (error) {
+    // The call is tried first (one round trip when the module is known); upload and pin it when not.
+    if (!(m.kind === 'file' && withInput && error instanceof CliError && error.message === 'module not found')) throw error;
+    input?.destroy();
+    await uploadModule(s.client, m.id, m.bytes, s.config.moduletags);
+    res = await send();
+  }
   if (input) process.stdin.pipe(input);
   const instance = headerValue(res, 'gate-instance');
   const stopSuspendKey = instance ? suspendOnQuit(s, instance) : () => {};
-  // The daemon writes debug logs to files (the API has no channel for them).
-  const logFile = options.debug && s.local && instance ? debugLogFile(daemonPaths().runtimeDir, instance) : undefined;
-  const follower = logFile ? followFile(logFile, (chunk) => process.stderr.write(chunk)) : undefined;
+  const { logFile, follower } = options.debug && s.local && instance ? await followDebugLog(instance) : {};
   try {
     await copyOutput(res, s.client.name);
   } finally {
@@ -89,11 +92,62 @@ export async function callRemote(s: Session, moduleArg: string, fn: string | und
   }
   const status = parseStatus(res.trailers['gate-status']);
   if (logFile && status.state !== 'SUSPENDED') rmSync(logFile, { force: true });
+  return reportCallEnd(s.json, instance, status);
+}
+
+/**
+ * `call -p` (Gate's persistent local call): launch an instance that stays
+ * after it stops, join standard input and output to it, and wait for it.
+ * The end is reported as `<instance> <status>` on stderr. With backtrace
+ * (-D), an instance that did not finish would get its call stack printed,
+ * which this version cannot read yet; it says so.
+ */
+export async function callPersistent(s: Session, moduleArg: string, fn: string | undefined, options: RunOptions & { backtrace?: boolean }): Promise<number> {
+  const m = await resolveModuleArg(moduleArg);
+  if (m.kind === 'file' && !(await hasModule(s.client, m.id))) await uploadModule(s.client, m.id, m.bytes, s.config.moduletags);
+  const query: Query = [['action', 'launch'], ...entryQuery(s, fn, options.debug, [])];
+  if (m.kind === 'source') query.push(...pinQuery(s));
+  const launched = await s.client.request({ method: 'POST', path: modulePath(m), query });
+  await readAll(launched);
+  const instance = headerValue(launched, 'gate-instance');
+  if (!instance) throw new CliError('server did not name the new instance (no Gate-Instance)');
+  const stopSuspendKey = suspendOnQuit(s, instance);
+  const { follower } = options.debug && s.local ? await followDebugLog(instance) : {};
+  let status;
+  try {
+    const { ioCommand } = await import('./io.ts');
+    await ioCommand(s, instance).catch((error: unknown) => {
+      // A program that ends (or suspends) without accepting a connection has no io to join.
+      if (!(error instanceof CliError && error.message.includes('is not running'))) throw error;
+    });
+    const waited = await s.client.request({ method: 'POST', path: INSTANCE_PATH + instance, query: [['action', 'wait']] });
+    await readAll(waited);
+    status = parseStatus(headerValue(waited, 'gate-status'));
+  } finally {
+    stopSuspendKey();
+    follower?.stop();
+  }
   const code = exitCodeOf(status);
   if (s.json) printJSON({ instance, status });
-  else if (status.state === 'SUSPENDED' && code === 0) process.stderr.write(`${instance ?? ''} ${statusText(status)}\n`.trimStart());
-  else if (code !== 0 && !(status.state === 'TERMINATED' && !status.cause && !status.error)) process.stderr.write(`gate: ${statusText(status)}\n`);
+  else process.stderr.write(`${instance} ${statusText(status)}\n`);
+  if (options.backtrace && status.state !== 'HALTED' && status.state !== 'TERMINATED') {
+    process.stderr.write("gate: no call stack: reading a program's call stack (debug bt) is not supported yet\n");
+  }
   return code;
+}
+
+/**
+ * The daemon writes each instance's debug log to a file (the API has no
+ * channel for it); this copies what it writes to stderr while the call runs.
+ */
+async function followDebugLog(instance: string) {
+  const [{ debugLogFile }, { daemonPaths }, { followFile }] = await Promise.all([
+    import('../../daemon/debug-logs.ts'),
+    import('../../daemon/paths.ts'),
+    import('../debug-follow.ts'),
+  ]);
+  const logFile = debugLogFile(daemonPaths().runtimeDir, instance);
+  return { logFile, follower: followFile(logFile, (chunk) => process.stderr.write(chunk)) };
 }
 
 /** Ctrl-\ (SIGQUIT) while a call runs suspends it, as in Gate. */
@@ -106,17 +160,6 @@ function suspendOnQuit(s: Session, instance: string): () => void {
   };
   process.on('SIGQUIT', onQuit);
   return () => process.off('SIGQUIT', onQuit);
-}
-
-/** Program output to stdout, as it comes; a dropped connection is an error that names the server. */
-export async function copyOutput(res: IncomingMessage, name: string): Promise<void> {
-  try {
-    for await (const chunk of res) {
-      if (!process.stdout.write(chunk as Buffer)) await new Promise((resolve) => process.stdout.once('drain', resolve));
-    }
-  } catch {
-    throw new CliError(`${name} closed the connection before the program's output ended`);
-  }
 }
 
 function headerValue(res: IncomingMessage, name: string): string | undefined {

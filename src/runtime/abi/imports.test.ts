@@ -2,7 +2,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import binaryen from 'binaryen';
 import { FakeHost } from './fake-host.ts';
-import { AbiImportError, checkImports, createImports, goQuote, isBlockingImport, resolveImport } from './imports.ts';
+import { AbiImportError, checkImports, createImports, isBlockingImport, resolveImport } from './imports.ts';
 import type { ModuleImport } from './imports.ts';
 
 const fn = (module: string, field: string, params: string[], results: string[] = ['i32']): ModuleImport => ({
@@ -130,15 +130,6 @@ describe('name resolution', () => {
     refusal([global('env', 'g'), fn('env', 'f', []), { module: 'env', field: 'm', kind: 'memory' }], 'import kind not supported: memory');
     refusal([global('env', 'g'), fn('env', 'f', [])], 'import function not supported: "env" "f"');
     refusal([fn('env', '__wasi_fd_close', ['i32']), fn('env', 'f', []), fn('env', 'h', [])], 'import function not supported: "env" "f"');
-  });
-
-  test('goQuote matches Go %q for the common cases', () => {
-    assert.equal(goQuote('plain'), '"plain"');
-    assert.equal(goQuote('tab\there'), '"tab\\there"');
-    assert.equal(goQuote('\x7f\x00'), '"\\x7f\\x00"');
-    assert.equal(goQuote('\u2028'), '"\\u2028"');
-    assert.equal(goQuote('日本'), '"日本"');
-    assert.equal(goQuote('\u{e0001}'), '"\\U000e0001"');
   });
 
   test('isBlockingImport: io_N, poll_oneoff and the deficiency calls only', () => {

@@ -4,6 +4,7 @@
 import type { AbiHost } from './host.ts';
 import * as gate from './gate.ts';
 import * as wasi from './wasi.ts';
+import { goQuote } from '../go-quote.ts';
 
 export type ValueType = string; // 'i32', 'i64', 'f32', 'f64', ...
 export type ImportKind = 'func' | 'table' | 'memory' | 'global';
@@ -259,47 +260,4 @@ export function createImports(
     ns[imp.field] = (...args: unknown[]) => fn(host, ...args);
   }
   return object;
-}
-
-/** Go's %q for strings (strconv.Quote): what Gate's refusal messages print. */
-export function goQuote(s: string): string {
-  let out = '"';
-  for (const ch of s) {
-    const c = ch.codePointAt(0) ?? 0;
-    switch (ch) {
-      case '"':
-        out += '\\"';
-        continue;
-      case '\\':
-        out += '\\\\';
-        continue;
-      case '\x07':
-        out += '\\a';
-        continue;
-      case '\b':
-        out += '\\b';
-        continue;
-      case '\f':
-        out += '\\f';
-        continue;
-      case '\n':
-        out += '\\n';
-        continue;
-      case '\r':
-        out += '\\r';
-        continue;
-      case '\t':
-        out += '\\t';
-        continue;
-      case '\v':
-        out += '\\v';
-        continue;
-    }
-    if (c < 0x20 || c === 0x7f) out += '\\x' + c.toString(16).padStart(2, '0');
-    else if (c === 0x20 || /[\p{L}\p{M}\p{N}\p{P}\p{S}]/u.test(ch)) out += ch;
-    else if (c >= 0xd800 && c <= 0xdfff) out += '\\ufffd'; // lone surrogate: not valid UTF-8
-    else if (c < 0x10000) out += '\\u' + c.toString(16).padStart(4, '0');
-    else out += '\\U' + c.toString(16).padStart(8, '0');
-  }
-  return out + '"';
 }

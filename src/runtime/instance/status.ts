@@ -26,14 +26,6 @@ export const Cause = {
 } as const;
 export type Cause = (typeof Cause)[keyof typeof Cause];
 
-export const stateNumber: Record<State, number> = {
-  RUNNING: 1,
-  SUSPENDED: 2,
-  HALTED: 3,
-  TERMINATED: 4,
-  KILLED: 5,
-};
-
 export const causeNumber: Record<Cause, number> = {
   NORMAL: 0,
   UNREACHABLE: 3,
@@ -70,13 +62,4 @@ export function statusToJSON(s: Status): Record<string, string | number> {
   if (s.result !== 0) out.result = s.result;
   if (s.error) out.error = s.error;
   return out;
-}
-
-/** The client's human-readable form (cli.md §2.6). */
-export function statusToText(s: Status): string {
-  let text: string = s.state;
-  if (s.cause !== Cause.NORMAL) text += ` abnormally: ${s.cause}`;
-  else if (s.result !== 0) text += ` with result ${s.result}`;
-  if (s.error) text += `; error: ${s.error}`;
-  return text;
 }

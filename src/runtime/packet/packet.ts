@@ -37,10 +37,6 @@ export function packetSize(p: Uint8Array): number {
   return view(p).getUint32(0, true);
 }
 
-export function packetCode(p: Uint8Array): number {
-  return view(p).getInt16(4, true);
-}
-
 /** Low 4 bits; the high bits are ignored on receipt. */
 export function packetDomain(p: Uint8Array): number {
   return p[6] & 0xf;

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { addFuel, MAX_CHECK_COST } from './fuel.ts';
 import { FUEL_EXPORT, NO_UNWIND_EXPORT } from './names.ts';
@@ -469,33 +469,4 @@ test('mutated spec modules that V8 accepts still validate after instrumentation'
     instrumented++;
   }
   assert.ok(instrumented > 1000);
-});
-
-test('instrumentation timing', { skip: haveSpec ? false : `spec suite not found at ${SPEC_SUITE_DIR}` }, () => {
-  const files = readdirSync(SPEC_SUITE_DIR).filter((f) => f.endsWith('.wasm'));
-  let largest = '';
-  for (const f of files) {
-    if (!largest || statSync(join(SPEC_SUITE_DIR, f)).size > statSync(join(SPEC_SUITE_DIR, largest)).size) largest = f;
-  }
-  const bytes = new Uint8Array(readFileSync(join(SPEC_SUITE_DIR, largest)));
-  const time = (fn: () => void, rounds: number) => {
-    fn();
-    const t0 = performance.now();
-    for (let i = 0; i < rounds; i++) fn();
-    return (performance.now() - t0) / rounds;
-  };
-  const parse = time(() => parseModule(bytes), 50);
-  const fuel = time(() => addFuel(bytes), 50);
-  console.log(`largest spec module ${largest} (${bytes.length} bytes): parse ${parse.toFixed(2)} ms, parse + addFuel ${fuel.toFixed(2)} ms`);
-
-  // A generated ~1 MB module: 2000 functions, each with loops and calls.
-  const fn: number[] = [0x03, 0x40, 0x20, 0, 0x10, 0, 0x1a, 0x20, 0, 0x41, 1, 0x6b, 0x22, 0, 0x0d, 0, 0x0b];
-  while (fn.length < 480) fn.push(0x20, 0, 0x41, 3, 0x6c, 0x21, 0, 0x20, 0, 0x1a);
-  fn.push(0x20, 0, 0x0b);
-  const bodies = Array.from({ length: 2000 }, () => body([], fn));
-  const big = wasm(section(1, vec([functype([I32], [I32])])), section(3, vec(bodies.map(() => [0]))), section(10, vec(bodies)));
-  const bigParse = time(() => parseModule(big), 5);
-  const bigFuel = time(() => addFuel(big), 5);
-  assert.ok(WebAssembly.validate(addFuel(big)));
-  console.log(`generated module (${(big.length / 1e6).toFixed(2)} MB): parse ${bigParse.toFixed(1)} ms, parse + addFuel ${bigFuel.toFixed(1)} ms`);
 });

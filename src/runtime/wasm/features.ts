@@ -51,19 +51,6 @@ export type NumType = 'i32' | 'i64' | 'f32' | 'f64';
 export type RefType = 'funcref' | 'externref';
 export type ValType = NumType | 'v128' | RefType;
 
-/** Value type codes as they appear in the binary. */
-export const TypeCode = {
-  I32: 0x7f,
-  I64: 0x7e,
-  F32: 0x7d,
-  F64: 0x7c,
-  V128: 0x7b,
-  FuncRef: 0x70,
-  ExternRef: 0x6f,
-  Func: 0x60,
-  EmptyBlock: 0x40,
-} as const;
-
 export function valTypeName(code: number): ValType {
   switch (code) {
     case 0x7f:

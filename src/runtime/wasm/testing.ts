@@ -11,10 +11,8 @@ export const SPEC_SUITE_DIR = decodeURIComponent(new URL('../../../../shared/was
 export const I32 = 0x7f;
 export const I64 = 0x7e;
 export const F32 = 0x7d;
-export const F64 = 0x7c;
 export const V128 = 0x7b;
 export const FUNCREF = 0x70;
-export const EXTERNREF = 0x6f;
 
 export function u32(n: number): Bytes {
   const w = new Writer(8);
