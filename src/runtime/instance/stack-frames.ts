@@ -11,6 +11,7 @@ import { SITE_ENTRY_RUNNING, SITE_NOTHING_RUN, SITE_START_RUNNING, ENTRY_ROUTINE
 import { EXTERNREF, FUNCREF, V128 } from '../prepare/operand-types.ts';
 import { BOTTOM_FUNCTION, frameOffsets, StackMismatch, type PortableSaved } from './portable-stack.ts';
 import type { CompiledModule } from './instance.ts';
+import { SnapshotError } from '../snapshot/format.ts';
 
 const cache = new WeakMap<object, ProgramSites>();
 
@@ -79,7 +80,7 @@ export function portableForSnapshot(compiled: CompiledModule, saved: PortableSav
     const site = s.sites[f - s.importedFunctions]?.[key];
     if (!site) throw new StackMismatch(`frame of function ${f} at unknown site ${key}`);
     if (holdsReferences(site.types) || (site.kind !== SITE_ENTRY && holdsReferences(s.locals[f - s.importedFunctions]))) {
-      throw new StackMismatch('the suspended stack holds reference values, which a snapshot cannot carry');
+      throw new SnapshotError('the suspended stack holds reference values, which a snapshot cannot carry', 'ERR_SNAPSHOT_UNSUPPORTED');
     }
     const index = site.wag >= 0 ? s.siteBase[f] + site.wag : s.extraBase[f - s.importedFunctions] + site.extra;
     out.push((BigInt(8 + data) << 32n) | BigInt(index));

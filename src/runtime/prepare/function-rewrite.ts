@@ -129,6 +129,11 @@ interface Entry {
 
 interface Level {
   params: readonly number[];
+  /**
+   * A loop whose only site is its fuel check (no params): it counts fuel in
+   * a local while it runs, written back to the global wherever it is left.
+   */
+  localFuel: boolean;
   /** Input offset of the level's first instruction. */
   bodyAt: number;
   entries: Entry[];
@@ -172,6 +177,8 @@ interface Plan {
   regionCost: number[];
   /** Fuel region of each live loop, by opener ordinal. */
   loopRegion: (number | undefined)[];
+  /** The local that innermost loops count fuel in (-1: none needs it). */
+  fuelLocal: number;
   localTypes: number[];
   params: number;
   results: readonly number[];
@@ -257,6 +264,7 @@ export class FunctionRewriter {
       elseLevels: [],
       regionCost: [0],
       loopRegion: [],
+      fuelLocal: -1,
       localTypes,
       params: fnType.params.length,
       results: fnType.results,
@@ -406,6 +414,11 @@ export class FunctionRewriter {
         stack.length = f.height;
         frames.pop();
         if (frames.length === 0) break;
+        const l = f.level;
+        if (f.kind === F_LOOP && l && l.entries.length === 1 && l.entries[0].kind === E_LOOP && l.entries[0].types.length === 0) {
+          l.localFuel = true;
+          if (plan.fuelLocal < 0) plan.fuelLocal = addLocal(plan, I32);
+        }
         for (const r of f.results) stack.push(r);
         continue;
       }
@@ -690,11 +703,14 @@ export class FunctionRewriter {
     const cursor: number[] = [];
     const openD: number[] = [];
     const loopRegionOf: (number | undefined)[] = [];
-    const startLevel = (level: Level | null, region: number | undefined): void => {
+    const wrapped = this.wrapped;
+    wrapped.length = 0;
+    const startLevel = (level: Level | null, region: number | undefined, wrap = false): void => {
       levels.push(level);
       cursor.push(0);
       openD.push(0);
       loopRegionOf.push(region);
+      wrapped.push(wrap ? 1 : 0);
       if (level && level.entries.length > 0) this.levelStart(plan, level, openD, region);
       if (level && level.entries.length > 0 && level.entries[0].kind === E_LOOP) {
         cursor[cursor.length - 1] = 1;
@@ -743,10 +759,35 @@ export class FunctionRewriter {
             if (reader.pos !== body.range.end) throw new Error('operators after the end of the function body');
             return;
           }
+          if (wrapped[top]) {
+            // The loop's end, then its tick outside it (see loopCheck).
+            out.bytes(ctx.bytes, copied, reader.pos);
+            copied = reader.pos;
+            const e = level!.entries[0];
+            if (level!.localFuel) this.storeFuel(plan);
+            out.u8(Op.Br);
+            out.u8(2); // out of $retry and $exit, with the loop's results
+            out.u8(Op.End); // $tick
+            if (level!.localFuel) this.storeFuel(plan);
+            this.tickAt(plan, e.key);
+            // The header charges again on re-entry: give that back.
+            out.u8(Op.GlobalGet);
+            out.u32(ctx.engine.fuel);
+            out.u8(Op.I32Const);
+            out.s32(this.loopCost(plan, loopRegionOf[top]));
+            out.u8(Op.I32Add);
+            out.u8(Op.GlobalSet);
+            out.u32(ctx.engine.fuel);
+            out.u8(Op.Br);
+            out.u8(0); // $retry
+            out.u8(Op.End); // $retry
+            out.u8(Op.End); // $exit
+          }
           levels.pop();
           cursor.pop();
           openD.pop();
           loopRegionOf.pop();
+          wrapped.pop();
           break;
         }
         case Op.Else: {
@@ -764,14 +805,46 @@ export class FunctionRewriter {
         case Op.Loop:
         case Op.If: {
           const opener = openers++;
+          const level = plan.thenLevels[opener] ?? null;
+          // A loop whose check needs nothing on the stack gets its tick outside (see loopCheck).
+          const wrap = op === Op.Loop && level !== null && level.entries[0]?.kind === E_LOOP && level.entries[0].types.length === 0;
+          if (wrap) {
+            out.bytes(ctx.bytes, copied, reader.start);
+            const bt = ctx.bytes.subarray(reader.start + 1, reader.pos);
+            out.u8(Op.Block); // $exit
+            out.bytes(bt);
+            out.u8(Op.Loop); // $retry
+            out.bytes(bt);
+            if (level!.localFuel) {
+              out.u8(Op.GlobalGet);
+              out.u32(ctx.engine.fuel);
+              out.u8(Op.LocalSet);
+              out.u32(plan.fuelLocal);
+            }
+            out.u8(Op.Block); // $tick
+            out.u8(0x40);
+            copied = reader.start;
+          }
           out.bytes(ctx.bytes, copied, reader.pos);
           copied = reader.pos;
           this.openerOf[levels.length] = opener;
-          startLevel(plan.thenLevels[opener] ?? null, op === Op.Loop ? plan.loopRegion[opener] : undefined);
+          startLevel(level, op === Op.Loop ? plan.loopRegion[opener] : undefined, wrap);
           break;
         }
+        case Op.Return:
+          if (this.leavesLocalFuel(levels, levels.length - 1)) {
+            out.bytes(ctx.bytes, copied, reader.start);
+            copied = reader.start;
+            this.storeFuel(plan);
+          }
+          break;
         case Op.Br:
         case Op.BrIf: {
+          if (this.leavesLocalFuel(levels, reader.index)) {
+            out.bytes(ctx.bytes, copied, reader.start);
+            copied = reader.start;
+            this.storeFuel(plan);
+          }
           const label = this.relabel(reader.index, openD);
           if (label !== reader.index) {
             out.bytes(ctx.bytes, copied, reader.immStart);
@@ -782,6 +855,11 @@ export class FunctionRewriter {
         }
         case Op.BrTable: {
           const labels = brTableLabels(reader);
+          if (this.leavesLocalFuel(levels, Math.max(...labels))) {
+            out.bytes(ctx.bytes, copied, reader.start);
+            copied = reader.start;
+            this.storeFuel(plan);
+          }
           const mapped = labels.map((l) => this.relabel(l, openD));
           if (mapped.some((l, k) => l !== labels[k])) {
             out.bytes(ctx.bytes, copied, reader.immStart);
@@ -802,6 +880,12 @@ export class FunctionRewriter {
     }
   }
 
+  /** The loop whose check is being written counts fuel in a local. */
+  private localFuelNow = false;
+
+  /** Whether each open output frame is a loop wrapped for its tick (by depth). */
+  private readonly wrapped: number[] = [];
+
   /** Opener ordinal of each open output frame (by depth), for `else`. */
   private readonly openerOf: number[] = [];
 
@@ -809,9 +893,33 @@ export class FunctionRewriter {
   private relabel(label: number, openD: number[]): number {
     const top = openD.length - 1;
     let extra = 0;
-    for (let k = 0; k <= label && k <= top; k++) extra += openD[top - k];
+    for (let k = 0; k <= label && k <= top; k++) {
+      extra += openD[top - k];
+      // Leaving a wrapped loop leaves its three wrappers too.
+      if (k < label && this.wrapped[top - k]) extra += 3;
+    }
     if (label === top) extra++; // the try around the body
     return label + extra;
+  }
+
+  /** Whether a branch to `label` leaves a loop that counts fuel in a local. */
+  private leavesLocalFuel(levels: readonly (Level | null)[], label: number): boolean {
+    const top = levels.length - 1;
+    for (let k = 0; k < label && k <= top; k++) if (levels[top - k]?.localFuel) return true;
+    return false;
+  }
+
+  /** Write the loop's local fuel count back to the global. */
+  private storeFuel(plan: Plan): void {
+    const { out, ctx } = this;
+    out.u8(Op.LocalGet);
+    out.u32(plan.fuelLocal);
+    out.u8(Op.GlobalSet);
+    out.u32(ctx.engine.fuel);
+  }
+
+  private loopCost(plan: Plan, region: number | undefined): number {
+    return Math.max(1, Math.min(region === undefined ? 1 : plan.regionCost[region], MAX_CHECK_COST));
   }
 
   private writeLocals(plan: Plan): void {
@@ -893,7 +1001,9 @@ export class FunctionRewriter {
         out.u8(Op.End);
         openD[top]--;
       }
-      this.loopCheck(plan, entries[0], loopRegion === undefined ? 1 : plan.regionCost[loopRegion]);
+      const wrappedLoop = this.wrapped[top] === 1;
+      this.localFuelNow = level.localFuel;
+      this.loopCheck(plan, entries[0], loopRegion === undefined ? 1 : plan.regionCost[loopRegion], wrappedLoop ? openD[top] + 1 : -1);
     }
   }
 
@@ -1092,10 +1202,37 @@ export class FunctionRewriter {
   }
 
   /** A loop's fuel check; its parameters go to locals on the cold path (the handler saves them from there). */
-  private loopCheck(plan: Plan, e: Entry, cost: number): void {
+  private loopCheck(plan: Plan, e: Entry, cost: number, tickDepth: number): void {
     const { out, ctx } = this;
     const eng = ctx.engine;
+    if (tickDepth >= 0 && plan.fuelLocal >= 0 && this.localFuelNow) {
+      out.u8(Op.LocalGet);
+      out.u32(plan.fuelLocal);
+      out.u8(Op.I32Const);
+      out.s32(Math.max(1, Math.min(cost, MAX_CHECK_COST)));
+      out.u8(Op.I32Sub);
+      out.u8(Op.LocalTee);
+      out.u32(plan.fuelLocal);
+      out.u8(Op.I32Const);
+      out.u8(0);
+      out.u8(Op.I32LtS);
+      out.u8(Op.BrIf);
+      out.u32(tickDepth);
+      return;
+    }
     this.charge(Math.min(cost, MAX_CHECK_COST));
+    if (tickDepth >= 0) {
+      // The tick sits outside the loop (after its end): a loop without other
+      // calls then has no call inside it, which keeps its values in registers.
+      out.u8(Op.GlobalGet);
+      out.u32(eng.fuel);
+      out.u8(Op.I32Const);
+      out.u8(0);
+      out.u8(Op.I32LtS);
+      out.u8(Op.BrIf);
+      out.u32(tickDepth);
+      return;
+    }
     out.u8(Op.GlobalGet);
     out.u32(eng.fuel);
     out.u8(Op.I32Const);
@@ -1249,7 +1386,7 @@ function declaredLocals(bytes: Uint8Array, start: number): number[] {
 }
 
 function newLevel(params: readonly number[], bodyAt: number): Level {
-  return { params, bodyAt, entries: [], keyLo: -1, keyHi: -1 };
+  return { params, bodyAt, localFuel: false, entries: [], keyLo: -1, keyHi: -1 };
 }
 
 /** Stack position where the level of frame d starts (its parameters included). */

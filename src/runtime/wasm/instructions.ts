@@ -342,32 +342,15 @@ export class CodeReader extends Reader {
     this.offset = this.memoryOffset();
   }
 
-  // Decoded as u64 like engines with memory64 do (V8 accepts an overlong
-  // encoding of a 32-bit offset), but the value must fit 32 bits.
+  // A 32-bit memory's offset: a u32, at most 5 bytes (V8 decodes it as
+  // memory64's u64 and accepts longer encodings; WebAssembly 2.0 does not).
   private memoryOffset(): number {
     const pos = this.pos;
     if (pos < this.end && this.bytes[pos] < 0x80) {
       this.pos = pos + 1;
       return this.bytes[pos];
     }
-    const bytes = this.bytes;
-    const end = this.end;
-    let p = pos;
-    let result = 0;
-    let scale = 1;
-    for (let i = 0; i < 10; i++) {
-      if (p >= end) this.eof(p);
-      const b = bytes[p++];
-      if (i === 9 && b > 1) throw new ModuleFormatError(b & 0x80 ? 'LEB128 integer too long' : 'LEB128 integer too large', pos);
-      result += (b & 0x7f) * scale;
-      scale *= 128;
-      if (b < 0x80) {
-        if (result > 0xffffffff) throw new ModuleFormatError('memory offset out of range for a 32-bit memory', pos);
-        this.pos = p;
-        return result;
-      }
-    }
-    throw new ModuleFormatError('LEB128 integer too long', pos);
+    return this.u32();
   }
 
   private memoryIndex(): number {
