@@ -51,9 +51,9 @@ export interface RestoreOptions extends Omit<ProgramInstanceOptions, 'compiled' 
  */
 export async function restoreInstance(bytes: Uint8Array, options: RestoreOptions): Promise<ProgramInstance> {
   const snapshot = await readSnapshot(bytes);
-  const { cache, maxMemoryPages, abi, ...rest } = options;
+  const { cache, maxMemoryPages, abi, instrumenter, everything: _everything, ...rest } = options;
   const pages = snapshot.state.memory.byteLength / 65536;
-  let compiled = await cache.getForRestore(snapshot.program, pages, { maxMemoryPages, abi });
+  let compiled = await cache.getForRestore(snapshot.program, pages, { maxMemoryPages, abi, instrumenter });
   const pending = snapshot.state.pending;
   if (pending && options.function) {
     throw new InstanceError('ERR_ENTRY_SUSPENDED', 'entry function may not be specified for suspended program');
@@ -87,7 +87,7 @@ export async function restoreInstance(bytes: Uint8Array, options: RestoreOptions
     // A stack saved elsewhere may stop where this preparation cannot resume
     // (Gate suspends at any function entry): prepare every function to resume.
     if (!portable || compiled.prepared.info.everything) throw stackError(error);
-    compiled = await cache.getForRestore(snapshot.program, pages, { maxMemoryPages, abi, everything: true });
+    compiled = await cache.getForRestore(snapshot.program, pages, { maxMemoryPages, abi, instrumenter, everything: true });
     try {
       return new ProgramInstance({ ...rest, function: undefined, compiled, restore: snapshot.state });
     } catch (again) {

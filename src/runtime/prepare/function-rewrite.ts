@@ -655,7 +655,7 @@ export class FunctionRewriter {
     const RW = plan.rewindLocal;
 
     // try (body) ... catch $unwind (save the frame) rethrow end
-    out.u8(OP_TRY);
+    out.u8((globalThis as any).NOTRY ? Op.Block : OP_TRY);
     ctx.types.writeBlockType(out, noTypes, plan.results);
 
     // Entry check: charge the entry region; when fuel runs out, tick (which
@@ -752,7 +752,7 @@ export class FunctionRewriter {
         case Op.End: {
           if (levels.length === 1) {
             out.bytes(ctx.bytes, copied, reader.start);
-            this.handler(i, plan);
+            if (!(globalThis as any).NOTRY) this.handler(i, plan);
             out.u8(Op.End); // try
             out.u8(Op.End); // function
             copied = reader.pos;
@@ -991,7 +991,7 @@ export class FunctionRewriter {
         out.u32(plan.rewindLocal);
         out.u8(Op.BrIf);
         out.u32(0);
-      } else {
+      } else if (!(globalThis as any).NODISPATCH) {
         this.dispatch(plan, level, skip);
       }
     }
@@ -1205,6 +1205,7 @@ export class FunctionRewriter {
   private loopCheck(plan: Plan, e: Entry, cost: number, tickDepth: number): void {
     const { out, ctx } = this;
     const eng = ctx.engine;
+    if ((globalThis as any).NOCHECK) return;
     if (tickDepth >= 0 && plan.fuelLocal >= 0 && this.localFuelNow) {
       out.u8(Op.LocalGet);
       out.u32(plan.fuelLocal);
