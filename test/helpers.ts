@@ -44,7 +44,7 @@ export interface Launched {
 }
 
 export async function launch(file: string, options: LaunchOptions = {}): Promise<Launched> {
-  const compiled = await cache.get(guest(file), { maxMemoryPages: options.maxMemoryPages, abi: options.abi, instrumenter: options.instrumenter });
+  const compiled = await cache.get(guest(file), { maxMemoryPages: options.maxMemoryPages, abi: options.abi });
   const chunks: Uint8Array[] = [];
   const program = new ProgramInstance({
     engine: testEngine(),

@@ -10,7 +10,6 @@
 //   continues in a fresh instance restored from it.
 
 import { createHash } from 'node:crypto';
-import '../../src/host/instrumenter.ts';
 import type { Engine } from '../../src/runtime/instance/engine.ts';
 import { Instance, type CompiledModule } from '../../src/runtime/instance/instance.ts';
 import { Cause, State, type Status } from '../../src/runtime/instance/status.ts';

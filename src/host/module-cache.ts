@@ -1,13 +1,12 @@
 // Prepared modules cached on disk by the program's hash and the preparation
-// settings, so that a program is instrumented once per machine (Binaryen costs
-// seconds for large programs) and later starts need only compilation.
+// settings, so that a program is rewritten once per machine and later starts
+// need only compilation.
 
 import { createHash } from 'node:crypto';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import './instrumenter.ts';
-import { effectiveInstrumenter, PrepareError, prepareModule, versionOf, type PrepareOptions } from '../runtime/prepare/prepare.ts';
+import { PrepareError, PREPARE_VERSION, prepareModule, type PrepareOptions } from '../runtime/prepare/prepare.ts';
 import type { PreparedModule, ProgramInfo } from '../runtime/prepare/prepared.ts';
 import type { CompiledModule } from '../runtime/instance/instance.ts';
 import { programPartOf } from '../runtime/snapshot/read.ts';
@@ -92,7 +91,7 @@ export class ModuleCache {
   }
 
   private async load(key: string, bytes: Uint8Array, options: PrepareOptions): Promise<CompiledModule> {
-    let prepared = await this.readDisk(key, options);
+    let prepared = await this.readDisk(key);
     if (!prepared) {
       prepared = await prepareModule(bytes, options);
       await this.writeDisk(key, prepared);
@@ -100,7 +99,7 @@ export class ModuleCache {
     return { prepared, module: await WebAssembly.compile(prepared.bytes as Uint8Array<ArrayBuffer>), program: bytes };
   }
 
-  private async readDisk(key: string, options: PrepareOptions): Promise<PreparedModule | undefined> {
+  private async readDisk(key: string): Promise<PreparedModule | undefined> {
     if (!this.dir) return undefined;
     try {
       const [bytes, json] = await Promise.all([
@@ -108,7 +107,7 @@ export class ModuleCache {
         readFile(path.join(this.dir, `${key}.json`), 'utf8'),
       ]);
       const meta = JSON.parse(json) as { version: string; info: ProgramInfo };
-      if (meta.version !== versionOf(effectiveInstrumenter(options))) return undefined;
+      if (meta.version !== PREPARE_VERSION) return undefined;
       return { bytes: new Uint8Array(bytes), info: meta.info, version: meta.version };
     } catch {
       return undefined;
@@ -132,6 +131,6 @@ export class ModuleCache {
 }
 
 function cacheKey(hash: string, options: PrepareOptions): string {
-  const settings = `${versionOf(effectiveInstrumenter(options))}|mem=${options.maxMemoryPages ?? 'default'}|abi=${options.abi ?? true}|all=${options.everything === true}`;
+  const settings = `${PREPARE_VERSION}|mem=${options.maxMemoryPages ?? 'default'}|abi=${options.abi ?? true}|all=${options.everything === true}`;
   return `${hash}-${sha256Hex(new TextEncoder().encode(settings)).slice(0, 16)}`;
 }

@@ -5,7 +5,7 @@ import { createHash } from 'node:crypto';
 import { ModuleCache } from './module-cache.ts';
 import { ProgramInstance, type ProgramInstanceOptions } from './program-instance.ts';
 import { InstanceError, type CompiledModule } from '../runtime/instance/instance.ts';
-import { GATE_STACK_SECTION, SnapshotError, setSha256 } from '../runtime/snapshot/format.ts';
+import { SnapshotError, setSha256 } from '../runtime/snapshot/format.ts';
 import { StackMismatch } from '../runtime/instance/portable-stack.ts';
 import { instrumentationOf } from '../runtime/snapshot/instrumentation.ts';
 import { readSnapshot } from '../runtime/snapshot/read.ts';
@@ -51,14 +51,13 @@ export interface RestoreOptions extends Omit<ProgramInstanceOptions, 'compiled' 
  */
 export async function restoreInstance(bytes: Uint8Array, options: RestoreOptions): Promise<ProgramInstance> {
   const snapshot = await readSnapshot(bytes);
-  const { cache, maxMemoryPages, abi, instrumenter, everything: _everything, ...rest } = options;
+  const { cache, maxMemoryPages, abi, everything: _everything, ...rest } = options;
   const pages = snapshot.state.memory.byteLength / 65536;
-  let compiled = await cache.getForRestore(snapshot.program, pages, { maxMemoryPages, abi, instrumenter });
+  let compiled = await cache.getForRestore(snapshot.program, pages, { maxMemoryPages, abi });
   const pending = snapshot.state.pending;
   if (pending && options.function) {
     throw new InstanceError('ERR_ENTRY_SUSPENDED', 'entry function may not be specified for suspended program');
   }
-  const portable = compiled.prepared.info.instrumenter === 'portable';
   if (pending && pending.stack.byteLength > 0 && snapshot.instrumenter) {
     const mine = await instrumentation(compiled);
     const theirs = snapshot.instrumenter;
@@ -74,11 +73,6 @@ export async function restoreInstance(bytes: Uint8Array, options: RestoreOptions
         'ERR_SNAPSHOT_INCOMPATIBLE',
       );
     }
-  } else if (pending && pending.stack.byteLength > 0 && !portable) {
-    throw new SnapshotError(
-      `snapshot holds a portable stack (${GATE_STACK_SECTION}), which this runtime's instrumentation (${compiled.prepared.version}) cannot resume`,
-      'ERR_SNAPSHOT_INCOMPATIBLE',
-    );
   }
   try {
     return new ProgramInstance({ ...rest, function: undefined, compiled, restore: snapshot.state });
@@ -86,8 +80,8 @@ export async function restoreInstance(bytes: Uint8Array, options: RestoreOptions
     if (!(error instanceof StackMismatch)) throw stackError(error);
     // A stack saved elsewhere may stop where this preparation cannot resume
     // (Gate suspends at any function entry): prepare every function to resume.
-    if (!portable || compiled.prepared.info.everything) throw stackError(error);
-    compiled = await cache.getForRestore(snapshot.program, pages, { maxMemoryPages, abi, instrumenter, everything: true });
+    if (compiled.prepared.info.everything) throw stackError(error);
+    compiled = await cache.getForRestore(snapshot.program, pages, { maxMemoryPages, abi, everything: true });
     try {
       return new ProgramInstance({ ...rest, function: undefined, compiled, restore: snapshot.state });
     } catch (again) {

@@ -30,7 +30,7 @@ const words = (types: readonly number[]) => types.reduce((n, t) => n + (t === V1
 describe('portable stacks', () => {
   it('a snapshot we write holds a stack Gate would accept: sizes, call sites, callees, entry frame last', async () => {
     for (const fuel of [20_000, 1_234_567, 9_876_543]) {
-      const l = await launch('examples/hash.wasm', { function: 'hash_debug', instrumenter: 'portable' });
+      const l = await launch('examples/hash.wasm', { function: 'hash_debug' });
       l.program.instance.suspendAfterFuel(fuel);
       assert.equal((await l.done).state, 'SUSPENDED');
       const file = await snapshotInstance(l.program);
@@ -98,7 +98,6 @@ describe("Gate's own snapshots", { skip: haveTestdata ? false : `Gate's testdata
         registry: new Registry(),
         context: { instance: crypto.randomUUID(), scope: [] },
         debug: (c) => chunks.push(c),
-        instrumenter: 'portable',
       });
       assert.equal(p.status.state, 'SUSPENDED');
       const done = p.run();

@@ -14,9 +14,7 @@ import { PacketChannel, type ChannelState } from './channel.ts';
 import type { Engine } from './engine.ts';
 import { AbiViolation, Exit, Trap } from './errors.ts';
 import { FuelMeter, LimitExceeded } from './fuel-meter.ts';
-import { AsyncifyStack } from './asyncify-stack.ts';
-import { argumentValue, PortableStack, type PortableSaved } from './portable-stack.ts';
-import type { SavedArgument, SavedStack, StackMachinery, TickHost } from './stack-machinery.ts';
+import { argumentValue, PortableStack, type PortableSaved, type SavedArgument, type TickHost } from './portable-stack.ts';
 import { portableFromSnapshot, portableForSnapshot, entryParamTypes } from './stack-frames.ts';
 import { Cause, State, type Status } from './status.ts';
 import { trapCause } from './trap.ts';
@@ -102,8 +100,6 @@ type RunState =
 /** A request to stop a run, strongest last: an error beats a kill, a kill beats a suspension. */
 type StopRequest = { kind: 'suspend' } | { kind: 'kill' } | { kind: 'abort'; error: Error };
 
-/** Fuel granted by a tick that cannot take the stack down (Asyncify's no-unwind functions): the next chance comes soon. */
-const NO_UNWIND_GRANT = 10_000;
 const RANDOM_POOL_SIZE = 16;
 const NS_PER_MS = 1_000_000n;
 
@@ -126,7 +122,7 @@ export class Instance implements TickHost {
   private readonly embedderImports: WebAssembly.Imports | undefined;
   private readonly invokeEntry: ((fn: (...args: unknown[]) => unknown, args: readonly unknown[]) => unknown) | undefined;
   private readonly savedArguments: ((saved: readonly SavedArgument[]) => unknown[]) | undefined;
-  private readonly machinery: StackMachinery;
+  private readonly machinery: PortableStack;
   private readonly meter: FuelMeter;
   private entryArgs: readonly unknown[] = [];
   private returnValue: unknown;
@@ -138,7 +134,7 @@ export class Instance implements TickHost {
   private entry: string | undefined;
   private phase: Phase = 'start';
   /** The stack taken down while the program is suspended inside a phase. */
-  private saved: SavedStack | undefined;
+  private saved: PortableSaved | undefined;
   private waitMemo: bigint[] | undefined; // the program was stopped inside a wait
   private channelState: ChannelState = { services: [], input: new Uint8Array(0), output: new Uint8Array(0) };
   private monotonicSaved = 0n; // instance monotonic clock at the end of the last run
@@ -175,10 +171,7 @@ export class Instance implements TickHost {
     this.invokeEntry = options.invoke;
     this.savedArguments = options.savedArguments;
     const info = this.compiled.prepared.info;
-    this.machinery =
-      info.instrumenter === 'portable'
-        ? new PortableStack(this.engine.stackModule, info.imports.filter((i) => i.kind === 'func').length, info.rewindTable ?? [])
-        : new AsyncifyStack(this.engine.asyncifyMemory);
+    this.machinery = new PortableStack(this.engine.stackModule, info.imports.filter((i) => i.kind === 'func').length, info.rewindTable);
     this.meter = new FuelMeter({
       fuelLimit: options.fuelLimit,
       timeLimit: options.timeLimit,
@@ -222,9 +215,7 @@ export class Instance implements TickHost {
       }
       this.phase = pending.phase;
       this.entry = pending.entry;
-      if (pending.stack.byteLength > 0) {
-        this.saved = info.instrumenter === 'portable' ? portableFromSnapshot(this.compiled, pending.stack) : pending.stack.slice();
-      }
+      if (pending.stack.byteLength > 0) this.saved = portableFromSnapshot(this.compiled, pending.stack);
       this.waitMemo = pending.waitMemo;
     } else {
       this.phase = 'entry';
@@ -294,13 +285,7 @@ export class Instance implements TickHost {
       timeUsed: this.meter.timeUsed,
     };
     if (this.status.state === State.SUSPENDED) {
-      let stack: Uint8Array = new Uint8Array(0);
-      if (this.saved !== undefined) {
-        stack =
-          this.compiled.prepared.info.instrumenter === 'portable'
-            ? portableForSnapshot(this.compiled, this.saved as PortableSaved, this.phase, this.entry)
-            : (this.saved as Uint8Array);
-      }
+      const stack = this.saved === undefined ? new Uint8Array(0) : portableForSnapshot(this.compiled, this.saved, this.phase, this.entry);
       state.pending = { phase: this.phase, entry: this.entry, stack };
       if (this.waitMemo) state.pending.waitMemo = this.waitMemo;
     }
@@ -452,8 +437,8 @@ export class Instance implements TickHost {
     this.state = { kind: 'queued' };
     this.meter.timeUsed += this.engine.now() - this.stepBegan;
     this.meter.absorb();
-    let saved: SavedStack | undefined;
-    if (!threw || thrown instanceof WebAssembly.Exception) saved = this.machinery.unwound(thrown, threw);
+    let saved: PortableSaved | undefined;
+    if (threw && thrown instanceof WebAssembly.Exception) saved = this.machinery.unwound(thrown);
     if (saved !== undefined) {
       this.saved = saved;
       const reason = this.unwindReason;
@@ -524,11 +509,9 @@ export class Instance implements TickHost {
       const types = this.phase === 'start' || !this.embedderImports ? [] : entryParamTypes(this.compiled, name);
       const savedArgs = this.machinery.rewind(saved, types);
       if (savedArgs && savedArgs.length > 0) args = this.savedArguments ? this.savedArguments(savedArgs) : savedArgs.map(argumentValue);
-      if (this.machinery instanceof PortableStack) this.meter.suspendCounting(-1);
-      else this.meter.grant();
+      this.meter.suspendCounting(-1);
     } else {
-      if (this.machinery instanceof AsyncifyStack) this.machinery.clearNoUnwind();
-      const cost = this.compiled.prepared.info.costs?.[name];
+      const cost = this.compiled.prepared.info.costs[name];
       if (cost) this.meter.charge(cost);
       this.meter.grant();
     }
@@ -545,10 +528,6 @@ export class Instance implements TickHost {
     const now = this.engine.now();
     if (meter.checkLimits(now - this.stepBegan)) this.request({ kind: 'suspend' });
     if (now >= this.sliceDeadline || this.stop) {
-      if (!this.machinery.canUnwind) {
-        // Inside a function that cannot be taken down: check again soon.
-        return meter.grant(Math.max(1, NO_UNWIND_GRANT));
-      }
       this.unwindReason = 'preempt';
       return 'unwind';
     }
@@ -710,8 +689,6 @@ export class Instance implements TickHost {
       },
       wait: (request: WaitRequest): WaitOutcome | null => this.waitFor(request),
       deficiency: (): void => {
-        // Below a function that cannot be taken down the stack cannot be saved: the run ends instead.
-        if (!this.machinery.canUnwind) throw new Trap(Cause.ABI_DEFICIENCY);
         this.unwindReason = 'deficiency';
         this.machinery.unwindFromImport();
       },
@@ -732,8 +709,7 @@ export class Instance implements TickHost {
       return outcome;
     }
     if (this.stop?.kind === 'abort') throw this.stop.error;
-    // Below a function that cannot be taken down: the wait polls.
-    if (request.timeout === 0n || this.isReady(request) || !this.machinery.canUnwind) {
+    if (request.timeout === 0n || this.isReady(request)) {
       return {
         readable: request.readable && this.channel!.readable(),
         writable: request.writable && this.channel!.writable(),

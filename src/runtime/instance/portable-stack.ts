@@ -1,12 +1,34 @@
-// Stack machinery of programs prepared by our rewrite (docs/engine.md): the
-// stack comes down as an exception whose handlers write each frame into the
+// How an instance's wasm stack is taken down and put back (docs/engine.md):
+// it comes down as an exception whose handlers write each frame into the
 // engine's stack module, and goes back up by calling the entry export again
-// with the fuel global set to -1, which sends every function on the way
-// into its rewind dispatch.
+// with the fuel global set to -1, which sends every function on the way into
+// its rewind dispatch. The instance decides when; this does it.
 
 import { FUEL_GRANT } from './fuel-meter.ts';
-import type { SavedArgument, SavedStack, StackMachinery, TickHost } from './stack-machinery.ts';
 import type { StackModuleExports } from './stack-module.ts';
+
+/** The instance's side of a tick. */
+export interface TickHost {
+  /** Whether a slice is running (a tick from a call into the instance outside a run just goes on). */
+  readonly executing: boolean;
+  /**
+   * Fuel ran out: account for it, enforce the limits (throwing ends the run)
+   * and decide: go on (a new grant is set), or stop the slice here.
+   */
+  onTick(): number | 'unwind';
+  /** The stack is back where it stopped: grant fuel for the slice. */
+  onRewound(): number;
+}
+
+/**
+ * An argument of the entry function saved with its stack, as bits: i32 a
+ * number, i64 a bigint, f32 its bits as a (signed) number, f64 its bits as
+ * a bigint, v128 [low, high] bigint halves, references as they are.
+ */
+export interface SavedArgument {
+  type: string;
+  value: unknown;
+}
 
 /** A stack taken down: the stack module's bytes and the references it held. */
 export interface PortableSaved {
@@ -30,7 +52,7 @@ export class StackMismatch extends Error {
 
 type Innermost = { kind: 'tick'; key: number } | { kind: 'import'; index: number };
 
-export class PortableStack implements StackMachinery {
+export class PortableStack {
   private readonly sm: StackModuleExports;
   private readonly tag: WebAssembly.Tag;
   private readonly importedFunctions: number;
@@ -51,14 +73,11 @@ export class PortableStack implements StackMachinery {
     this.slots = new Map(rewindTable.map((f, slot) => [f, slot]));
   }
 
-  get canUnwind(): boolean {
-    return true;
-  }
-
   get rewinding(): boolean {
     return this.mode === 'rewinding';
   }
 
+  /** The imports a prepared program needs from the engine module (its memory excepted). */
   imports(host: TickHost): Record<string, WebAssembly.ImportValue> {
     this.host = host;
     const sm = this.sm;
@@ -77,6 +96,7 @@ export class PortableStack implements StackMachinery {
     return imports;
   }
 
+  /** The instance's exports, once instantiated. */
   bind(exports: WebAssembly.Exports): void {
     this.fuel = exports['gate_engine.fuel'] as WebAssembly.Global;
   }
@@ -118,6 +138,11 @@ export class PortableStack implements StackMachinery {
     this.mode = 'unwinding';
   }
 
+  /**
+   * Wrap an import that may take the stack down (a blocking ABI function):
+   * `index` in the function index space, `params` its parameter types. It is
+   * called again when the stack goes back up.
+   */
   wrap(index: number, params: readonly string[], fn: (...args: unknown[]) => unknown): (...args: unknown[]) => unknown {
     return (...args: unknown[]) => {
       if (this.mode === 'rewinding') {
@@ -138,6 +163,7 @@ export class PortableStack implements StackMachinery {
     };
   }
 
+  /** Take the stack down from inside the wrapped import being called. */
   unwindFromImport(): void {
     const c = this.current;
     if (!c) throw new Error('unwind outside an import call');
@@ -155,8 +181,9 @@ export class PortableStack implements StackMachinery {
     throw new WebAssembly.Exception(this.tag, []);
   }
 
-  unwound(thrown: unknown, threw: boolean): SavedStack | undefined {
-    if (!threw || !(thrown instanceof WebAssembly.Exception) || !thrown.is(this.tag)) return undefined;
+  /** The export threw: the saved stack if the stack was taken down, else undefined (a real error). */
+  unwound(thrown: WebAssembly.Exception): PortableSaved | undefined {
+    if (!thrown.is(this.tag)) return undefined;
     const sm = this.sm;
     const sp = sm.sp.value as number;
     const ph = sm.ph.value as number;
@@ -174,8 +201,11 @@ export class PortableStack implements StackMachinery {
     return saved;
   }
 
-  rewind(saved: SavedStack, paramTypes: readonly string[] = []): readonly SavedArgument[] {
-    const s = saved as PortableSaved;
+  /**
+   * Put a stack back: call before calling the export it belongs to (whose
+   * parameter types are given); returns that call's saved arguments.
+   */
+  rewind(s: PortableSaved, paramTypes: readonly string[] = []): readonly SavedArgument[] {
     const sm = this.sm;
     const frames = frameOffsets(s.bytes);
     const listAt = (s.bytes.byteLength + 7) & ~7;
@@ -217,11 +247,13 @@ export class PortableStack implements StackMachinery {
     return args;
   }
 
+  /** The call ended in a trap: back to normal, so that the instance's exports work. */
   reset(): void {
     this.mode = 'normal';
     this.current = undefined;
   }
 
+  /** Whether an error means the stack was too deep to save. */
   overflowed(error: unknown): boolean {
     return this.mode === 'unwinding' && error instanceof WebAssembly.RuntimeError;
   }

@@ -98,7 +98,7 @@ export function scanFunction(reader: CodeReader, types: ModuleInfo['types'], sta
   }
 }
 
-/** Bulk memory and table operations, charged fuel by their length. */
+/** Bulk memory and table operations (and table.grow), charged fuel by their length: the top operand. */
 export function isBulk(sub: number): boolean {
   return (
     sub === MiscOp.MemoryInit ||
@@ -106,7 +106,8 @@ export function isBulk(sub: number): boolean {
     sub === MiscOp.MemoryFill ||
     sub === MiscOp.TableInit ||
     sub === MiscOp.TableCopy ||
-    sub === MiscOp.TableFill
+    sub === MiscOp.TableFill ||
+    sub === MiscOp.TableGrow
   );
 }
 

@@ -57,10 +57,11 @@ export interface SiteInfo {
   aliases: number[];
 }
 
-/** Fuel units per byte charged by memory.fill/copy/init, as a right shift of the length. */
-export const BULK_BYTES_SHIFT = 6;
-/** Fuel units per element charged by table.fill/copy/init, as a right shift of the length. */
-export const BULK_ELEMENTS_SHIFT = 0;
+/** memory.fill/copy/init charge their length in bytes shifted right by this: 1 unit per 8 bytes. */
+export const BULK_BYTES_SHIFT = 3;
+/** table.fill/copy/init/grow charge min(length, BULK_ELEMENTS_MAX) << BULK_ELEMENT_SHIFT: 16 units per element. */
+export const BULK_ELEMENT_SHIFT = 4;
+export const BULK_ELEMENTS_MAX = 1 << 26;
 /** Largest cost charged by one check. */
 export const MAX_CHECK_COST = 1_000_000;
 
@@ -198,6 +199,7 @@ const OP_I32_EQZ = 0x45;
 const OP_I32_GE_S = 0x4e;
 const OP_I32_LT_U = 0x49;
 const OP_I32_SHR_U = 0x76;
+const OP_I32_SHL = 0x74;
 const OP_TRY = 0x06;
 const OP_CATCH = 0x07;
 const OP_RETHROW = 0x09;
@@ -655,7 +657,7 @@ export class FunctionRewriter {
     const RW = plan.rewindLocal;
 
     // try (body) ... catch $unwind (save the frame) rethrow end
-    out.u8((globalThis as any).NOTRY ? Op.Block : OP_TRY);
+    out.u8(OP_TRY);
     ctx.types.writeBlockType(out, noTypes, plan.results);
 
     // Entry check: charge the entry region; when fuel runs out, tick (which
@@ -752,7 +754,7 @@ export class FunctionRewriter {
         case Op.End: {
           if (levels.length === 1) {
             out.bytes(ctx.bytes, copied, reader.start);
-            if (!(globalThis as any).NOTRY) this.handler(i, plan);
+            this.handler(i, plan);
             out.u8(Op.End); // try
             out.u8(Op.End); // function
             copied = reader.pos;
@@ -991,7 +993,7 @@ export class FunctionRewriter {
         out.u32(plan.rewindLocal);
         out.u8(Op.BrIf);
         out.u32(0);
-      } else if (!(globalThis as any).NODISPATCH) {
+      } else {
         this.dispatch(plan, level, skip);
       }
     }
@@ -1139,18 +1141,31 @@ export class FunctionRewriter {
     const n = e.types.length;
     if (e.kind === E_BULK) {
       this.spill(plan, e, n, 0);
-      // Charge the length (top operand) and check.
+      // Charge the length (top operand) and check (docs/engine.md, "Fuel").
       const len = spillLocal(plan, e.base + n - 1, I32);
-      const shift = e.key >= 0 && isMemoryBulk(plan.sites[e.key].target) ? BULK_BYTES_SHIFT : BULK_ELEMENTS_SHIFT;
+      const memory = e.key >= 0 && isMemoryBulk(plan.sites[e.key].target);
       const eng = this.ctx.engine;
       out.u8(Op.GlobalGet);
       out.u32(eng.fuel);
       out.u8(Op.LocalGet);
       out.u32(len);
-      if (shift > 0) {
+      if (memory) {
         out.u8(Op.I32Const);
-        out.u8(shift);
+        out.u8(BULK_BYTES_SHIFT);
         out.u8(OP_I32_SHR_U);
+      } else {
+        // min(n, 2^26) << 4: below 2^30 whatever n is.
+        out.u8(Op.I32Const);
+        out.s32(BULK_ELEMENTS_MAX);
+        out.u8(Op.LocalGet);
+        out.u32(len);
+        out.u8(Op.I32Const);
+        out.s32(BULK_ELEMENTS_MAX);
+        out.u8(OP_I32_LT_U);
+        out.u8(Op.Select);
+        out.u8(Op.I32Const);
+        out.u8(BULK_ELEMENT_SHIFT);
+        out.u8(OP_I32_SHL);
       }
       out.u8(Op.I32Const);
       out.u8(1);
@@ -1205,7 +1220,6 @@ export class FunctionRewriter {
   private loopCheck(plan: Plan, e: Entry, cost: number, tickDepth: number): void {
     const { out, ctx } = this;
     const eng = ctx.engine;
-    if ((globalThis as any).NOCHECK) return;
     if (tickDepth >= 0 && plan.fuelLocal >= 0 && this.localFuelNow) {
       out.u8(Op.LocalGet);
       out.u32(plan.fuelLocal);

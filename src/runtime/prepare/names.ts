@@ -4,22 +4,22 @@
 export const ENGINE_MODULE = 'gate_engine';
 export const RESERVED_PREFIX = `${ENGINE_MODULE}.`;
 
-/** Imported function () -> i32 called when fuel runs out; returns the new budget. */
+/**
+ * Imported function (site key i32) -> i32 called when fuel runs out: it sets
+ * a new budget and answers 1, or answers 0 when the calling frame is to be
+ * rewound, or takes the stack down (docs/engine.md).
+ */
 export const TICK_IMPORT = 'tick';
 /** Exported mutable i32 global: remaining fuel. */
 export const FUEL_EXPORT = `${ENGINE_MODULE}.fuel`;
-/** Exported mutable i32 global, when the program has functions Asyncify cannot unwind: how many are on the stack. */
-export const NO_UNWIND_EXPORT = `${ENGINE_MODULE}.nounwind`;
 /** Exported former start function. */
 export const START_EXPORT = `${ENGINE_MODULE}.start`;
 /** Prefix of exported mutable program globals: "gate_engine.global.<index>". */
 export const GLOBAL_EXPORT_PREFIX = `${ENGINE_MODULE}.global.`;
-/** Imported program memory (memory 0) and Asyncify memory (memory 1). */
+/** Imported program memory. */
 export const MEMORY_IMPORT = 'memory';
-export const ASYNCIFY_MEMORY_IMPORT = 'asyncify_memory';
 
-// Engine v2 (the portable-stack rewrite, docs/engine.md): functions of the
-// stack module and the host that a prepared program imports.
+// Functions of the stack module that a prepared program imports (docs/engine.md).
 
 /** (key i32, function i32) -> (): name the frame being saved (fills the header its callee left). */
 export const FRAME_IMPORT = 'frame';

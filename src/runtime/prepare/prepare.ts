@@ -1,42 +1,22 @@
 // Module preparation: validate a program, check it against Gate's ABI and the
 // instance limits, and rewrite it so that it can be preempted and suspended
-// anywhere (fuel checks, then Asyncify). Done once per module and cached by
-// the host; instances only compile and instantiate the result.
+// at any of its suspension points, its stack saved as Gate's portable stack
+// (docs/engine.md). Done once per module and cached by the host; instances
+// only compile and instantiate the result.
 
-import { checkImports } from '../abi/imports.ts';
-import { isBlockingImport } from '../abi/imports.ts';
+import { checkImports, isBlockingImport } from '../abi/imports.ts';
 import { parseModule, type ModuleInfo } from '../wasm/module.ts';
-import { addFuel } from './fuel.ts';
-import { referenceHolders } from './reference-holders.ts';
-import { asyncify, BINARYEN_VERSION } from './asyncify.ts';
-import { importMemories, type MemoryImport } from './memory-import.ts';
-import { ASYNCIFY_MEMORY_IMPORT, MEMORY_IMPORT, START_EXPORT } from './names.ts';
-import type { Instrumenter, ImportInfo, PreparedModule, ProgramInfo } from './prepared.ts';
+import { START_EXPORT } from './names.ts';
+import type { ImportInfo, PreparedModule, ProgramInfo } from './prepared.ts';
 import { moduleSites, rewriteModule } from './rewrite.ts';
 import type { SiteInfo } from './function-rewrite.ts';
 import { librarySitesOf } from './library-sites.ts';
 
-/** Bumped whenever prepared modules or saved stacks change meaning. */
-export const PREPARE_VERSION = `gate-ts-prepare-2/binaryen-${BINARYEN_VERSION}`;
-/** The portable-stack rewrite's version (engine v2). */
-export const PORTABLE_VERSION = 'gate-ts-prepare-3/portable-1';
-
-let defaultInstrumenter: Instrumenter = 'binaryen';
-
-/** The instrumenter used when PrepareOptions.instrumenter is not given. */
-export function setDefaultInstrumenter(i: Instrumenter): void {
-  defaultInstrumenter = i;
-}
-
-/** The version string of what an instrumenter produces (prepared modules and saved stacks). */
-export function versionOf(i: Instrumenter = defaultInstrumenter): string {
-  return i === 'portable' ? PORTABLE_VERSION : PREPARE_VERSION;
-}
-
-/** The options a preparation really uses (the default instrumenter filled in). */
-export function effectiveInstrumenter(options: PrepareOptions): Instrumenter {
-  return options.instrumenter ?? defaultInstrumenter;
-}
+/**
+ * Bumped whenever prepared modules or saved stacks change meaning. Version 4
+ * is our own rewrite (portable stacks); earlier ones were Binaryen's Asyncify.
+ */
+export const PREPARE_VERSION = 'gate-ts-prepare-4/portable-stack-1';
 
 /** Gate's default instance memory limit: 32 MiB. */
 export const DEFAULT_MEMORY_PAGES = 512;
@@ -50,9 +30,7 @@ export interface PrepareOptions {
    * link to something else, such as the spec suite's host module.
    */
   abi?: boolean;
-  /** Which engine to prepare for: Binaryen's Asyncify (the default for now) or our portable-stack rewrite. */
-  instrumenter?: Instrumenter;
-  /** Portable engine: make every function and call resumable (to resume a stack saved by another compiler). */
+  /** Make every function and call resumable (to resume a stack Gate saved where we would not stop). */
   everything?: boolean;
 }
 
@@ -81,12 +59,12 @@ export async function prepareModule(bytes: Uint8Array, options: PrepareOptions =
   const info = parseModule(bytes);
   const memoryCount = info.memories.length + info.importedMemories;
   if (memoryCount > 1) {
-    // Asyncify's buffer is the engine's second memory; programs get one.
+    // Snapshots hold one memory, as Gate's do.
     throw new PrepareError('ERR_MODULE_FEATURE', `module uses multi-memory (${memoryCount} memories), which is not supported: one memory at most`);
   }
   if (info.features.includes('tail-call')) {
-    // Binaryen 132's Asyncify aborts on return_call (found by fuzzing the loader).
-    throw new PrepareError('ERR_MODULE_FEATURE', 'module uses tail calls, which are not supported (Asyncify cannot instrument them)');
+    // A tail call leaves no frame to save: Gate's stack format has no place for one.
+    throw new PrepareError('ERR_MODULE_FEATURE', 'module uses tail calls, which are not supported (a suspended stack cannot hold them)');
   }
   const imports = importList(info);
   if (abi) {
@@ -95,40 +73,10 @@ export async function prepareModule(bytes: Uint8Array, options: PrepareOptions =
   }
 
   const memory = memoryLimits(info, limit);
-  if (effectiveInstrumenter(options) === 'portable') return preparePortable(bytes, info, imports, memory, abi, options.everything === true);
-  const fueled = addFuel(bytes, info);
-  // The wrapped functions keep their indexes (after the tick import); their bodies follow all others.
-  const holders = referenceHolders(bytes, info);
-  const base = info.importedFunctions + 1;
-  const noUnwind = [...holders.map((i) => base + i), ...holders.map((_, k) => base + info.code.length + k)];
-  const blocking = abi
-    ? imports.filter((i) => i.kind === 'func' && isBlockingImport(i.module, i.field)).map((i) => `${i.module}.${i.field}`)
-    : [];
-  let asyncified: Uint8Array;
-  try {
-    asyncified = await asyncify(fueled, { blockingImports: blocking, asyncifyPages: 1, addMemory: memory.added, noUnwind });
-  } catch (error) {
-    throw instrumentationError(error);
-  }
-  const memories: MemoryImport[] = [];
-  if (!memory.imported) {
-    memories.push({ field: MEMORY_IMPORT, minimum: memory.initial, maximum: memory.maximum ?? undefined });
-  }
-  memories.push({ field: ASYNCIFY_MEMORY_IMPORT, minimum: 1 });
-  const final = importMemories(asyncified, memories);
-
-  const programInfo: ProgramInfo = {
-    instrumenter: 'binaryen',
-    imports,
-    entries: entryFunctions(info),
-    memory: { initial: memory.initial, maximum: memory.maximum },
-    hasStart: info.start !== undefined,
-    mutableGlobals: mutableGlobals(info),
-  };
-  return { bytes: final, info: programInfo, version: PREPARE_VERSION };
+  return rewrite(bytes, info, imports, memory, abi, options.everything === true);
 }
 
-function preparePortable(
+function rewrite(
   bytes: Uint8Array,
   info: ModuleInfo,
   imports: ImportInfo[],
@@ -151,7 +99,6 @@ function preparePortable(
     throw new PrepareError('ERR_PREPARE_FAILED', `module instrumentation failed: ${(error as Error).message}`);
   }
   const programInfo: ProgramInfo = {
-    instrumenter: 'portable',
     imports,
     entries: entryFunctions(info),
     memory: { initial: memory.initial, maximum: memory.maximum },
@@ -162,14 +109,9 @@ function preparePortable(
     blocking: [...blocking],
     costs: uncheckedCosts(info, rewritten.graph),
   };
-  return { bytes: rewritten.bytes, info: programInfo, version: PORTABLE_VERSION };
+  return { bytes: rewritten.bytes, info: programInfo, version: PREPARE_VERSION };
 }
 
-/** Binaryen refuses a module by aborting with an opaque error: say at least that it was the instrumentation. */
-function instrumentationError(error: unknown): PrepareError {
-  const message = error instanceof Error ? error.message : (error as { message?: string } | null)?.message;
-  return new PrepareError('ERR_PREPARE_FAILED', `module instrumentation failed: ${message || 'Binaryen aborted'}`);
-}
 
 /** Worst-case fuel of exported functions (and the start function) that charge nothing themselves. */
 function uncheckedCosts(info: ModuleInfo, graph: { instrumented: Uint8Array; cost: Float64Array }): Record<string, number> {

@@ -10,11 +10,7 @@ export interface ImportInfo {
   results?: string[];
 }
 
-/** Binaryen's Asyncify (engine v1) or our portable-stack rewrite (engine v2, docs/engine.md). */
-export type Instrumenter = 'binaryen' | 'portable';
-
 export interface ProgramInfo {
-  instrumenter: Instrumenter;
   /** The program's imports as it declared them. */
   imports: ImportInfo[];
   /** Exported functions that can be entry functions: () -> () or () -> i32. */
@@ -25,17 +21,17 @@ export interface ProgramInfo {
   hasStart: boolean;
   /** Indexes of the mutable globals the program defines (exported for snapshots). */
   mutableGlobals: number[];
-  /** Portable engine: the functions of the rewind table, by slot. */
-  rewindTable?: number[];
-  /** Portable engine: every function and call was made resumable. */
-  everything?: boolean;
-  /** Portable engine: imported functions (by index) that may take the stack down. */
-  blocking?: number[];
+  /** The functions of the rewind table, by slot. */
+  rewindTable: number[];
+  /** Every function and call was made resumable. */
+  everything: boolean;
+  /** Imported functions (by index) that may take the stack down. */
+  blocking: number[];
   /**
-   * Portable engine: the worst-case fuel of exported functions (and the start
-   * export) that have no checks of their own; the host charges it per call.
+   * The worst-case fuel of exported functions (and the start export) that
+   * have no checks of their own; the host charges it per call.
    */
-  costs?: Record<string, number>;
+  costs: Record<string, number>;
 }
 
 export interface PreparedModule {

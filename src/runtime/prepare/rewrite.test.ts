@@ -38,7 +38,7 @@ test('every valid spec-suite module is still valid after the portable rewrite', 
     for (const everything of [false, true]) {
       let prepared;
       try {
-        prepared = await prepareModule(bytes, { instrumenter: 'portable', abi: false, maxMemoryPages: 65536, everything });
+        prepared = await prepareModule(bytes, { abi: false, maxMemoryPages: 65536, everything });
       } catch (error) {
         if ((error as { code?: string }).code === 'ERR_MODULE_FEATURE') continue; // two memories
         throw error;
@@ -76,7 +76,7 @@ test("call sites are numbered Gate's way", async () => {
       (call_indirect (type $t) (i32.const 0))
       (i32.const 0)))`);
   // Every call resumable, so that every call site has a key.
-  const prepared = await prepareModule(bytes, { instrumenter: 'portable', everything: true });
+  const prepared = await prepareModule(bytes, { everything: true });
   const s = programSites(bytes, prepared.info);
   // Three entry-routine sites, the import's library body, then g and f.
   assert.deepEqual([...s.siteBase], [3, 3 + 6, 10, 20]);

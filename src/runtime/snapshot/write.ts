@@ -170,12 +170,10 @@ function dataSection(out: Writer, memory: Uint8Array, segments: readonly [number
  * restored from); `instrumentation` identifies the code its stack belongs to.
  */
 export interface Instrumentation {
-  /** Version of the instrumentation the instance ran under (PREPARE_VERSION or PORTABLE_VERSION). */
+  /** PREPARE_VERSION of the rewrite the instance ran under. */
   version: string;
-  /** SHA-256 of the code section the stack belongs to. */
+  /** SHA-256 of the program's code section, which the stack belongs to. */
   codeHash: Uint8Array;
-  /** The stack is Gate's portable stack: it goes in gate.stack. */
-  portable?: boolean;
 }
 
 export async function writeSnapshot(program: Uint8Array, state: InstanceState, instrumentation: Instrumentation): Promise<Uint8Array> {
@@ -226,7 +224,7 @@ export async function writeSnapshot(program: Uint8Array, state: InstanceState, i
   const buffers = encodeBuffers(state.channel);
   if (buffers) customSection(out, BUFFER_SECTION, buffers);
   let kept = pending;
-  if (pending && instrumentation.portable) {
+  if (pending) {
     // Gate's own section, in Gate's place: Gate resumes such a stack.
     customSection(out, GATE_STACK_SECTION, pending.stack.byteLength > 0 ? pending.stack : initialStack(info, state, pending));
     kept = { ...pending, stack: new Uint8Array(0) };
