@@ -16,7 +16,7 @@ import { librarySitesOf } from './library-sites.ts';
  * Bumped whenever prepared modules or saved stacks change meaning. Version 4
  * is our own rewrite (portable stacks); earlier ones were Binaryen's Asyncify.
  */
-export const PREPARE_VERSION = 'gate-ts-prepare-4/portable-stack-1';
+export const PREPARE_VERSION = 'gate-ts-prepare-4/portable-stack-2';
 
 /** Gate's default instance memory limit: 32 MiB. */
 export const DEFAULT_MEMORY_PAGES = 512;

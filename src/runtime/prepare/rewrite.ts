@@ -4,7 +4,7 @@
 // can be suspended (function-rewrite.ts); renumber function indices
 // everywhere else. Sections the rewrite does not change are copied.
 
-import { ModuleFormatError, Reader, Writer } from '../wasm/binary.ts';
+import { ModuleFormatError, Reader, u32Length, Writer } from '../wasm/binary.ts';
 import { parseModule, SectionId, SECTION_ORDER, type ModuleInfo, type SectionInfo } from '../wasm/module.ts';
 import { buildCallGraph, type CallGraph } from './call-graph.ts';
 import { FunctionRewriter, type EngineIndexes, type RewriteContext, type SiteInfo } from './function-rewrite.ts';
@@ -110,6 +110,7 @@ class ModuleRewriter {
   readonly tagType: number;
   readonly rewindTable: number[];
   readonly needsRewindTable: boolean;
+  fillers = 0;
 
   constructor(bytes: Uint8Array, info: ModuleInfo, options: RewriteOptions) {
     this.bytes = bytes;
@@ -182,8 +183,13 @@ class ModuleRewriter {
   run(): Rewritten {
     const { info, code } = this;
     // The code first: it adds the block types the type section must declare.
-    code.u32(info.code.length);
-    for (let i = 0; i < info.code.length; i++) this.functions.write(i);
+    let small = 0;
+    for (let i = 0; i < info.code.length; i++) {
+      const at = code.len;
+      this.functions.write(i);
+      if (code.len - at - u32Length(code.len - at) < SMALL_BODY) small++;
+    }
+    this.fillers = fillerCount(info, small);
 
     const out = new Writer(code.len + this.bytes.length / 4 + 1024);
     out.bytes(this.bytes, 0, 8);
@@ -286,9 +292,26 @@ class ModuleRewriter {
         out.endSize(m);
         return;
       }
+      case SectionId.Function: {
+        const m = begin();
+        out.u32(info.code.length + this.fillers);
+        if (r) {
+          r.u32();
+          out.bytes(bytes, r.pos, r.end);
+        }
+        for (let k = 0; k < this.fillers; k++) out.u32(this.tagType);
+        out.endSize(m);
+        return;
+      }
       case SectionId.Code: {
         const m = begin();
+        out.u32(info.code.length + this.fillers);
         out.bytes(this.code.buf, 0, this.code.len);
+        for (let k = 0; k < this.fillers; k++) {
+          out.u8(2);
+          out.u8(0);
+          out.u8(0x0b);
+        }
         out.endSize(m);
         return;
       }
@@ -358,6 +381,27 @@ class ModuleRewriter {
     }
     out.endSize(m);
   }
+}
+
+// V8 sizes its inlining budget by the share of a module's function bodies
+// under 50 bytes: a module with few small functions counts as already inlined
+// by its toolchain and gets a budget cut to 2/5 (docs/engine.md). The rewrite
+// makes small functions that can suspend bigger than that, which would cut
+// the program's budget for no reason of its own; empty functions that nothing
+// calls restore the share the program had.
+const SMALL_BODY = 50;
+const SHARE_LOW = 0.25;
+const SHARE_HIGH = 0.5;
+
+function fillerCount(info: ModuleInfo, smallAfter: number): number {
+  const n = info.code.length;
+  if (n === 0) return 0;
+  let small = 0;
+  for (const body of info.code) if (body.range.end - body.range.start < SMALL_BODY) small++;
+  const share = Math.min(small / n, SHARE_HIGH);
+  if (share <= SHARE_LOW || smallAfter / n >= share) return 0;
+  // (smallAfter + k) / (n + k) >= share
+  return Math.ceil((share * n - smallAfter) / (1 - share));
 }
 
 /** Parse and rewrite (for tests). */
