@@ -195,7 +195,9 @@ function constOffset(bytes: Uint8Array, start: number, end: number): number | un
     shift += 7;
   } while (b & 0x80 && shift < 35);
   if (i !== end - 1) return undefined;
-  return result >>> 0; // offsets are unsigned
+  // i32.const is signed LEB128: extend the sign, then read the bits unsigned as offsets are.
+  if (shift < 32 && b & 0x40) result |= -1 << shift;
+  return result >>> 0;
 }
 
 /**
