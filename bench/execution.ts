@@ -4,9 +4,8 @@
 
 import type { ModuleCache } from '../src/host/module-cache.ts';
 import type { Engine } from '../src/runtime/instance/engine.ts';
-import { addFuel } from '../src/runtime/prepare/fuel.ts';
-import { engineUnderTest, interleave, median, note, spread, target, type Row } from './lib.ts';
-import { programInstance, runInstrumentedDirect, runPlain, textLog } from './programs.ts';
+import { interleave, median, note, spread, target, type Row } from './lib.ts';
+import { programInstance, runPlain, textLog } from './programs.ts';
 
 export interface ExecutionSubject {
   /** Row label ("sort.wasm (quicksort)"). */
@@ -38,7 +37,6 @@ export async function executionRows(
   s: ExecutionSubject,
   rounds: number,
 ): Promise<{ rows: Row[]; log: string }> {
-  const split = engineUnderTest() === 'binaryen';
   const plainModule = await WebAssembly.compile(s.bytes as Uint8Array<ArrayBuffer>);
   const compiled = await cache.get(s.bytes);
   const expected = runPlain(plainModule, s.entry);
@@ -52,11 +50,6 @@ export async function executionRows(
       got = log.text();
     },
   };
-  if (split) {
-    const fuelModule = await WebAssembly.compile(addFuel(s.bytes));
-    variants.fuel = () => runInstrumentedDirect(fuelModule, s.entry);
-    variants.prepared = () => runInstrumentedDirect(compiled.module, s.entry, compiled.prepared.info.memory);
-  }
   const samples = await interleave(variants, rounds);
   if (got.replace(/\n$/, '') !== expected.replace(/\n$/, '')) {
     throw new Error(`${s.name}: the prepared program logged ${JSON.stringify(got)}, plain V8 ${JSON.stringify(expected)}`);
@@ -77,29 +70,9 @@ export async function executionRows(
         s.target !== undefined && target(full.ratio, '≤', s.target, 'x'),
         `CPU time, ${full.range}`,
         `wall time ${fullWall.ratio.toFixed(2)}x`,
-        `${engineUnderTest()} engine, 5 ms slices`,
+        'the engine with 5 ms slices',
       ),
     },
   ];
-  if (split) {
-    const fuel = pairedRatio(samples.fuel.cpu, samples.plain.cpu);
-    const prepared = pairedRatio(samples.prepared.cpu, samples.plain.cpu);
-    rows.push(
-      {
-        group,
-        name: `${s.name}:   of which fuel checks alone`,
-        value: fuel.ratio,
-        unit: 'x',
-        note: note(`CPU time, ${fuel.range}`, 'fuel-rewritten module, tick never unwinds, no engine'),
-      },
-      {
-        group,
-        name: `${s.name}:   fuel + Asyncify, no engine`,
-        value: prepared.ratio,
-        unit: 'x',
-        note: note(`CPU time, ${prepared.range}`, 'prepared module run directly, tick never unwinds'),
-      },
-    );
-  }
   return { rows, log: expected };
 }

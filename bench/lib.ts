@@ -33,20 +33,6 @@ export interface BenchModule {
 // ---- the engine under measurement -----------------------------------------
 
 /** Preparation engines the bench can measure: today's Binaryen Asyncify pipeline, or the one-pass rewrite (issue 12). */
-export const ENGINES = ['binaryen', 'v2'] as const;
-export type EngineName = (typeof ENGINES)[number];
-
-/**
- * The engine selected by the environment variable GATE_ENGINE (default
- * binaryen). prepareModule reads the same variable, and child processes
- * (`gate call`) inherit it, so a whole bench run measures one engine.
- */
-export function engineUnderTest(): EngineName {
-  const value = process.env.GATE_ENGINE || 'binaryen';
-  const known = ENGINES.find((e) => e === value);
-  if (!known) throw new Error(`GATE_ENGINE=${value} is not an engine (have: ${ENGINES.join(', ')})`);
-  return known;
-}
 
 export interface MachineFacts {
   node: string;

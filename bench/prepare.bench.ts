@@ -7,10 +7,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { ModuleCache } from '../src/host/module-cache.ts';
-import { loadBinaryen } from '../src/runtime/prepare/asyncify.ts';
-import { addFuel } from '../src/runtime/prepare/fuel.ts';
 import { prepareModule } from '../src/runtime/prepare/prepare.ts';
-import { parseModule } from '../src/runtime/wasm/module.ts';
 import { formatBytes, median, note, spread, time, timeCpu, type BenchOptions, type Row } from './lib.ts';
 import { guest } from './programs.ts';
 import { syntheticModule } from './synthetic.ts';
@@ -25,9 +22,6 @@ interface Subject {
 
 export async function run({ quick, progress }: BenchOptions): Promise<Row[]> {
   const rows: Row[] = [];
-  const loadMs = await time(() => loadBinaryen());
-  rows.push({ group: GROUP, name: 'load binaryen.js (once per process)', value: loadMs, unit: 'ms' });
-
   const subjects: Subject[] = [
     { name: 'hello.wasm (C)', bytes: guest('examples/hello.wasm'), samples: quick ? 1 : 5 },
     { name: 'hash.wasm (C)', bytes: guest('examples/hash.wasm'), samples: quick ? 1 : 5 },
@@ -49,8 +43,6 @@ export async function run({ quick, progress }: BenchOptions): Promise<Row[]> {
       samples.push(t.wall);
       cpu.push(t.cpu);
     }
-    // Where the time goes: our binary rewrite (parse + fuel) against the rest (Binaryen: Asyncify and optimization).
-    const fuelMs = await time(() => addFuel(s.bytes, parseModule(s.bytes)));
     const compileMs = await time(() => WebAssembly.compile(out as Uint8Array<ArrayBuffer>));
     const m = median(samples);
     rows.push({
@@ -61,9 +53,8 @@ export async function run({ quick, progress }: BenchOptions): Promise<Row[]> {
       note: note(
         spread(samples),
         `CPU median ${median(cpu).toFixed(0)} ms`,
-        `${((s.bytes.byteLength / 1024 / m) * 1000).toFixed(0)} KiB/s`,
+        `${(s.bytes.byteLength / 1e6 / (median(cpu) / 1000)).toFixed(1)} MB/s of CPU`,
         `out ${formatBytes(out.byteLength)} (${(out.byteLength / s.bytes.byteLength).toFixed(2)}x)`,
-        `parse+fuel ${fuelMs.toFixed(1)} ms, rest ≈ Binaryen`,
         `V8 compile ${compileMs.toFixed(1)} ms`,
       ),
     });

@@ -9,8 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { ProgramInstance } from '../src/host/program-instance.ts';
 import type { CompiledModule } from '../src/runtime/instance/instance.ts';
 import type { Engine } from '../src/runtime/instance/engine.ts';
-import { loadBinaryen } from '../src/runtime/prepare/asyncify.ts';
-import { ASYNCIFY_MEMORY_IMPORT, ENGINE_MODULE, FUEL_EXPORT, MEMORY_IMPORT, TICK_IMPORT } from '../src/runtime/prepare/names.ts';
+import { loadBinaryen } from '../tools/binaryen.ts';
 import { Registry } from '../src/services/index.ts';
 
 export const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -105,26 +104,3 @@ export function textLog(): { sink: (chunk: Uint8Array) => void; text: () => stri
   return { sink: (chunk) => (text += bytesToText(chunk)), text: () => text };
 }
 
-/**
- * Run an entry function of an instrumented module (fuel only, or fully
- * prepared) directly, without the engine: the tick grants a fresh budget and
- * never unwinds, so what remains is the cost of the instrumentation itself.
- * Imports other than the engine's are stubs that do nothing.
- */
-export function runInstrumentedDirect(module: WebAssembly.Module, entry: string, memory?: { initial: number; maximum: number | null }): void {
-  const grant = 1_000_000;
-  const imports: Record<string, Record<string, WebAssembly.ImportValue>> = { [ENGINE_MODULE]: { [TICK_IMPORT]: () => grant } };
-  if (memory) {
-    const programMemory = new WebAssembly.Memory(memory.maximum === null ? { initial: memory.initial } : { initial: memory.initial, maximum: memory.maximum });
-    imports[ENGINE_MODULE][MEMORY_IMPORT] = programMemory;
-    imports[ENGINE_MODULE][ASYNCIFY_MEMORY_IMPORT] = new WebAssembly.Memory({ initial: 1, maximum: 1 });
-  }
-  for (const imp of WebAssembly.Module.imports(module)) {
-    if (imp.module === ENGINE_MODULE) continue;
-    imports[imp.module] ??= {};
-    imports[imp.module][imp.name] = () => 0;
-  }
-  const instance = new WebAssembly.Instance(module, imports);
-  (instance.exports[FUEL_EXPORT] as WebAssembly.Global).value = grant;
-  (instance.exports[entry] as () => unknown)();
-}

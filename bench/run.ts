@@ -10,7 +10,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
-import { engineUnderTest, formatValue, machineFacts, type BenchModule, type EngineName, type Row } from './lib.ts';
+import { formatValue, machineFacts, type BenchModule, type Row } from './lib.ts';
 
 const benchDir = path.dirname(fileURLToPath(import.meta.url));
 const SUFFIX = '.bench.ts';
@@ -20,7 +20,6 @@ const usage = `usage: npm run bench -- [options] [NAME...]
 Runs bench/NAME${SUFFIX} modules (all, or those whose name contains a NAME).
 
 environment:
-  GATE_ENGINE   the preparation engine to measure: binaryen (default) or v2
 
 options:
   --json FILE   also write the machine facts and rows as JSON to FILE
@@ -79,19 +78,11 @@ async function main(): Promise<number> {
     return 2;
   }
 
-  let engine: EngineName;
-  try {
-    engine = engineUnderTest();
-  } catch (error) {
-    console.error(`bench: ${(error as Error).message}`);
-    return 2;
-  }
   const machine = machineFacts();
   const date = new Date().toISOString();
   console.log(`date     ${date}`);
   console.log(`node     ${machine.node} (V8 ${machine.v8}), ${machine.platform}`);
   console.log(`cpu      ${machine.cpu}, ${machine.cores} cores, ${machine.memory}, load average ${machine.loadavg}`);
-  console.log(`engine   ${engine} (GATE_ENGINE)`);
   if (values.quick) console.log('mode     --quick: few samples, figures are rough');
   console.log();
 
@@ -120,7 +111,7 @@ async function main(): Promise<number> {
   console.log(`\nload average at the end ${machineFacts().loadavg}`);
   if (values.json) {
     await mkdir(path.dirname(path.resolve(values.json)), { recursive: true });
-    await writeFile(values.json, JSON.stringify({ date, machine, engine, quick: values.quick, rows }, null, 2) + '\n');
+    await writeFile(values.json, JSON.stringify({ date, machine, quick: values.quick, rows }, null, 2) + '\n');
     process.stderr.write(`bench: wrote ${values.json}\n`);
   }
   return failed ? 1 : 0;

@@ -14,7 +14,7 @@ import type { CompiledModule } from '../src/runtime/instance/instance.ts';
 import { prepareModule } from '../src/runtime/prepare/prepare.ts';
 import { parseModule } from '../src/runtime/wasm/module.ts';
 import { executionRows } from './execution.ts';
-import { engineUnderTest, formatBytes, median, note, spread, target, timeCpu, type BenchOptions, type Row } from './lib.ts';
+import { formatBytes, median, note, spread, target, timeCpu, type BenchOptions, type Row } from './lib.ts';
 import { guest, root, runPlain } from './programs.ts';
 
 const GROUP = 'sqlite';
@@ -212,25 +212,20 @@ async function plainLog(bytes: Uint8Array): Promise<string> {
 }
 
 export async function run({ quick, progress }: BenchOptions): Promise<Row[]> {
-  // Binaryen takes a minute for this program: one sample of each cold figure,
-  // and with --quick only the one the empty-cache call makes.
-  const slow = engineUnderTest() === 'binaryen';
   const bytes = guest(PROGRAM);
   const expected = await plainLog(bytes);
   const rows: Row[] = [];
 
   let compiled: CompiledModule | undefined;
-  if (slow && quick) {
-    progress('--quick with binaryen: no preparation in this process, only the one of the empty-cache call');
-  } else {
-    const samples = slow ? 1 : quick ? 1 : 5;
-    progress(`preparing sqlite.wasm, ${samples} sample(s)${slow ? ' (about a minute with binaryen)' : ''}`);
+  {
+    const samples = quick ? 1 : 5;
+    progress(`preparing sqlite.wasm, ${samples} sample(s)`);
     const prepared = await prepareRows(bytes, samples);
     rows.push(...prepared.rows);
     compiled = prepared.compiled;
   }
 
-  const calls = await callRows(expected, slow ? 1 : quick ? 1 : 3, quick ? 1 : 3, progress);
+  const calls = await callRows(expected, quick ? 1 : 3, quick ? 1 : 3, progress);
   try {
     // The execution figures use a module already prepared: the one above, or the one the calls left on disk.
     const cache = new ModuleCache(compiled ? null : calls.home.cacheDir);

@@ -5,7 +5,7 @@
 // wasi_snapshot_preview1.fd_write) and are deterministic for a given size.
 
 import type BinaryenModule from 'binaryen';
-import { loadBinaryen } from '../src/runtime/prepare/asyncify.ts';
+import { loadBinaryen } from '../tools/binaryen.ts';
 
 type Binaryen = typeof BinaryenModule;
 type Module = BinaryenModule.Module;

@@ -1,7 +1,6 @@
 ;; refloop: an endless loop in a function that holds a reference (a funcref
-;; local). Such a function cannot be unwound, so it cannot be suspended in
-;; the middle; it is killed when asked, or when it keeps its thread past the
-;; preemption limit.
+;; local): its frame saves the reference when it is suspended, and it is
+;; preempted, suspended and killed like any other loop.
 (module
   (func (export "spin") (local funcref)
     (loop $forever

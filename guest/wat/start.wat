@@ -1,4 +1,4 @@
-;; start: the start section writes "start\n" to the debug log before any entry function; export after writes "after\n".
+;; start: the start section writes "start\n" to the debug log before any entry function (after a short loop, so that it can be suspended inside); export after writes "after\n".
 (module
   (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
   (memory 1)
@@ -12,8 +12,10 @@
     (i32.store (i32.const 20) (local.get $len))
     (drop (call $fd_write (i32.const 2) (i32.const 16) (i32.const 1) (i32.const 24))))
 
-  (func $init
-    (call $debug (i32.const 64) (i32.const 6)))
+  (func $init (local $i i32)
+    (loop $next
+      (br_if $next (i32.lt_u (local.tee $i (i32.add (local.get $i) (i32.const 1))) (i32.const 6))))
+    (call $debug (i32.const 64) (local.get $i)))
 
   (func (export "after")
     (call $debug (i32.const 72) (i32.const 6)))

@@ -64,7 +64,7 @@ export class PreparedCache {
 
   instrumentation(compiled: CompiledModule): Promise<Instrumentation> {
     let i = this.instrumentations.get(compiled);
-    if (!i) this.instrumentations.set(compiled, (i = instrumentationOf(compiled.prepared)));
+    if (!i) this.instrumentations.set(compiled, (i = instrumentationOf(compiled.prepared, compiled.program)));
     return i;
   }
 }
@@ -134,6 +134,8 @@ export class EngineStore implements Store<EngineHandle> {
       context: CONTEXT,
       imports: h.imports,
       invoke: (fn, args) => callWrapped(fn, h.sig!, args),
+      // Saved arguments come as bits, which is what the wrapper takes (v128 as its two halves).
+      savedArguments: (saved) => saved.flatMap((a) => (a.type === 'v128' ? (a.value as bigint[]) : [a.value])),
       restore,
     });
   }

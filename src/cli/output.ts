@@ -1,6 +1,10 @@
 // Printing for people and scripts: aligned columns (a header and colours
 // only on a terminal, so `cut -d" " -f1` keeps working in pipes and the
-// completion script), JSON for --json, and status colours.
+// completion script), JSON for --json, status colours, and a program's
+// output as it streams in.
+
+import type { IncomingMessage } from 'node:http';
+import { CliError } from './errors.ts';
 
 function useColour(stream: NodeJS.WriteStream): boolean {
   if (process.env.NO_COLOR !== undefined && process.env.NO_COLOR !== '') return false;
@@ -60,4 +64,15 @@ export function printJSON(value: unknown): void {
 /** Tags like Gate prints them: [a b c]. */
 export function tagsText(tags: readonly string[] | undefined): string {
   return `[${(tags ?? []).join(' ')}]`;
+}
+
+/** Program output to stdout, as it comes; a dropped connection is an error that names the server. */
+export async function copyOutput(res: IncomingMessage, name: string): Promise<void> {
+  try {
+    for await (const chunk of res) {
+      if (!process.stdout.write(chunk as Buffer)) await new Promise((resolve) => process.stdout.once('drain', resolve));
+    }
+  } catch {
+    throw new CliError(`${name} closed the connection before the program's output ended`);
+  }
 }

@@ -5,7 +5,6 @@ import { existsSync } from 'node:fs';
 import { daemonPaths } from '../daemon/paths.ts';
 import { isLoopbackHost, parseAddress } from './address.ts';
 import type { ClientConfig } from './config.ts';
-import { ensureDaemon } from './daemon-start.ts';
 import { CliError } from './errors.ts';
 import { GateClient } from './http-client.ts';
 import { readIdentityFile, type Ed25519Key } from './ssh-key.ts';
@@ -41,6 +40,8 @@ export async function openClient(address: string | undefined, config: ClientConf
       target: { kind: 'unix', socket: paths.socket },
       authorization: () => unsignedBearer({ scope }),
       onUnreachable: async () => {
+        // Loaded only now: spawning and waiting cost every command's start otherwise.
+        const { ensureDaemon } = await import('./daemon-start.ts');
         await ensureDaemon(paths);
         return true;
       },

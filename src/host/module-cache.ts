@@ -1,12 +1,12 @@
 // Prepared modules cached on disk by the program's hash and the preparation
-// settings, so that a program is instrumented once per machine (Binaryen costs
-// seconds for large programs) and later starts need only compilation.
+// settings, so that a program is rewritten once per machine and later starts
+// need only compilation.
 
 import { createHash } from 'node:crypto';
 import { mkdir, readdir, readFile, rename, stat, unlink, utimes, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { PrepareError, prepareModule, PREPARE_VERSION, type PrepareOptions } from '../runtime/prepare/prepare.ts';
+import { PrepareError, PREPARE_VERSION, prepareModule, type PrepareOptions } from '../runtime/prepare/prepare.ts';
 import type { PreparedModule, ProgramInfo } from '../runtime/prepare/prepared.ts';
 import type { CompiledModule } from '../runtime/instance/instance.ts';
 import { programPartOf } from '../runtime/snapshot/read.ts';
@@ -175,6 +175,6 @@ export class ModuleCache {
 }
 
 function cacheKey(hash: string, options: PrepareOptions): string {
-  const settings = `${PREPARE_VERSION}|mem=${options.maxMemoryPages ?? 'default'}|abi=${options.abi ?? true}`;
+  const settings = `${PREPARE_VERSION}|mem=${options.maxMemoryPages ?? 'default'}|abi=${options.abi ?? true}|all=${options.everything === true}`;
   return `${hash}-${sha256Hex(new TextEncoder().encode(settings)).slice(0, 16)}`;
 }

@@ -6,6 +6,7 @@ import { ModuleCache } from './module-cache.ts';
 import { ProgramInstance, type ProgramInstanceOptions } from './program-instance.ts';
 import { InstanceError, type CompiledModule } from '../runtime/instance/instance.ts';
 import { SnapshotError, setSha256 } from '../runtime/snapshot/format.ts';
+import { StackMismatch } from '../runtime/instance/portable-stack.ts';
 import { instrumentationOf } from '../runtime/snapshot/instrumentation.ts';
 import { readSnapshot } from '../runtime/snapshot/read.ts';
 import { hasSnapshotSection, writeSnapshot, type Instrumentation } from '../runtime/snapshot/write.ts';
@@ -22,7 +23,7 @@ const instrumentations = new WeakMap<CompiledModule, Promise<Instrumentation>>()
 function instrumentation(compiled: CompiledModule): Promise<Instrumentation> {
   let i = instrumentations.get(compiled);
   if (!i) {
-    i = instrumentationOf(compiled.prepared);
+    i = instrumentationOf(compiled.prepared, compiled.program);
     instrumentations.set(compiled, i);
   }
   return i;
@@ -50,16 +51,16 @@ export interface RestoreOptions extends Omit<ProgramInstanceOptions, 'compiled' 
  */
 export async function restoreInstance(bytes: Uint8Array, options: RestoreOptions): Promise<ProgramInstance> {
   const snapshot = await readSnapshot(bytes);
-  const { cache, maxMemoryPages, abi, ...rest } = options;
+  const { cache, maxMemoryPages, abi, everything: _everything, ...rest } = options;
   const pages = snapshot.state.memory.byteLength / 65536;
-  const compiled = await cache.getForRestore(snapshot.program, pages, { maxMemoryPages, abi });
+  let compiled = await cache.getForRestore(snapshot.program, pages, { maxMemoryPages, abi });
   const pending = snapshot.state.pending;
   if (pending && options.function) {
     throw new InstanceError('ERR_ENTRY_SUSPENDED', 'entry function may not be specified for suspended program');
   }
-  if (pending && pending.stack.byteLength > 0) {
+  if (pending && pending.stack.byteLength > 0 && snapshot.instrumenter) {
     const mine = await instrumentation(compiled);
-    const theirs = snapshot.instrumenter!;
+    const theirs = snapshot.instrumenter;
     if (theirs.version !== mine.version) {
       throw new SnapshotError(
         `snapshot was made by instrumentation ${theirs.version}; this runtime uses ${mine.version}`,
@@ -73,5 +74,24 @@ export async function restoreInstance(bytes: Uint8Array, options: RestoreOptions
       );
     }
   }
-  return new ProgramInstance({ ...rest, function: undefined, compiled, restore: snapshot.state });
+  try {
+    return new ProgramInstance({ ...rest, function: undefined, compiled, restore: snapshot.state });
+  } catch (error) {
+    if (!(error instanceof StackMismatch)) throw stackError(error);
+    // A stack saved elsewhere may stop where this preparation cannot resume
+    // (Gate suspends at any function entry): prepare every function to resume.
+    if (compiled.prepared.info.everything) throw stackError(error);
+    compiled = await cache.getForRestore(snapshot.program, pages, { maxMemoryPages, abi, everything: true });
+    try {
+      return new ProgramInstance({ ...rest, function: undefined, compiled, restore: snapshot.state });
+    } catch (again) {
+      throw stackError(again);
+    }
+  }
+}
+
+/** A stack the program cannot continue from is a bad snapshot, not an internal error. */
+function stackError(error: unknown): unknown {
+  if (error instanceof StackMismatch) return new SnapshotError(error.message, 'ERR_SNAPSHOT_STACK');
+  return error;
 }

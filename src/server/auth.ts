@@ -35,8 +35,6 @@ export interface VerifierOptions {
   local?: boolean;
   /** Unix seconds. */
   now?: () => number;
-  /** Registered scope names, for alias expansion. */
-  scopes?: readonly string[];
 }
 
 /** Failure type, for logs and metrics. */
@@ -59,7 +57,6 @@ export class Verifier {
   private readonly nonces: NonceStore | undefined;
   private readonly local: boolean;
   private readonly now: () => number;
-  private readonly aliases: Map<string, string>;
 
   constructor(options: VerifierOptions) {
     this.audiences = new Set(options.audiences);
@@ -67,7 +64,6 @@ export class Verifier {
     this.nonces = options.nonces;
     this.local = options.local ?? false;
     this.now = options.now ?? (() => Math.floor(Date.now() / 1000));
-    this.aliases = scopeAliases(options.scopes ?? []);
   }
 
   missing(): AuthError {
@@ -171,7 +167,8 @@ export class Verifier {
 
     const tokens = typeof scope === 'string' && scope !== '' ? scope.split(' ') : [];
     if (tokens.length > MAX_SCOPE_TOKENS) throw described('SCOPE_TOO_LARGE', 'scope has too many tokens');
-    return { principal, scope: tokens.map((t) => this.aliases.get(t) ?? t) };
+    // Gate expands aliases of registered scope names here; no service of ours registers one.
+    return { principal, scope: tokens };
   }
 }
 
@@ -217,18 +214,4 @@ function member(obj: Record<string, unknown>, name: string): unknown {
   if (name in obj) return obj[name];
   for (const [k, v] of Object.entries(obj)) if (k.toLowerCase() === name) return v;
   return undefined;
-}
-
-/** Scope aliases: the last word of a registered name, when unambiguous (auth.md §13.2). */
-function scopeAliases(names: readonly string[]): Map<string, string> {
-  const count = new Map<string, number>();
-  const alias = new Map<string, string>();
-  for (const name of names) {
-    const m = /\b([a-z0-9\-._]+)$/.exec(name);
-    if (!m || m[1] === name) continue;
-    count.set(m[1], (count.get(m[1]) ?? 0) + 1);
-    alias.set(m[1], name);
-  }
-  for (const [a, n] of count) if (n > 1) alias.delete(a);
-  return alias;
 }

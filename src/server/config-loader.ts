@@ -9,7 +9,16 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { parse as parseToml, TomlError } from 'smol-toml';
+import { createRequire } from 'node:module';
+
+type SmolToml = typeof import('smol-toml');
+let smolToml: SmolToml | undefined;
+
+/** smol-toml, loaded when first needed: most runs of a command read no file. */
+function toml(): SmolToml {
+  smolToml ??= createRequire(import.meta.url)('smol-toml') as SmolToml;
+  return smolToml;
+}
 
 /** A bad key, value, file or flag; programs print it and exit 2 (as Gate does). */
 export class ConfigError extends Error {
@@ -129,9 +138,9 @@ function setOption(schema: Schema, config: object, assignment: string): void {
 function applyToml(schema: Schema, config: object, text: string, file: string): void {
   let doc: Node;
   try {
-    doc = parseToml(text) as Node;
+    doc = toml().parse(text) as Node;
   } catch (error) {
-    const detail = error instanceof TomlError ? `line ${error.line}, column ${error.column}: ${firstLine(error.message)}` : (error as Error).message;
+    const detail = error instanceof toml().TomlError ? `line ${error.line}, column ${error.column}: ${firstLine(error.message)}` : (error as Error).message;
     throw new ConfigError(`${file}: invalid TOML: ${detail}`);
   }
   const walk = (table: Node, prefix: string) => {
@@ -300,7 +309,7 @@ function convert(spec: KeySpec, value: unknown, fail: (problem: string) => Confi
 /** Option text as a number, with TOML's number syntax (1_000, 0x10, 1e3). */
 function numberFromText(text: string): unknown {
   try {
-    return (parseToml(`v = ${text}`) as Node).v;
+    return (toml().parse(`v = ${text}`) as Node).v;
   } catch {
     return undefined;
   }

@@ -2,8 +2,9 @@
 // engine runs its instances as green threads). The handlers see the same
 // Executor interface as with InProcessExecutor.
 //
-// Preparation (validation and Binaryen instrumentation, up to minutes for a
-// big or hostile program) happens once per program and memory limit, in
+// Preparation (validation and our rewrite, docs/engine.md: linear, but
+// seconds for a module of many megabytes, and what a hostile module asks of
+// it must stay bounded) happens once per program and memory limit, in
 // separate preparer processes that hold no instances, through the on-disk
 // ModuleCache (worker/preparers.ts: deadline, memory cap, fairness between
 // owners). The prepared program goes to the instance processes, which only

@@ -5,9 +5,10 @@ import { body, FUNCREF, functype, I32, section, u32, vec, wasm } from '../../src
 
 /**
  * `copies` functions that each push `depth` results of a call, then add them
- * up: instrumenting them costs Binaryen about 4 s per function at depth
- * 1,000 (and the limit refuses more than 1,024). The callee calls itself, so
- * it can be unwound and every call is instrumented. A nonce makes every
+ * up: the rewrite saves the values live at every call, so their number grows
+ * with the square of the depth (the limits refuse a depth past 1,024, and
+ * more than 65,536 such values plus one per byte). The callee calls itself,
+ * so it can be suspended and every call is instrumented. A nonce makes every
  * module new to the server.
  */
 export function deepStack(depth: number, copies = 1, nonce = Math.floor(Math.random() * 2 ** 31)): Uint8Array {
@@ -29,7 +30,7 @@ export function deepStack(depth: number, copies = 1, nonce = Math.floor(Math.ran
   );
 }
 
-/** `functions` functions of `calls` calls each (2 bytes a call): Binaryen's memory grows by hundreds of MiB a second. */
+/** `functions` functions of `calls` calls each (2 bytes a call): a million take the rewrite seconds and gigabytes. */
 export function manyCalls(calls: number, functions = 1, nonce = Math.floor(Math.random() * 2 ** 31)): Uint8Array {
   const code = new Array<number>(calls * 2 + 1);
   for (let i = 0; i < calls; i++) {

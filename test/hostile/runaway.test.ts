@@ -16,7 +16,7 @@ import { Client, Principal, testCacheDir, wasm } from '../server/helpers.ts';
 import { anonymousCall, callStatus, CoTenant, GateServer, neverSeenHello, SHUTDOWN_WITHIN_MS, waitFor, within } from './harness.ts';
 
 describe('runaway programs against gate-server', () => {
-  it('bulk-operation loops and a loop holding references are stopped by named limits; a co-tenant is not disturbed', async () => {
+  it('bulk-operation loops and a loop holding a reference are stopped by named limits; a co-tenant is not disturbed', async () => {
     const server = await GateServer.start({ config: { 'access.anonymoustimelimit': 3 } });
     try {
       const tenant = await CoTenant.launch(server);
@@ -34,8 +34,7 @@ describe('runaway programs against gate-server', () => {
       assert.deepEqual(fill, timeLimit);
       assert.deepEqual(copy, timeLimit);
       assert.deepEqual(table, timeLimit);
-      assert.equal(ref.state, 'KILLED');
-      assert.match(String(ref.error), /^preemption limit exceeded: the program ran 1000 ms past its time slice/);
+      assert.deepEqual(ref, timeLimit);
       await tenant.assertHealthy();
     } finally {
       await server.assertStopsPromptly();

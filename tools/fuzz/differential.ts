@@ -258,11 +258,11 @@ async function throughSnapshot(
   compiled: CompiledModule,
   events: string[],
 ): Promise<{ instance: Instance; compiled: CompiledModule }> {
-  const file = await writeSnapshot(compiled.program, instance.capture(), await instrumentationOf(compiled.prepared));
+  const file = await writeSnapshot(compiled.program, instance.capture(), await instrumentationOf(compiled.prepared, compiled.program));
   const snapshot = await readSnapshot(file);
   const next = await compile(snapshot.program);
   if (snapshot.instrumenter) {
-    const mine = await instrumentationOf(next.prepared);
+    const mine = await instrumentationOf(next.prepared, next.program);
     if (!mine.codeHash.every((b, i) => b === snapshot.instrumenter!.codeHash[i])) {
       throw new Error('restored program is instrumented differently from the snapshot');
     }

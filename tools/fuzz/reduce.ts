@@ -8,7 +8,7 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { loadBinaryen } from '../../src/runtime/prepare/asyncify.ts';
+import { loadBinaryen } from '../binaryen.ts';
 import { difference, exposeState, newEngine, runEngine, runPlain, type Plan } from './differential.ts';
 
 const here = path.dirname(fileURLToPath(import.meta.url));

@@ -57,7 +57,13 @@ export async function debugCommand(s: Session, id: string, command: string | und
 async function moduleText(s: Session, module: string): Promise<string> {
   const res = await s.client.request({ method: 'GET', path: MODULE_PATH + moduleIdArg(module) });
   const bytes = new Uint8Array(await readAll(res));
-  const { default: binaryen } = await import('binaryen');
+  // Binaryen is a development dependency (it prints WebAssembly text); the runtime does not use it.
+  let binaryen: typeof import('binaryen').default;
+  try {
+    binaryen = (await import('binaryen')).default;
+  } catch {
+    throw new CliError('debug dumptext needs the package binaryen, a development dependency: run npm install in the gate-ts checkout');
+  }
   let wasm: ReturnType<typeof binaryen.readBinary> | undefined;
   try {
     wasm = binaryen.readBinary(bytes);

@@ -3,9 +3,9 @@
 
 import { appendFileSync, readFileSync } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
-import { createInterface } from 'node:readline';
 import { PassThrough } from 'node:stream';
 import { CliError } from '../errors.ts';
+import { copyOutput } from '../output.ts';
 import { INSTANCE_PATH } from '../http-client.ts';
 import type { Session } from '../session.ts';
 import { instanceArg } from './instance.ts';
@@ -51,6 +51,7 @@ export async function replCommand(s: Session, id: string): Promise<void> {
       // no history yet
     }
   }
+  const { createInterface } = await import('node:readline');
   const rl = createInterface({ input: process.stdin, output: process.stdout, prompt: '> ', history, historySize: s.config.repl.historylimit, terminal: process.stdin.isTTY === true });
   const interactive = process.stdin.isTTY === true;
   rl.on('line', (line) => {
@@ -70,15 +71,4 @@ export async function replCommand(s: Session, id: string): Promise<void> {
   }
   rl.close();
   if (interactive) process.stdout.write('\n');
-}
-
-/** Program output to stdout, as it comes; a dropped connection is an error that names the server. */
-export async function copyOutput(res: IncomingMessage, name: string): Promise<void> {
-  try {
-    for await (const chunk of res) {
-      if (!process.stdout.write(chunk as Buffer)) await new Promise((resolve) => process.stdout.once('drain', resolve));
-    }
-  } catch {
-    throw new CliError(`${name} closed the connection before the program's output ended`);
-  }
 }

@@ -5,17 +5,13 @@
 
 import { rmSync } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
-import { debugLogFile } from '../../daemon/debug-logs.ts';
-import { daemonPaths } from '../../daemon/paths.ts';
-import { followFile } from '../debug-follow.ts';
 import { PassThrough } from 'node:stream';
 import { CliError } from '../errors.ts';
 import { INSTANCE_PATH, MODULE_PATH, readAll } from '../http-client.ts';
 import { resolveModuleArg, type ModuleArg } from '../module-arg.ts';
-import { printJSON } from '../output.ts';
+import { copyOutput, printJSON } from '../output.ts';
 import type { Session } from '../session.ts';
 import { exitCodeOf, parseStatus, reportCallEnd, statusText } from '../status.ts';
-import { copyOutput, ioCommand } from './io.ts';
 import { hasModule, uploadBody, uploadModule } from '../transfer.ts';
 
 type Query = Array<[string, string]>;
@@ -52,33 +48,38 @@ export async function callRemote(s: Session, moduleArg: string, fn: string | und
   const m = await resolveModuleArg(moduleArg);
   if (options.debug && !s.local) process.stderr.write('gate: note: servers do not send debug logs; --debug shows them for local calls\n');
   const query: Query = [['action', 'call'], ...entryQuery(s, fn, options.debug, [])];
-  let withInput = true;
-  if (m.kind === 'file') {
-    if (s.config.pin && !s.anonymous) {
-      if (!(await hasModule(s.client, m.id))) await uploadModule(s.client, m.id, m.bytes, s.config.moduletags);
-    } else {
-      withInput = false; // upload+call: the body is the module, the program sees end of input
-    }
-  } else if (m.kind === 'source') {
-    query.push(...pinQuery(s));
-  }
+  // A file is called by its id once the server has it pinned (so standard input can stream in),
+  // unless there is no pinning: then the module goes with the call and the program sees end of input.
+  const withInput = m.kind !== 'file' || (s.config.pin && !s.anonymous);
+  if (m.kind === 'source') query.push(...pinQuery(s));
 
-  const input = withInput ? new PassThrough() : undefined;
-  const res = await s.client.request({
-    method: 'POST',
-    path: modulePath(m),
-    query,
-    trailers: true,
-    auth: !s.anonymous,
-    headers: m.kind === 'file' && !withInput ? { 'Content-Type': 'application/wasm' } : {},
-    body: m.kind === 'file' && !withInput ? uploadBody(m.bytes, 'upload') : input,
-  });
+  let input: PassThrough | undefined;
+  const send = () => {
+    input = withInput ? new PassThrough() : undefined;
+    return s.client.request({
+      method: 'POST',
+      path: modulePath(m),
+      query,
+      trailers: true,
+      auth: !s.anonymous,
+      headers: m.kind === 'file' && !withInput ? { 'Content-Type': 'application/wasm' } : {},
+      body: m.kind === 'file' && !withInput ? uploadBody(m.bytes, 'upload') : input,
+    });
+  };
+  let res: IncomingMessage;
+  try {
+    res = await send();
+  } catch (error) {
+    // The call is tried first (one round trip when the module is known); upload and pin it when not.
+    if (!(m.kind === 'file' && withInput && error instanceof CliError && error.message === 'module not found')) throw error;
+    input?.destroy();
+    await uploadModule(s.client, m.id, m.bytes, s.config.moduletags);
+    res = await send();
+  }
   if (input) process.stdin.pipe(input);
   const instance = headerValue(res, 'gate-instance');
   const stopSuspendKey = instance ? suspendOnQuit(s, instance) : () => {};
-  // The daemon writes debug logs to files (the API has no channel for them).
-  const logFile = options.debug && s.local && instance ? debugLogFile(daemonPaths().runtimeDir, instance) : undefined;
-  const follower = logFile ? followFile(logFile, (chunk) => process.stderr.write(chunk)) : undefined;
+  const { logFile, follower } = options.debug && s.local && instance ? await followDebugLog(instance) : {};
   try {
     await copyOutput(res, s.client.name);
   } finally {
@@ -111,10 +112,10 @@ export async function callPersistent(s: Session, moduleArg: string, fn: string |
   const instance = headerValue(launched, 'gate-instance');
   if (!instance) throw new CliError('server did not name the new instance (no Gate-Instance)');
   const stopSuspendKey = suspendOnQuit(s, instance);
-  const logFile = options.debug && s.local ? debugLogFile(daemonPaths().runtimeDir, instance) : undefined;
-  const follower = logFile ? followFile(logFile, (chunk) => process.stderr.write(chunk)) : undefined;
+  const { follower } = options.debug && s.local ? await followDebugLog(instance) : {};
   let status;
   try {
+    const { ioCommand } = await import('./io.ts');
     await ioCommand(s, instance).catch((error: unknown) => {
       // A program that ends (or suspends) without accepting a connection has no io to join.
       if (!(error instanceof CliError && error.message.includes('is not running'))) throw error;
@@ -133,6 +134,20 @@ export async function callPersistent(s: Session, moduleArg: string, fn: string |
     process.stderr.write("gate: no call stack: reading a program's call stack (debug bt) is not supported yet\n");
   }
   return code;
+}
+
+/**
+ * The daemon writes each instance's debug log to a file (the API has no
+ * channel for it); this copies what it writes to stderr while the call runs.
+ */
+async function followDebugLog(instance: string) {
+  const [{ debugLogFile }, { daemonPaths }, { followFile }] = await Promise.all([
+    import('../../daemon/debug-logs.ts'),
+    import('../../daemon/paths.ts'),
+    import('../debug-follow.ts'),
+  ]);
+  const logFile = debugLogFile(daemonPaths().runtimeDir, instance);
+  return { logFile, follower: followFile(logFile, (chunk) => process.stderr.write(chunk)) };
 }
 
 /** Ctrl-\ (SIGQUIT) while a call runs suspends it, as in Gate. */

@@ -1,7 +1,7 @@
 // The interface between the ABI functions (what a program imports) and the
 // instance that runs them. The ABI layer implements Gate's import semantics
 // on top of it; the instance layer implements it with real memory, clocks,
-// packet buffers and Asyncify.
+// packet buffers and stack machinery.
 
 import type { Cause } from '../instance/status.ts';
 

@@ -217,7 +217,7 @@ export function checkImports(imports: readonly ModuleImport[]): void {
   }
 }
 
-/** Whether an import may unwind the stack (wait or ABI deficiency), so Asyncify must instrument calls to it. */
+/** Whether an import may take the stack down (wait or ABI deficiency), so calls to it must be resumable. */
 export function isBlockingImport(module: string, field: string): boolean {
   let r: ResolvedImport;
   try {

@@ -58,7 +58,8 @@ const caller = wasm(
 /**
  * outer(n) calls holder(n) three times and sums; holder keeps a funcref local
  * while it loops n times calling inc, a function with a loop of its own.
- * Asyncify cannot unwind holder, so suspensions happen only in outer.
+ * The funcref local is saved in the stack module's reference table when
+ * holder is suspended.
  */
 const holding = wasm(
   section(1, vec([functype([I32], [I32])])),
@@ -162,7 +163,7 @@ test('a suspended call continues in a fresh instance restored from a snapshot', 
   let status = await instance.run({ function: 'sum', args: [1000] });
   let restores = 0;
   while (status.state === State.SUSPENDED) {
-    const file = await writeSnapshot(compiled.program, instance.capture(), await instrumentationOf(compiled.prepared));
+    const file = await writeSnapshot(compiled.program, instance.capture(), await instrumentationOf(compiled.prepared, compiled.program));
     const snapshot = await readSnapshot(file);
     instance = embedded(await compile(snapshot.program), {}, snapshot.state);
     restores++;
@@ -183,20 +184,17 @@ test('an export called from another instance runs to its end: only the running i
   assert.equal(a.currentStatus.state, State.HALTED);
 });
 
-test('a function that holds references runs without unwinding; the calls around it still suspend', async () => {
+test('a function that holds references is suspended inside too, its references kept', async () => {
   const instance = await ready(await compile(holding));
-  const noUnwind = instance.exports['gate_engine.nounwind'] as WebAssembly.Global;
-  assert.ok(noUnwind instanceof WebAssembly.Global);
   instance.suspendAfterFuel(instance.fuelConsumed + 5);
   let status = await instance.run({ function: 'outer', args: [200] });
   let suspensions = 0;
   while (status.state === State.SUSPENDED) {
     suspensions++;
-    assert.equal(noUnwind.value, 0);
     instance.suspendAfterFuel(instance.fuelConsumed + 5);
     status = await instance.run({ args: [0] });
   }
   assert.equal(instance.returned, 3 * 201);
-  assert.ok(suspensions >= 1, `${suspensions} suspensions`);
-  assert.equal(noUnwind.value, 0);
+  // Every few units of fuel: inside holder's loop too, where the funcref is live.
+  assert.ok(suspensions > 100, `${suspensions} suspensions`);
 });

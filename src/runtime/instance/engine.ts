@@ -1,12 +1,12 @@
 // One engine per thread: it runs its instances as green threads. An instance
-// runs for a time slice, then unwinds (Asyncify) so that the event loop can
-// deliver I/O and other instances get their turn. All instances share one
-// Asyncify memory: only the running one uses it, and an unwound stack is
-// copied out to the instance.
+// runs for a time slice, then its stack is taken down so that the event loop
+// can deliver I/O and other instances get their turn. All instances share one
+// place to take stacks down into (the stack module): only the running one
+// uses it, and a saved stack is copied out to the instance.
+
+import { instantiateStackModule, type StackModuleExports } from './stack-module.ts';
 
 export interface EngineOptions {
-  /** Size of the shared Asyncify memory in 64 KiB pages (the deepest stack an unwind can save). */
-  asyncifyPages?: number;
   /** Length of a time slice in milliseconds. */
   sliceMs?: number;
   /** Run fn soon, after pending I/O (a macrotask). */
@@ -27,7 +27,6 @@ export interface Runnable {
   step(deadline: number): void;
 }
 
-export const DEFAULT_ASYNCIFY_PAGES = 256;
 const DEFAULT_SLICE_MS = 5;
 
 function defaultSchedule(): (fn: () => void) => void {
@@ -45,8 +44,7 @@ function defaultSchedule(): (fn: () => void) => void {
 }
 
 export class Engine {
-  readonly asyncifyMemory: WebAssembly.Memory;
-  readonly asyncifyPages: number;
+  private stacks: StackModuleExports | undefined;
   readonly now: () => number;
   private readonly sliceMs: number;
   private readonly schedule: (fn: () => void) => void;
@@ -55,12 +53,16 @@ export class Engine {
   private scheduled = false;
 
   constructor(options: EngineOptions = {}) {
-    this.asyncifyPages = options.asyncifyPages ?? DEFAULT_ASYNCIFY_PAGES;
-    this.asyncifyMemory = new WebAssembly.Memory({ initial: this.asyncifyPages, maximum: this.asyncifyPages });
     this.sliceMs = options.sliceMs ?? DEFAULT_SLICE_MS;
     this.schedule = options.schedule ?? defaultSchedule();
     this.now = options.now ?? (() => performance.now());
     this.onSlice = options.onSlice;
+  }
+
+  /** The stack module shared by this engine's instances prepared by our rewrite (made on first use). */
+  get stackModule(): StackModuleExports {
+    this.stacks ??= instantiateStackModule();
+    return this.stacks;
   }
 
   /** Number of instances waiting for a slice. */

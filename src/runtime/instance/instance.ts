@@ -1,28 +1,22 @@
 // A program instance: its memory, its packet channel, and the state machine of
 // its runs (start or resume until halt, exit, trap, suspension or kill). The
-// engine gives it time slices; between slices its wasm stack is unwound into
-// a byte buffer by Asyncify, so a waiting or preempted instance holds no
-// thread and can be suspended at once.
+// engine gives it time slices; between slices its wasm stack is taken down
+// (stack-machinery.ts), so a waiting or preempted instance holds no thread
+// and can be suspended at once.
 
 import type { AbiHost, WaitOutcome, WaitRequest } from '../abi/host.ts';
 import { createImports, isBlockingImport } from '../abi/imports.ts';
 import { resolutionFor } from '../abi/time.ts';
 import type { PreparedModule } from '../prepare/prepared.ts';
-import {
-  ASYNCIFY_MEMORY_IMPORT,
-  ENGINE_MODULE,
-  FUEL_EXPORT,
-  GLOBAL_EXPORT_PREFIX,
-  MEMORY_IMPORT,
-  NO_UNWIND_EXPORT,
-  START_EXPORT,
-  TICK_IMPORT,
-} from '../prepare/names.ts';
+import { ENGINE_MODULE, FUEL_EXPORT, GLOBAL_EXPORT_PREFIX, MEMORY_IMPORT, START_EXPORT } from '../prepare/names.ts';
 import type { ServiceContext, ServiceRegistry } from '../service/service.ts';
 import { PacketChannel, type ChannelState } from './channel.ts';
 import type { Engine } from './engine.ts';
 import { AbiViolation, Exit, Trap } from './errors.ts';
-import { Cause, State, type Limit, type Status } from './status.ts';
+import { FuelMeter, LimitExceeded } from './fuel-meter.ts';
+import { argumentValue, PortableStack, type PortableSaved, type SavedArgument, type TickHost } from './portable-stack.ts';
+import { portableFromSnapshot, portableForSnapshot, entryParamTypes } from './stack-frames.ts';
+import { Cause, State, type Status } from './status.ts';
 import { trapCause } from './trap.ts';
 import type { GlobalValue, InstanceState } from '../snapshot/state.ts';
 
@@ -68,6 +62,11 @@ export interface InstanceOptions {
   imports?: WebAssembly.Imports;
   /** How an entry function is called in embedder mode; default `fn(...args)`. */
   invoke?: (fn: (...args: unknown[]) => unknown, args: readonly unknown[]) => unknown;
+  /**
+   * Embedder mode with `invoke`: the arguments `invoke` takes, from those
+   * saved with a suspended call (which its stack restores; see SavedArgument).
+   */
+  savedArguments?: (saved: readonly SavedArgument[]) => unknown[];
 }
 
 /** Bad input from whoever launched the instance (not the program's fault). */
@@ -80,41 +79,27 @@ export class InstanceError extends Error {
   }
 }
 
-/** A kill request ended a run that could not be unwound. */
-class Killed extends Error {}
-
-/** A resource limit ended the run. */
-class LimitExceeded extends Error {
-  readonly limit: Limit;
-  constructor(limit: Limit, message: string) {
-    super(message);
-    this.limit = limit;
-  }
-}
-
 type Phase = 'start' | 'entry';
 type UnwindReason = 'preempt' | 'wait' | 'deficiency';
 
-interface AsyncifyExports {
-  asyncify_start_unwind(addr: number): void;
-  asyncify_stop_unwind(): void;
-  asyncify_start_rewind(addr: number): void;
-  asyncify_stop_rewind(): void;
-  asyncify_get_state(): number;
-}
-
-const ASYNCIFY_UNWINDING = 1;
-const ASYNCIFY_REWINDING = 2;
-/** Fuel granted per tick: about a millisecond of work, so the slice clock is read often enough. */
-const FUEL_GRANT = 1_000_000;
-/** Fuel granted by a tick that cannot unwind (see NO_UNWIND_EXPORT): the next chance comes soon. */
-const NO_UNWIND_GRANT = 10_000;
 /**
- * How long past the end of its slice a program may run inside a function
- * that holds references (and so cannot be unwound) before it is killed: it
- * holds the whole thread meanwhile. Compiled C and Rust never hold references.
+ * Where a run is. Between runs the instance is `stopped` and `status` says
+ * how the last run ended.
  */
-export const PREEMPTION_LIMIT_MS = 1000;
+type RunState =
+  | { kind: 'stopped' }
+  /** Waiting for a slice. */
+  | { kind: 'queued' }
+  /** Its code is on this thread's stack. */
+  | { kind: 'executing' }
+  /** Blocked in a wait: holds no slice until the channel is ready or the timer fires. */
+  | { kind: 'parked'; wait: WaitRequest; timer: ReturnType<typeof setTimeout> | undefined }
+  /** Stopped; services are saving their state before the run is over. */
+  | { kind: 'closing' };
+
+/** A request to stop a run, strongest last: an error beats a kill, a kill beats a suspension. */
+type StopRequest = { kind: 'suspend' } | { kind: 'kill' } | { kind: 'abort'; error: Error };
+
 const RANDOM_POOL_SIZE = 16;
 const NS_PER_MS = 1_000_000n;
 
@@ -125,59 +110,46 @@ function defaultClock(): { realtime(): bigint; monotonic(): bigint } {
   };
 }
 
-export class Instance {
+export class Instance implements TickHost {
   private readonly engine: Engine;
   private readonly compiled: CompiledModule;
   private readonly services: () => ServiceRegistry;
   private readonly context: ServiceContext;
   private readonly debugSink: ((chunk: Uint8Array) => void) | undefined;
   private readonly resolution: bigint;
-  private readonly fuelLimit: number;
-  private readonly timeLimit: number;
   private readonly clock: { realtime(): bigint; monotonic(): bigint };
   private readonly fillRandom: (buffer: Uint8Array) => void;
   private readonly embedderImports: WebAssembly.Imports | undefined;
   private readonly invokeEntry: ((fn: (...args: unknown[]) => unknown, args: readonly unknown[]) => unknown) | undefined;
+  private readonly savedArguments: ((saved: readonly SavedArgument[]) => unknown[]) | undefined;
+  private readonly machinery: PortableStack;
+  private readonly meter: FuelMeter;
   private entryArgs: readonly unknown[] = [];
   private returnValue: unknown;
 
   private memory!: WebAssembly.Memory;
   private instance: WebAssembly.Instance | undefined;
-  private asyncify: AsyncifyExports | undefined;
-  private fuel: WebAssembly.Global | undefined;
-  /** How many functions that Asyncify cannot unwind are on the stack (absent when the program has none). */
-  private noUnwind: WebAssembly.Global | undefined;
 
   // Program state that survives between runs.
   private entry: string | undefined;
   private phase: Phase = 'start';
-  private stack: Uint8Array | undefined; // saved Asyncify data while unwound
-  private waitMemo: bigint[] | undefined; // the program is unwound inside a wait
+  /** The stack taken down while the program is suspended inside a phase. */
+  private saved: PortableSaved | undefined;
+  private waitMemo: bigint[] | undefined; // the program was stopped inside a wait
   private channelState: ChannelState = { services: [], input: new Uint8Array(0), output: new Uint8Array(0) };
   private monotonicSaved = 0n; // instance monotonic clock at the end of the last run
-  private fuelUsed = 0;
-  private timeUsed = 0;
   private status: Status = { state: State.SUSPENDED, cause: Cause.NORMAL, result: 0 };
   private stuck: Status | undefined; // a stop that a resume cannot get past
 
-  // Per-run state.
-  private running = false; // a run is in progress
-  private closing = false; // the run has stopped; services are saving their state
-  private executing = false; // wasm is on the stack right now
+  // The run in progress.
+  private state: RunState = { kind: 'stopped' };
+  private stop: StopRequest | undefined;
   private channel: PacketChannel | undefined;
-  private rewinding = false;
   private unwindReason: UnwindReason | undefined;
   private waitRequest: WaitRequest | undefined;
   private waitOutcome: WaitOutcome | undefined;
-  private waitTimer: ReturnType<typeof setTimeout> | undefined;
-  private parked = false;
-  private suspendRequested = false;
-  private killRequested = false;
-  private abortError: Error | undefined;
   private sliceDeadline = 0;
-  private suspendAt = Infinity;
   private stepBegan = 0;
-  private fuelGranted = 0;
   private randomPool = new Uint8Array(0);
   private resumedFlag = false;
   private monotonicBase = 0n;
@@ -193,21 +165,28 @@ export class Instance {
     this.context = options.context;
     this.debugSink = options.debug;
     this.resolution = resolutionFor(options.timeResolution ?? 10_000_000);
-    this.fuelLimit = options.fuelLimit ?? Infinity;
-    this.timeLimit = options.timeLimit ?? Infinity;
     this.clock = options.clock ?? defaultClock();
     this.fillRandom = options.random ?? ((b) => crypto.getRandomValues(b as Uint8Array<ArrayBuffer>));
     this.embedderImports = options.imports;
     this.invokeEntry = options.invoke;
-    const { initial, maximum } = this.compiled.prepared.info.memory;
+    this.savedArguments = options.savedArguments;
+    const info = this.compiled.prepared.info;
+    this.machinery = new PortableStack(this.engine.stackModule, info.imports.filter((i) => i.kind === 'func').length, info.rewindTable);
+    this.meter = new FuelMeter({
+      fuelLimit: options.fuelLimit,
+      timeLimit: options.timeLimit,
+      fuelUsed: options.restore?.fuelUsed,
+      timeUsed: options.restore?.timeUsed,
+    });
+    const { initial, maximum } = info.memory;
     this.abi = this.makeAbiHost();
     if (options.restore) {
       this.memory = this.restoreState(options.restore, maximum);
       return;
     }
     // In embedder mode there is no default entry (no _start convention).
-    this.entry = this.embedderImports ? options.function || undefined : resolveEntry(this.compiled.prepared.info.entries, options.function);
-    if (!this.compiled.prepared.info.hasStart) this.phase = 'entry';
+    this.entry = this.embedderImports ? options.function || undefined : resolveEntry(info.entries, options.function);
+    if (!info.hasStart) this.phase = 'entry';
     this.memory = new WebAssembly.Memory(maximum === null ? { initial } : { initial, maximum });
   }
 
@@ -224,20 +203,19 @@ export class Instance {
     this.status = { ...state.status };
     this.channelState = state.channel;
     this.monotonicSaved = state.monotonic;
-    this.fuelUsed = state.fuelUsed;
-    this.timeUsed = state.timeUsed;
     if (state.status.cause === Cause.CALL_STACK_EXHAUSTED && !this.embedderImports) this.stuck = { ...state.status };
     const pending = state.pending;
+    const info = this.compiled.prepared.info;
     if (pending) {
-      if (pending.entry !== undefined && !this.embedderImports && !this.compiled.prepared.info.entries.includes(pending.entry)) {
+      if (pending.entry !== undefined && !this.embedderImports && !info.entries.includes(pending.entry)) {
         throw new InstanceError('ERR_ENTRY_NOT_FOUND', `snapshot entry function ${pending.entry} is not exported`);
       }
-      if (pending.phase === 'start' && !this.compiled.prepared.info.hasStart) {
+      if (pending.phase === 'start' && !info.hasStart) {
         throw new InstanceError('ERR_SNAPSHOT_STATE', 'snapshot is in a start function the program does not have');
       }
       this.phase = pending.phase;
       this.entry = pending.entry;
-      this.stack = pending.stack.byteLength > 0 ? pending.stack.slice() : undefined;
+      if (pending.stack.byteLength > 0) this.saved = portableFromSnapshot(this.compiled, pending.stack);
       this.waitMemo = pending.waitMemo;
     } else {
       this.phase = 'entry';
@@ -281,6 +259,15 @@ export class Instance {
     return g;
   }
 
+  private get running(): boolean {
+    return this.state.kind !== 'stopped';
+  }
+
+  /** Whether a slice is running (TickHost). */
+  get executing(): boolean {
+    return this.state.kind === 'executing';
+  }
+
   /** Everything needed to continue this instance elsewhere. Only between runs. */
   capture(): InstanceState {
     if (this.running) throw new InstanceError('ERR_INSTANCE_RUNNING', 'instance is running');
@@ -294,11 +281,12 @@ export class Instance {
       globals,
       channel: this.channelState,
       monotonic: this.monotonicSaved,
-      fuelUsed: this.fuelUsed,
-      timeUsed: this.timeUsed,
+      fuelUsed: this.meter.fuelUsed,
+      timeUsed: this.meter.timeUsed,
     };
     if (this.status.state === State.SUSPENDED) {
-      state.pending = { phase: this.phase, entry: this.entry, stack: this.stack ?? new Uint8Array(0) };
+      const stack = this.saved === undefined ? new Uint8Array(0) : portableForSnapshot(this.compiled, this.saved, this.phase, this.entry);
+      state.pending = { phase: this.phase, entry: this.entry, stack };
       if (this.waitMemo) state.pending.waitMemo = this.waitMemo;
     }
     return state;
@@ -311,14 +299,13 @@ export class Instance {
 
   /** Fuel the program has used in all its runs. */
   get fuelConsumed(): number {
-    return this.fuelUsed + (this.executing ? this.fuelGranted - this.fuelValue() : 0);
+    return this.meter.consumed;
   }
 
   /**
    * Start the first run, or resume a suspended or halted instance. Resolves when the run stops.
    * `args` (embedder mode) are the entry function's arguments; when a suspended call is
-   * resumed they are passed again while its stack is rewound, which restores the real
-   * values, so any values of the right types do.
+   * resumed the saved ones are used.
    */
   run(options: { function?: string; args?: readonly unknown[] } = {}): Promise<Status> {
     if (this.running) throw new InstanceError('ERR_INSTANCE_RUNNING', 'instance is running');
@@ -354,8 +341,7 @@ export class Instance {
   /** Ask a running instance to suspend at its next opportunity (within a time slice). */
   suspend(): void {
     if (!this.running) return;
-    this.suspendRequested = true;
-    if (!this.executing) this.stopIdle();
+    this.request({ kind: 'suspend' });
   }
 
   /**
@@ -363,7 +349,7 @@ export class Instance {
    * in all (deterministic suspension points, for tests and debugging).
    */
   suspendAfterFuel(fuel: number): void {
-    this.suspendAt = fuel;
+    this.meter.suspendAt = fuel;
   }
 
   /** Kill the instance: final state KILLED. */
@@ -374,8 +360,7 @@ export class Instance {
       }
       return;
     }
-    this.killRequested = true;
-    if (!this.executing) this.stopIdle();
+    this.request({ kind: 'kill' });
   }
 
   /** Origin and other services need the run's channel only through services; exposed for the host's bookkeeping. */
@@ -383,11 +368,15 @@ export class Instance {
     return this.channel?.pending ?? 0;
   }
 
+  private request(r: StopRequest): void {
+    const rank = { suspend: 0, kill: 1, abort: 2 };
+    if (!this.stop || rank[r.kind] > rank[this.stop.kind]) this.stop = r;
+    if (!this.executing) this.stopIdle();
+  }
+
   private beginRun(): void {
-    this.running = true;
-    this.suspendRequested = false;
-    this.killRequested = false;
-    this.abortError = undefined;
+    this.state = { kind: 'queued' };
+    this.stop = undefined;
     this.resumedFlag = true;
     this.randomPool = new Uint8Array(RANDOM_POOL_SIZE);
     this.fillRandom(this.randomPool);
@@ -428,51 +417,45 @@ export class Instance {
 
   /** Engine entry point: run one slice. */
   step(deadline: number): void {
-    if (!this.running) return;
-    if (this.killRequested || this.suspendRequested || this.abortError) {
+    if (this.state.kind !== 'queued') return;
+    if (this.stop) {
       this.stopIdle();
       return;
     }
     this.sliceDeadline = deadline;
     this.stepBegan = this.engine.now();
-    this.executing = true;
-    let failure: unknown;
-    let failed = false;
+    this.state = { kind: 'executing' };
+    let thrown: unknown;
+    let threw = false;
     try {
       this.instantiate();
       this.callPhase();
     } catch (error) {
-      failed = true;
-      failure = error;
+      threw = true;
+      thrown = error;
     }
-    this.executing = false;
-    this.timeUsed += this.engine.now() - this.stepBegan;
-    this.absorbFuel();
-    if (failed) {
-      const status = this.errorStatus(failure);
-      this.resetAsyncify();
+    this.state = { kind: 'queued' };
+    this.meter.timeUsed += this.engine.now() - this.stepBegan;
+    this.meter.absorb();
+    let saved: PortableSaved | undefined;
+    if (threw && thrown instanceof WebAssembly.Exception) saved = this.machinery.unwound(thrown);
+    if (saved !== undefined) {
+      this.saved = saved;
+      const reason = this.unwindReason;
+      this.unwindReason = undefined;
+      if (reason === 'deficiency') this.finish({ state: State.SUSPENDED, cause: Cause.ABI_DEFICIENCY, result: 0 });
+      else if (this.stop) this.stopIdle();
+      else if (reason === 'wait') this.park();
+      else this.engine.enqueue(this);
+      return;
+    }
+    if (threw) {
+      const status = this.errorStatus(thrown);
+      this.machinery.reset();
       this.finish(status);
       if (this.embedderImports && this.phase === 'entry' && status.cause !== Cause.NORMAL && status.cause !== Cause.INTERNAL) {
         // Embedder mode: the trap ended the call; the instance stays callable.
         this.status = { state: State.HALTED, cause: Cause.NORMAL, result: 0 };
-      }
-      return;
-    }
-
-    const asyncify = this.asyncify!;
-    if (asyncify.asyncify_get_state() === ASYNCIFY_UNWINDING) {
-      asyncify.asyncify_stop_unwind();
-      this.saveStack();
-      const reason = this.unwindReason;
-      this.unwindReason = undefined;
-      if (reason === 'deficiency') {
-        this.finish({ state: State.SUSPENDED, cause: Cause.ABI_DEFICIENCY, result: 0 });
-      } else if (this.abortError || this.killRequested || this.suspendRequested) {
-        this.stopIdle();
-      } else if (reason === 'wait') {
-        this.park();
-      } else {
-        this.engine.enqueue(this);
       }
       return;
     }
@@ -489,169 +472,84 @@ export class Instance {
 
   private instantiate(): void {
     if (this.instance) return;
-    if (this.embedderImports) {
-      this.instance = new WebAssembly.Instance(this.compiled.module, {
-        ...this.embedderImports,
-        [ENGINE_MODULE]: this.engineImports(),
-      });
-      this.asyncify = this.instance.exports as unknown as AsyncifyExports;
-      this.fuel = this.instance.exports[FUEL_EXPORT] as WebAssembly.Global;
-      this.noUnwind = this.instance.exports[NO_UNWIND_EXPORT] as WebAssembly.Global | undefined;
-      return;
-    }
-    const imports = createImports(this.abi, this.compiled.prepared.info.imports) as Record<
-      string,
-      Record<string, WebAssembly.ImportValue>
-    >;
-    // Imports that may unwind are re-entered when the stack is rewound; stop
-    // the rewind before running them again.
-    for (const imp of this.compiled.prepared.info.imports) {
-      if (imp.kind !== 'func' || !isBlockingImport(imp.module, imp.field)) continue;
-      const fn = imports[imp.module][imp.field] as (...args: unknown[]) => unknown;
-      imports[imp.module][imp.field] = (...args: unknown[]) => {
-        this.endRewind();
-        return fn(...args);
-      };
-    }
-    imports[ENGINE_MODULE] = this.engineImports();
-    this.instance = new WebAssembly.Instance(this.compiled.module, imports);
-    this.asyncify = this.instance.exports as unknown as AsyncifyExports;
-    this.fuel = this.instance.exports[FUEL_EXPORT] as WebAssembly.Global;
-    this.noUnwind = this.instance.exports[NO_UNWIND_EXPORT] as WebAssembly.Global | undefined;
-  }
-
-  private engineImports(): Record<string, WebAssembly.ImportValue> {
-    return {
-      [TICK_IMPORT]: () => this.tick(),
+    const info = this.compiled.prepared.info;
+    const engineImports: Record<string, WebAssembly.ImportValue> = {
+      ...this.machinery.imports(this),
       [MEMORY_IMPORT]: this.memory,
-      [ASYNCIFY_MEMORY_IMPORT]: this.engine.asyncifyMemory,
     };
+    let imports: Record<string, Record<string, WebAssembly.ImportValue>>;
+    if (this.embedderImports) {
+      imports = { ...(this.embedderImports as Record<string, Record<string, WebAssembly.ImportValue>>) };
+    } else {
+      imports = createImports(this.abi, info.imports) as Record<string, Record<string, WebAssembly.ImportValue>>;
+      // Imports that may take the stack down are called again on the way back up.
+      let index = 0;
+      for (const imp of info.imports) {
+        if (imp.kind !== 'func') continue;
+        if (isBlockingImport(imp.module, imp.field)) {
+          const fn = imports[imp.module][imp.field] as (...args: unknown[]) => unknown;
+          imports[imp.module] = { ...imports[imp.module], [imp.field]: this.machinery.wrap(index, imp.params ?? [], fn) };
+        }
+        index++;
+      }
+    }
+    imports[ENGINE_MODULE] = engineImports;
+    this.instance = new WebAssembly.Instance(this.compiled.module, imports);
+    this.machinery.bind(this.instance.exports);
+    this.meter.bind(this.instance.exports[FUEL_EXPORT] as WebAssembly.Global | undefined);
   }
 
   private callPhase(): void {
     const name = this.phase === 'start' ? START_EXPORT : this.entry!;
     const fn = this.instance!.exports[name] as (...args: unknown[]) => unknown;
-    if (this.stack) {
-      this.loadStack();
-      this.rewinding = true;
-      this.asyncify!.asyncify_start_rewind(0);
-    } else if (this.noUnwind) {
-      // A fresh call; a trap may have left the count up.
-      this.noUnwind.value = 0;
+    let args = this.phase === 'start' ? [] : this.entryArgs;
+    const saved = this.saved;
+    if (saved !== undefined) {
+      this.saved = undefined;
+      const types = this.phase === 'start' || !this.embedderImports ? [] : entryParamTypes(this.compiled, name);
+      const savedArgs = this.machinery.rewind(saved, types);
+      if (savedArgs && savedArgs.length > 0) args = this.savedArguments ? this.savedArguments(savedArgs) : savedArgs.map(argumentValue);
+      this.meter.suspendCounting(-1);
+    } else {
+      const cost = this.compiled.prepared.info.costs[name];
+      if (cost) this.meter.charge(cost);
+      this.meter.grant();
     }
-    this.grantFuel();
     if (this.phase === 'start') fn();
-    else if (this.invokeEntry) this.returnValue = this.invokeEntry(fn, this.entryArgs);
-    else this.returnValue = fn(...this.entryArgs);
+    else if (this.invokeEntry) this.returnValue = this.invokeEntry(fn, args);
+    else this.returnValue = fn(...args);
   }
 
-  private endRewind(): void {
-    if (this.rewinding) {
-      this.rewinding = false;
-      this.asyncify!.asyncify_stop_rewind();
-    }
-  }
-
-  private fuelValue(): number {
-    return this.fuel ? (this.fuel.value as number) : 0;
-  }
-
-  private grantFuel(): void {
-    // A grant never runs past the fuel limit or a requested suspension point.
-    const grant = Math.max(0, Math.min(FUEL_GRANT, this.fuelLimit - this.fuelUsed, this.suspendAt - this.fuelUsed));
-    this.fuelGranted = grant;
-    this.fuel!.value = grant;
-  }
-
-  /** Move fuel spent since the last grant to the total. */
-  private absorbFuel(): void {
-    if (!this.fuel) return;
-    this.fuelUsed += this.fuelGranted - this.fuelValue();
-    this.fuelGranted = 0;
-    this.fuel.value = 0;
-  }
-
-  /** The program ran out of fuel: decide whether it goes on. */
-  private tick(): number {
-    if (!this.executing) {
-      // Entered from outside a run (another instance calling an export, in
-      // embedder mode): there is no run to suspend, so the call just goes on.
-      return FUEL_GRANT;
-    }
-    if (this.rewinding) {
-      this.endRewind();
-      this.grantFuel();
-      return this.fuelGranted;
-    }
-    this.absorbFuel();
-    if (this.abortError) throw this.abortError;
-    if (this.fuelUsed >= this.fuelLimit) {
-      throw new LimitExceeded('fuel', `fuel limit exceeded: ${this.fuelLimit}`);
-    }
+  /** TickHost: fuel ran out. Decide whether the program goes on. */
+  onTick(): number | 'unwind' {
+    const meter = this.meter;
+    meter.absorb();
+    if (this.stop?.kind === 'abort') throw this.stop.error;
     const now = this.engine.now();
-    if (this.timeUsed + (now - this.stepBegan) >= this.timeLimit) {
-      throw new LimitExceeded('time', `time limit exceeded: ${this.timeLimit} ms`);
+    if (meter.checkLimits(now - this.stepBegan)) this.request({ kind: 'suspend' });
+    if (now >= this.sliceDeadline || this.stop) {
+      this.unwindReason = 'preempt';
+      return 'unwind';
     }
-    if (this.fuelUsed >= this.suspendAt) {
-      this.suspendAt = Infinity;
-      this.suspendRequested = true;
-    }
-    if (now >= this.sliceDeadline || this.suspendRequested || this.killRequested) {
-      if (!this.canUnwind()) {
-        // Inside a function that holds references: no unwinding until it
-        // returns, so check again soon. A kill needs no stack; a program that
-        // keeps the thread too long past its slice ends.
-        if (this.killRequested) throw new Killed();
-        if (now - this.sliceDeadline > PREEMPTION_LIMIT_MS) {
-          throw new LimitExceeded('preemption', `preemption limit exceeded: the program ran ${PREEMPTION_LIMIT_MS} ms past its time slice inside a function that holds references, where it cannot be suspended`);
-        }
-        this.fuelGranted = Math.max(1, Math.min(NO_UNWIND_GRANT, this.fuelLimit - this.fuelUsed));
-        this.fuel!.value = this.fuelGranted;
-        return this.fuelGranted;
-      }
-      this.startUnwind('preempt');
-      return 0;
-    }
-    this.grantFuel();
-    return this.fuelGranted;
+    return meter.grant();
   }
 
-  private startUnwind(reason: UnwindReason): void {
-    const view = new DataView(this.engine.asyncifyMemory.buffer);
-    view.setUint32(0, 8, true);
-    view.setUint32(4, this.engine.asyncifyMemory.buffer.byteLength, true);
-    this.unwindReason = reason;
-    this.asyncify!.asyncify_start_unwind(0);
-  }
-
-  private saveStack(): void {
-    const buffer = this.engine.asyncifyMemory.buffer;
-    const end = new DataView(buffer).getUint32(0, true);
-    this.stack = new Uint8Array(buffer, 8, end - 8).slice();
-  }
-
-  private loadStack(): void {
-    const buffer = this.engine.asyncifyMemory.buffer;
-    const stack = this.stack!;
-    new Uint8Array(buffer).set(stack, 8);
-    const view = new DataView(buffer);
-    // Rewinding reads the buffer backwards from where the unwind left it.
-    view.setUint32(0, 8 + stack.byteLength, true);
-    view.setUint32(4, buffer.byteLength, true);
-    this.stack = undefined;
+  /** TickHost: the stack is back up. */
+  onRewound(): number {
+    return this.meter.grant();
   }
 
   /** Waiting for I/O or a timer: hold no slice until something happens. */
   private park(): void {
-    this.parked = true;
-    const req = this.waitRequest!;
-    if (this.isReady(req)) {
+    const wait = this.waitRequest!;
+    this.state = { kind: 'parked', wait, timer: undefined };
+    if (this.isReady(wait)) {
       this.wake();
       return;
     }
-    if (req.timeout !== null) {
-      const ms = Number(req.timeout / NS_PER_MS);
-      this.waitTimer = setTimeout(() => this.wake(true), Math.max(0, ms));
+    if (wait.timeout !== null) {
+      const ms = Number(wait.timeout / NS_PER_MS);
+      this.state.timer = setTimeout(() => this.wake(true), Math.max(0, ms));
     }
   }
 
@@ -661,56 +559,41 @@ export class Instance {
 
   /** Readiness may have changed (or the wait timed out): resume a parked program. */
   private wake(timedOut = false): void {
-    if (!this.parked || this.executing) return;
-    const req = this.waitRequest!;
+    const s = this.state;
+    if (s.kind !== 'parked') return;
+    const req = s.wait;
     if (!timedOut && !this.isReady(req)) return;
-    this.parked = false;
-    if (this.waitTimer !== undefined) clearTimeout(this.waitTimer);
-    this.waitTimer = undefined;
+    if (s.timer !== undefined) clearTimeout(s.timer);
     this.waitOutcome = {
       readable: req.readable && this.channel!.readable(),
       writable: req.writable && this.channel!.writable(),
       memo: req.memo ?? [],
     };
     this.waitRequest = undefined;
+    this.state = { kind: 'queued' };
     this.engine.enqueue(this);
   }
 
   private abort(error: Error): void {
     if (!this.running) return;
-    this.abortError ??= error;
-    if (!this.executing) this.stopIdle();
+    this.request({ kind: 'abort', error });
   }
 
   /** Stop a run that is not executing wasm right now: its stack (if any) is already saved. */
   private stopIdle(): void {
-    if (!this.running || this.executing) return;
+    const s = this.state;
+    if (s.kind === 'stopped' || s.kind === 'executing' || s.kind === 'closing') return;
     this.engine.dequeue(this);
-    if (this.parked && this.waitRequest) {
+    if (s.kind === 'parked') {
       // Interrupted inside a wait: the wait ends with nothing ready at resume.
-      this.waitMemo = this.waitRequest.memo ?? [];
+      this.waitMemo = s.wait.memo ?? [];
       this.waitRequest = undefined;
+      if (s.timer !== undefined) clearTimeout(s.timer);
     }
-    this.parked = false;
-    if (this.waitTimer !== undefined) clearTimeout(this.waitTimer);
-    this.waitTimer = undefined;
-    if (this.abortError) this.finish(this.errorStatus(this.abortError));
-    else if (this.killRequested) this.finish({ state: State.KILLED, cause: Cause.NORMAL, result: 0 });
+    const stop = this.stop;
+    if (stop?.kind === 'abort') this.finish(this.errorStatus(stop.error));
+    else if (stop?.kind === 'kill') this.finish({ state: State.KILLED, cause: Cause.NORMAL, result: 0 });
     else this.finish({ state: State.SUSPENDED, cause: Cause.NORMAL, result: 0 });
-  }
-
-  /** Whether the stack can be unwound now: no function that holds references is on it (see NO_UNWIND_EXPORT). */
-  private canUnwind(): boolean {
-    return !this.noUnwind || (this.noUnwind.value as number) === 0;
-  }
-
-  /** A trap can leave Asyncify unwinding or rewinding: back to normal, so the instance's exports work. */
-  private resetAsyncify(): void {
-    const asyncify = this.asyncify;
-    if (!asyncify) return;
-    const state = asyncify.asyncify_get_state();
-    if (state === ASYNCIFY_UNWINDING) asyncify.asyncify_stop_unwind();
-    else if (state === ASYNCIFY_REWINDING) asyncify.asyncify_stop_rewind();
   }
 
   private errorStatus(error: unknown): Status {
@@ -721,12 +604,11 @@ export class Instance {
     if (error instanceof LimitExceeded) {
       return { state: State.KILLED, cause: Cause.NORMAL, result: 0, error: error.message, limit: error.limit };
     }
-    if (error instanceof Killed) return { state: State.KILLED, cause: Cause.NORMAL, result: 0 };
     let cause: Cause | undefined;
     if (error instanceof Trap) cause = error.trapCause;
     else cause = trapCause(error);
-    if (cause === Cause.UNREACHABLE && this.asyncify?.asyncify_get_state() === ASYNCIFY_UNWINDING) {
-      // Asyncify's buffer overflowed while saving the stack.
+    if (this.machinery.overflowed(error)) {
+      // The saved stack overflowed while being taken down.
       cause = Cause.CALL_STACK_EXHAUSTED;
     }
     if (cause === Cause.CALL_STACK_EXHAUSTED) {
@@ -740,31 +622,30 @@ export class Instance {
   }
 
   private finish(status: Status): void {
-    if (!this.running || this.closing) return;
-    this.parked = false;
-    this.rewinding = false;
+    const s = this.state;
+    if (s.kind === 'stopped' || s.kind === 'closing') return;
     this.unwindReason = undefined;
     if (status.state !== State.SUSPENDED) {
-      this.stack = undefined;
+      this.saved = undefined;
       this.waitMemo = undefined;
     }
     this.waitOutcome = undefined;
     this.monotonicSaved = this.monotonicNow();
     if (this.debugLast >= 0 && this.debugLast !== 0x0a) this.debugSink?.(Uint8Array.of(0x0a));
     const ok = status.state === State.SUSPENDED || status.state === State.HALTED;
+    this.state = { kind: 'closing' };
     const waiting = this.channel?.prepareShutdown(ok);
     if (!waiting) {
       this.complete(status);
       return;
     }
     // Some service saves its state elsewhere: the run is over only when it has.
-    this.closing = true;
     void waiting.then(() => this.complete(status));
   }
 
   private complete(status: Status): void {
-    this.running = false;
-    this.closing = false;
+    this.state = { kind: 'stopped' };
+    this.stop = undefined;
     if (this.channel) this.channelState = this.channel.close();
     this.channel = undefined;
     this.status = status;
@@ -808,9 +689,8 @@ export class Instance {
       },
       wait: (request: WaitRequest): WaitOutcome | null => this.waitFor(request),
       deficiency: (): void => {
-        // Below a function that holds references the stack cannot be saved: the run ends instead.
-        if (!this.canUnwind()) throw new Trap(Cause.ABI_DEFICIENCY);
-        this.startUnwind('deficiency');
+        this.unwindReason = 'deficiency';
+        this.machinery.unwindFromImport();
       },
       exit: (status: number): never => {
         throw new Exit(status);
@@ -821,16 +701,15 @@ export class Instance {
     };
   }
 
-  /** AbiHost.wait: answer at once when possible, else unwind and park (see AbiHost). */
+  /** AbiHost.wait: answer at once when possible, else take the stack down and park (see AbiHost). */
   private waitFor(request: WaitRequest): WaitOutcome | null {
     if (this.waitOutcome) {
       const outcome = this.waitOutcome;
       this.waitOutcome = undefined;
       return outcome;
     }
-    if (this.abortError) throw this.abortError;
-    // Below a function that holds references the stack cannot be saved: the wait polls.
-    if (request.timeout === 0n || this.isReady(request) || !this.canUnwind()) {
+    if (this.stop?.kind === 'abort') throw this.stop.error;
+    if (request.timeout === 0n || this.isReady(request)) {
       return {
         readable: request.readable && this.channel!.readable(),
         writable: request.writable && this.channel!.writable(),
@@ -838,7 +717,8 @@ export class Instance {
       };
     }
     this.waitRequest = request;
-    this.startUnwind('wait');
+    this.unwindReason = 'wait';
+    this.machinery.unwindFromImport();
     return null;
   }
 }

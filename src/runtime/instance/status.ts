@@ -42,7 +42,7 @@ export const causeNumber: Record<Cause, number> = {
 };
 
 /** The resource limit that ended a run, when one did (our extension). */
-export type Limit = 'fuel' | 'time' | 'preemption';
+export type Limit = 'fuel' | 'time';
 
 export interface Status {
   state: State;

@@ -63,6 +63,26 @@ test('a function deeper than the limit is refused before any instrumentation', a
   await assert.rejects(prepareModule(attack, { abi: false }), { code: 'ERR_MODULE_LIMIT' });
 });
 
+test('operand stack values at suspension points are bounded over the module', () => {
+  // 200 call results in a function (20,000 live values at its calls), copies of it.
+  const calls = (n: number): Bytes => {
+    const code: Bytes = [];
+    for (let i = 0; i < n; i++) code.push(0x10, 0);
+    for (let i = 1; i < n; i++) code.push(0x6a);
+    return [...code, 0x1a, 0x0b];
+  };
+  const copies = (k: number) =>
+    wasm(
+      section(1, vec([functype([], [I32]), functype([], [])])),
+      section(3, vec([[0], ...Array.from({ length: k }, () => [1])])),
+      section(10, vec([body([], [0x41, 1, 0x0b]), ...Array.from({ length: k }, () => body([], calls(200)))])),
+    );
+  check(copies(3));
+  assert.throws(() => check(copies(4)), {
+    message: /^module holds more than \d+ operand stack values at its calls, loops and bulk operations \(by function 4\); the limit is 65536 plus one per byte of the module$/,
+  });
+});
+
 test('locals, function size and tables have limits', () => {
   check(oneFunction([0x0b], [[MODULE_LIMITS.locals, I32]]));
   assert.throws(() => check(oneFunction([0x0b], [[MODULE_LIMITS.locals - 1, I32], [2, I32]])), {
@@ -80,12 +100,12 @@ test('locals, function size and tables have limits', () => {
 
 test('tables get the entry limit as their maximum, and their cost is counted', () => {
   const noMax = wasm(section(4, vec([[FUNCREF, 0, 10]])));
-  const lowered = lowerTableMaxima(noMax);
+  const lowered = lowerTableMaxima(noMax, parseModule(noMax));
   const info = parseModule(lowered);
   assert.deepEqual(info.tables, [{ element: 'funcref', initial: 10, maximum: MODULE_LIMITS.tableEntries }]);
   assert.equal(tableBytes(parseModule(noMax)), MODULE_LIMITS.tableEntries * TABLE_ENTRY_BYTES);
   const small = wasm(section(4, vec([[FUNCREF, 1, 10, 20]])));
-  assert.equal(lowerTableMaxima(small), small, 'a table within the limit is left alone');
+  assert.equal(lowerTableMaxima(small, parseModule(small)), small, 'a table within the limit is left alone');
   assert.equal(tableBytes(parseModule(small)), 20 * TABLE_ENTRY_BYTES);
   // V8 now refuses to grow it past the limit.
   const grow = wasm(
@@ -95,7 +115,7 @@ test('tables get the entry limit as their maximum, and their cost is counted', (
     section(7, vec([[...name('grow'), 0, 0]])),
     section(10, vec([body([], [0xd0, FUNCREF, 0x20, 0, 0xfc, 15, 0, 0x0b])])),
   );
-  const exports = new WebAssembly.Instance(new WebAssembly.Module(lowerTableMaxima(grow))).exports as { grow: (n: number) => number };
+  const exports = new WebAssembly.Instance(new WebAssembly.Module(lowerTableMaxima(grow, parseModule(grow)) as Uint8Array<ArrayBuffer>)).exports as { grow: (n: number) => number };
   assert.equal(exports.grow(MODULE_LIMITS.tableEntries + 1), -1);
   assert.equal(exports.grow(10), 0);
 });

@@ -1,14 +1,15 @@
 // Bounds on what a module may ask of preparation and of the engine, checked
-// in one linear pass over the parsed module before any heavy work (the
-// instrumentation's cost grows with function size, locals and especially
-// operand-stack depth: values live across a call are saved at every call
-// site). The limits sit far above what compilers produce (SQLite, clang and
-// the like stay below a tenth of each) and, where Gate has one, near Gate's
-// own. Any preparation engine calls checkModuleLimits() first.
+// in one linear pass over the parsed module before any heavy work: the
+// rewrite's time and output grow with function size and locals, and with
+// the operand stack values live at each suspension point, which it saves
+// and restores there (so deep stacks at many calls grow it quadratically).
+// The limits sit far above what compilers produce (SQLite stays below a
+// tenth of each, mostly far below) and, where Gate has one, near Gate's
+// own. prepareModule() calls checkModuleLimits() first.
 
 import { Reader, Writer } from '../wasm/binary.ts';
 import { CodeReader, MiscOp, Op } from '../wasm/instructions.ts';
-import { parseModule, SectionId, type ModuleInfo } from '../wasm/module.ts';
+import { SectionId, type ModuleInfo } from '../wasm/module.ts';
 import { PrepareError } from './errors.ts';
 
 export interface ModuleLimits {
@@ -18,6 +19,12 @@ export interface ModuleLimits {
   locals: number;
   /** Most values on one function's operand stack at once. */
   stackDepth: number;
+  /**
+   * Operand stack values live at suspension points (calls, loop headers,
+   * bulk operations), summed over the module, at most this many plus one per
+   * byte of the module: the rewrite saves and restores each at its point.
+   */
+  savedValues: number;
   /** Tables, defined and imported. */
   tables: number;
   /** Entries of one table: its initial size, and its maximum (a larger or absent maximum is lowered to this). */
@@ -30,9 +37,11 @@ export const MODULE_LIMITS: Readonly<ModuleLimits> = {
   functionSize: 4 * 1024 * 1024,
   // Gate's compiler (wag) accepts at most 8,190; V8 50,000.
   locals: 8190,
-  // Compiled code rarely goes past a few dozen; instrumenting a stack of
-  // 1,024 call results costs Binaryen ~4 s, 2,048 ~12 s, 5,000 minutes.
+  // Compiled code rarely goes past a few dozen (SQLite: 14).
   stackDepth: 1024,
+  // SQLite (1 MB) has 764 in all. A function pushing 1,000 call results has
+  // 500,000, which the rewrite turns into 7.5 MB of code.
+  savedValues: 65_536,
   // Compiled C and Rust use one.
   tables: 16,
   // Gate and V8 allow 10,000,000, which V8 holds as ~300 MiB of heap per
@@ -58,10 +67,9 @@ export function tableBytes(info: ModuleInfo, limits: Readonly<ModuleLimits> = MO
 /**
  * A copy of the module whose tables have their prepared maxima (see
  * tableMaximum), so that table.grow fails past the entry limit; the module
- * itself when nothing changes.
+ * itself when nothing changes. `info` is parseModule(bytes).
  */
-export function lowerTableMaxima(bytes: Uint8Array<ArrayBuffer>, limits: Readonly<ModuleLimits> = MODULE_LIMITS): Uint8Array<ArrayBuffer> {
-  const info = parseModule(bytes);
+export function lowerTableMaxima(bytes: Uint8Array, info: ModuleInfo, limits: Readonly<ModuleLimits> = MODULE_LIMITS): Uint8Array {
   if (info.tables.every((t) => t.maximum !== undefined && t.maximum <= limits.tableEntries)) return bytes;
   const section = info.sections.find((s) => s.id === SectionId.Table)!;
   const out = new Writer(bytes.length + 16 * info.tables.length);
@@ -98,6 +106,8 @@ export function checkModuleLimits(bytes: Uint8Array, info: ModuleInfo, limits: R
   });
   const reader = new CodeReader(bytes);
   const depth = new StackDepth(info, reader);
+  const savedLimit = limits.savedValues + bytes.length;
+  let saved = 0;
   info.code.forEach((body, i) => {
     const index = info.importedFunctions + i;
     const size = body.range.end - body.range.start;
@@ -108,6 +118,13 @@ export function checkModuleLimits(bytes: Uint8Array, info: ModuleInfo, limits: R
     if (deepest > limits.stackDepth) {
       refuse(`function ${index} holds more than ${limits.stackDepth} values on its operand stack; the limit is ${limits.stackDepth}`);
     }
+    saved += depth.saved;
+    if (saved > savedLimit) {
+      refuse(
+        `module holds more than ${savedLimit} operand stack values at its calls, loops and bulk operations ` +
+          `(by function ${index}); the limit is ${limits.savedValues} plus one per byte of the module`,
+      );
+    }
   });
 }
 
@@ -115,6 +132,15 @@ export function checkModuleLimits(bytes: Uint8Array, info: ModuleInfo, limits: R
 export function operandStackDepths(bytes: Uint8Array, info: ModuleInfo): number[] {
   const depth = new StackDepth(info, new CodeReader(bytes));
   return info.code.map((body) => depth.measure(body.instructions, body.range.end, Infinity));
+}
+
+/** Operand stack values live at the suspension points of each defined function (see StackDepth.saved). */
+export function savedStackValues(bytes: Uint8Array, info: ModuleInfo): number[] {
+  const depth = new StackDepth(info, new CodeReader(bytes));
+  return info.code.map((body) => {
+    depth.measure(body.instructions, body.range.end, Infinity);
+    return depth.saved;
+  });
 }
 
 function declaredLocals(bytes: Uint8Array, start: number, end: number): number {
@@ -219,9 +245,17 @@ class StackDepth {
     return height - t.params.length - extra + t.results.length;
   }
 
-  /** The deepest stack of the body, stopping early once it passes `stop`. */
+  /**
+   * Operand stack values live at the suspension points of the last body
+   * measured (calls, loop headers, bulk operations): the rewrite saves and
+   * restores each of them there, so its output grows with their sum.
+   */
+  saved = 0;
+
+  /** The deepest stack of the body, stopping early once it passes `stop`; `saved` is set too. */
   measure(start: number, end: number, stop: number): number {
     const { reader, base, params, results, info } = this;
+    this.saved = 0;
     reader.reset(start, end);
     base.length = 0;
     params.length = 0;
@@ -237,6 +271,7 @@ class StackDepth {
         case Op.If: {
           const [takes, leaves] = this.arity(reader.index);
           if (op === Op.If) height--;
+          if (op === Op.Loop) this.saved += height;
           frameBase = Math.max(0, height - takes);
           base.push(frameBase);
           params.push(takes);
@@ -262,19 +297,28 @@ class StackDepth {
         case Op.BrIf:
           height--;
           break;
-        case Op.Call:
-          height = this.call(info.functionType(reader.index), 0, height);
+        case Op.Call: {
+          const type = info.functionType(reader.index);
+          this.saved += height - info.types[type].params.length;
+          height = this.call(type, 0, height);
           break;
+        }
         case Op.CallIndirect:
+          this.saved += height - info.types[reader.index].params.length - 1;
           height = this.call(reader.index, 1, height);
           break;
         case Op.ReturnCall:
         case Op.ReturnCallIndirect:
           height = frameBase;
           break;
-        case Op.PrefixMisc:
-          height += miscEffect(reader.sub);
+        case Op.PrefixMisc: {
+          const effect = miscEffect(reader.sub);
+          // Bulk operations (three operands, or two for table.grow) are suspension points.
+          if (effect <= -1 && reader.sub !== MiscOp.TableGrow) this.saved += height - 3;
+          else if (reader.sub === MiscOp.TableGrow) this.saved += height - 2;
+          height += effect;
           break;
+        }
         case Op.PrefixSimd:
           height += simdEffect(reader.sub);
           break;

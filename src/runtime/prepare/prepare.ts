@@ -1,22 +1,24 @@
 // Module preparation: validate a program, check it against Gate's ABI and the
 // instance limits, and rewrite it so that it can be preempted and suspended
-// anywhere (fuel checks, then Asyncify). Done once per module and cached by
-// the host; instances only compile and instantiate the result.
+// at any of its suspension points, its stack saved as Gate's portable stack
+// (docs/engine.md). Done once per module and cached by the host; instances
+// only compile and instantiate the result.
 
-import { checkImports } from '../abi/imports.ts';
-import { isBlockingImport } from '../abi/imports.ts';
+import { checkImports, isBlockingImport } from '../abi/imports.ts';
 import { parseModule, type ModuleInfo } from '../wasm/module.ts';
-import { addFuel } from './fuel.ts';
-import { referenceHolders } from './reference-holders.ts';
-import { asyncify, BINARYEN_VERSION } from './asyncify.ts';
 import { PrepareError } from './errors.ts';
 import { checkModuleLimits, lowerTableMaxima, tableBytes } from './limits.ts';
-import { importMemories, type MemoryImport } from './memory-import.ts';
-import { ASYNCIFY_MEMORY_IMPORT, MEMORY_IMPORT } from './names.ts';
+import { START_EXPORT } from './names.ts';
 import type { ImportInfo, PreparedModule, ProgramInfo } from './prepared.ts';
+import { moduleSites, rewriteModule } from './rewrite.ts';
+import type { SiteInfo } from './function-rewrite.ts';
+import { librarySitesOf } from './library-sites.ts';
 
-/** Bumped whenever prepared modules or saved stacks change meaning. */
-export const PREPARE_VERSION = `gate-ts-prepare-3/binaryen-${BINARYEN_VERSION}`;
+/**
+ * Bumped whenever prepared modules or saved stacks change meaning. Version 4
+ * is our own rewrite (portable stacks); earlier ones were Binaryen's Asyncify.
+ */
+export const PREPARE_VERSION = 'gate-ts-prepare-4/portable-stack-2';
 
 /** Gate's default instance memory limit: 32 MiB. */
 export const DEFAULT_MEMORY_PAGES = 512;
@@ -30,6 +32,8 @@ export interface PrepareOptions {
    * link to something else, such as the spec suite's host module.
    */
   abi?: boolean;
+  /** Make every function and call resumable (to resume a stack Gate saved where we would not stop). */
+  everything?: boolean;
 }
 
 export { PrepareError };
@@ -46,16 +50,23 @@ export async function prepareModule(bytes: Uint8Array, options: PrepareOptions =
       throw new PrepareError('ERR_MODULE_INVALID', `invalid module: ${(error as Error).message.replace(/^WebAssembly\.compile\(\): /, '')}`);
     }
   }
-  const info = parseModule(bytes);
+  let info = parseModule(bytes);
+  // Tables get the entry limit as their maximum (limits.ts), before anything reads their section.
+  const lowered = lowerTableMaxima(bytes, info);
+  if (lowered !== bytes) {
+    bytes = lowered;
+    info = parseModule(bytes);
+  }
   const memoryCount = info.memories.length + info.importedMemories;
   if (memoryCount > 1) {
-    // Asyncify's buffer is the engine's second memory; programs get one.
+    // Snapshots hold one memory, as Gate's do.
     throw new PrepareError('ERR_MODULE_FEATURE', `module uses multi-memory (${memoryCount} memories), which is not supported: one memory at most`);
   }
   if (info.features.includes('tail-call')) {
-    // Binaryen 132's Asyncify aborts on return_call (found by fuzzing the loader).
-    throw new PrepareError('ERR_MODULE_FEATURE', 'module uses tail calls, which are not supported (Asyncify cannot instrument them)');
+    // A tail call leaves no frame to save: Gate's stack format has no place for one.
+    throw new PrepareError('ERR_MODULE_FEATURE', 'module uses tail calls, which are not supported (a suspended stack cannot hold them)');
   }
+  // Bounds on what the rewrite's work grows with, before it starts (limits.ts).
   checkModuleLimits(bytes, info);
   const imports = importList(info);
   if (abi) {
@@ -64,42 +75,55 @@ export async function prepareModule(bytes: Uint8Array, options: PrepareOptions =
   }
 
   const memory = memoryLimits(info, limit);
-  const fueled = addFuel(bytes, info);
-  // The wrapped functions keep their indexes (after the tick import); their bodies follow all others.
-  const holders = referenceHolders(bytes, info);
-  const base = info.importedFunctions + 1;
-  const noUnwind = [...holders.map((i) => base + i), ...holders.map((_, k) => base + info.code.length + k)];
-  const blocking = abi
-    ? imports.filter((i) => i.kind === 'func' && isBlockingImport(i.module, i.field)).map((i) => `${i.module}.${i.field}`)
-    : [];
-  let asyncified: Uint8Array;
-  try {
-    asyncified = await asyncify(fueled, { blockingImports: blocking, asyncifyPages: 1, addMemory: memory.added, noUnwind });
-  } catch (error) {
-    throw instrumentationError(error);
-  }
-  const memories: MemoryImport[] = [];
-  if (!memory.imported) {
-    memories.push({ field: MEMORY_IMPORT, minimum: memory.initial, maximum: memory.maximum ?? undefined });
-  }
-  memories.push({ field: ASYNCIFY_MEMORY_IMPORT, minimum: 1 });
-  const final = lowerTableMaxima(importMemories(asyncified, memories));
+  return rewrite(bytes, info, imports, memory, abi, options.everything === true);
+}
 
+function rewrite(
+  bytes: Uint8Array,
+  info: ModuleInfo,
+  imports: ImportInfo[],
+  memory: ReturnType<typeof memoryLimits>,
+  abi: boolean,
+  everything: boolean,
+): PreparedModule {
+  const functionImports = imports.filter((i) => i.kind === 'func');
+  const blocking = new Set<number>();
+  if (abi) functionImports.forEach((imp, k) => isBlockingImport(imp.module, imp.field) && blocking.add(k));
+  let rewritten;
+  try {
+    rewritten = rewriteModule(bytes, info, {
+      blockingImports: blocking,
+      librarySites: (k) => librarySitesOf(functionImports[k].module, functionImports[k].field),
+      memory: memory.imported ? undefined : { initial: memory.initial, maximum: memory.maximum },
+      everything,
+    });
+  } catch (error) {
+    throw new PrepareError('ERR_PREPARE_FAILED', `module instrumentation failed: ${(error as Error).message}`);
+  }
   const programInfo: ProgramInfo = {
     imports,
     entries: entryFunctions(info),
     memory: { initial: memory.initial, maximum: memory.maximum },
     hasStart: info.start !== undefined,
     mutableGlobals: mutableGlobals(info),
+    rewindTable: rewritten.rewindTable,
+    everything,
+    blocking: [...blocking],
+    costs: uncheckedCosts(info, rewritten.graph),
     tableBytes: tableBytes(info),
   };
-  return { bytes: final, info: programInfo, version: PREPARE_VERSION };
+  return { bytes: rewritten.bytes, info: programInfo, version: PREPARE_VERSION };
 }
 
-/** Binaryen refuses a module by aborting with an opaque error: say at least that it was the instrumentation. */
-function instrumentationError(error: unknown): PrepareError {
-  const message = error instanceof Error ? error.message : (error as { message?: string } | null)?.message;
-  return new PrepareError('ERR_PREPARE_FAILED', `module instrumentation failed: ${message || 'Binaryen aborted'}`);
+
+/** Worst-case fuel of exported functions (and the start function) that charge nothing themselves. */
+function uncheckedCosts(info: ModuleInfo, graph: { instrumented: Uint8Array; cost: Float64Array }): Record<string, number> {
+  const out: Record<string, number> = {};
+  const imported = info.importedFunctions;
+  const cost = (f: number): number => (f >= imported && !graph.instrumented[f - imported] ? graph.cost[f] : 0);
+  for (const e of info.exports) if (e.kind === 'func' && cost(e.index) > 0) out[e.name] = cost(e.index);
+  if (info.start !== undefined && cost(info.start) > 0) out[START_EXPORT] = cost(info.start);
+  return out;
 }
 
 function importList(info: ModuleInfo): ImportInfo[] {
@@ -174,7 +198,9 @@ function constOffset(bytes: Uint8Array, start: number, end: number): number | un
     shift += 7;
   } while (b & 0x80 && shift < 35);
   if (i !== end - 1) return undefined;
-  return result >>> 0; // offsets are unsigned
+  // i32.const is signed LEB128: extend the sign, then read the bits unsigned as offsets are.
+  if (shift < 32 && b & 0x40) result |= -1 << shift;
+  return result >>> 0;
 }
 
 /**
@@ -198,4 +224,62 @@ function checkSegments(bytes: Uint8Array, info: ModuleInfo): void {
       throw new PrepareError('ERR_MODULE_SEGMENT', `table segment #${i} exceeds initial table size`);
     }
   });
+}
+
+/** The call sites of a program prepared by the portable rewrite, numbered as its frames name them. */
+export interface ProgramSites {
+  /** Gate call-site index of each function's first site (imports first), and the total at the end. */
+  siteBase: Int32Array;
+  /** Index of each defined function's first site Gate does not have (after all of Gate's). */
+  extraBase: Int32Array;
+  /** Sites of each defined function by key; undefined for functions that cannot be suspended. */
+  sites: (SiteInfo[] | undefined)[];
+  /** Canonical type index (the first structurally equal one) of every function (imports first). */
+  functionTypes: number[];
+  /** Canonical type index of every type index. */
+  canonicalTypes: number[];
+  /** Parameter and result types of every type index. */
+  types: { params: string[]; results: string[] }[];
+  /** Non-parameter local types of every defined function. */
+  locals: (readonly number[])[];
+  importedFunctions: number;
+  /** Functions a table can hold. */
+  referenceable: ReadonlySet<number>;
+  /** Exported functions by name. */
+  exports: ReadonlyMap<string, number>;
+  start: number | undefined;
+}
+
+/** Work out a prepared program's sites again from the program (as preparation did). */
+export function programSites(program: Uint8Array, info: ProgramInfo): ProgramSites {
+  const module = parseModule(program);
+  const functionImports = info.imports.filter((i) => i.kind === 'func');
+  const { graph, sites, locals } = moduleSites(program, module, {
+    blockingImports: new Set(info.blocking ?? []),
+    librarySites: (k) => librarySitesOf(functionImports[k].module, functionImports[k].field),
+    everything: info.everything === true,
+  });
+  const imported = module.importedFunctions;
+  const extraBase = new Int32Array(module.code.length + 1);
+  let next = graph.siteCount;
+  for (let i = 0; i < module.code.length; i++) {
+    extraBase[i] = next;
+    next += sites[i]?.filter((s) => s.extra >= 0).length ?? 0;
+  }
+  extraBase[module.code.length] = next;
+  const functionTypes: number[] = [];
+  for (let f = 0; f < imported + module.code.length; f++) functionTypes.push(graph.canonical[module.functionType(f)]);
+  return {
+    siteBase: graph.siteBase,
+    extraBase,
+    sites,
+    functionTypes,
+    canonicalTypes: graph.canonical,
+    types: module.types.map((t) => ({ params: [...t.params], results: [...t.results] })),
+    locals,
+    importedFunctions: imported,
+    referenceable: new Set(graph.referenceable),
+    exports: new Map(module.exports.filter((e) => e.kind === 'func').map((e) => [e.name, e.index])),
+    start: module.start,
+  };
 }

@@ -21,6 +21,17 @@ export interface ProgramInfo {
   hasStart: boolean;
   /** Indexes of the mutable globals the program defines (exported for snapshots). */
   mutableGlobals: number[];
+  /** The functions of the rewind table, by slot. */
+  rewindTable: number[];
+  /** Every function and call was made resumable. */
+  everything: boolean;
+  /** Imported functions (by index) that may take the stack down. */
+  blocking: number[];
+  /**
+   * The worst-case fuel of exported functions (and the start export) that
+   * have no checks of their own; the host charges it per call.
+   */
+  costs: Record<string, number>;
   /** V8 heap its tables may take per instance, at their prepared maxima (limits.ts). */
   tableBytes: number;
 }

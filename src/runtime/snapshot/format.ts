@@ -1,10 +1,11 @@
 // Byte formats of the snapshot custom sections (docs/snapshot.md).
 //
-// gate.snapshot and gate.buffer follow Gate's layout, so that stack-less
-// snapshots move between Gate and us. Our suspended stack is Asyncify data,
-// meaningful only to the instrumentation that made it, so it travels in a
-// section of our own (gate-ts.state) that names that instrumentation and
-// carries a digest of the whole file.
+// gate.snapshot, gate.buffer and gate.stack follow Gate's layout, so that
+// snapshots move between Gate and us. What Gate's sections have no place for
+// (the phase and entry function by name, fuel and time used, a wait in
+// progress, the error text) travels in a section of our own (gate-ts.state),
+// which also names the rewrite's version and carries a digest of the whole
+// file.
 
 import { Cause, State, causeNumber, type Limit, type Status } from '../instance/status.ts';
 import type { ChannelState } from '../instance/channel.ts';

@@ -23,7 +23,11 @@ import {
   statusFor,
   type EngineState,
 } from './format.ts';
-import type { GlobalValue, InstanceState } from './state.ts';
+import type { GlobalValue, InstanceState, PendingExecution } from './state.ts';
+import { entryRoutineOf, type EntryRoutine } from '../instance/stack-frames.ts';
+import { ENTRY_ROUTINE_SITES } from '../prepare/call-sites.ts';
+import { siteBases } from '../prepare/call-graph.ts';
+import { librarySitesOf } from '../prepare/library-sites.ts';
 
 const PAGE = 65536;
 
@@ -109,13 +113,8 @@ async function readSnapshotModule(bytes: Uint8Array): Promise<Snapshot> {
   const exported = locateOnce(info, EXPORT_SECTION);
   const buffer = locateOnce(info, BUFFER_SECTION);
   const engine = locateOnce(info, STATE_SECTION);
+  const gateStack = locateOnce(info, GATE_STACK_SECTION);
   if (!snapshot) throw new SnapshotError(`${SNAPSHOT_SECTION} section missing`);
-  if (info.customs.some((c) => c.name === GATE_STACK_SECTION)) {
-    throw new SnapshotError(
-      'snapshot holds a Gate native stack (gate.stack), which this runtime cannot resume',
-      'ERR_SNAPSHOT_INCOMPATIBLE',
-    );
-  }
   // Positions relative to the code and data sections (Gate's rules, docs/snapshot.md).
   const before = (s: Located | undefined, limit: number) => s && limit >= 0 && s.index > limit;
   if (code >= 0 && snapshot.index > code) throw new SnapshotError(`${SNAPSHOT_SECTION} section appears too late in wasm module`);
@@ -126,6 +125,7 @@ async function readSnapshotModule(bytes: Uint8Array): Promise<Snapshot> {
   }
   for (const [name, s] of [
     [BUFFER_SECTION, buffer],
+    [GATE_STACK_SECTION, gateStack],
     [STATE_SECTION, engine],
   ] as const) {
     if (!s) continue;
@@ -133,6 +133,7 @@ async function readSnapshotModule(bytes: Uint8Array): Promise<Snapshot> {
     if (data >= 0 && s.index > data) throw new SnapshotError(`${name} section appears too late in wasm module`);
   }
   if (buffer && engine && buffer.index > engine.index) throw new SnapshotError(`${BUFFER_SECTION} section appears too late in wasm module`);
+  if (buffer && gateStack && buffer.index > gateStack.index) throw new SnapshotError(`${BUFFER_SECTION} section appears too late in wasm module`);
   if (info.importedMemories > 0 || info.memories.length !== 1) throw new SnapshotError('snapshot must define exactly one memory');
 
   let state: EngineState | undefined;
@@ -147,7 +148,18 @@ async function readSnapshotModule(bytes: Uint8Array): Promise<Snapshot> {
     state = decoded;
   }
   const record = decodeRecord(bytes, snapshot.start, snapshot.end);
-  const pending = state?.pending;
+  let pending = state?.pending;
+  let start = state?.start;
+  const stackBytes = gateStack ? bytes.slice(gateStack.start, gateStack.end) : undefined;
+  if (stackBytes && state) {
+    // Our snapshot: the stack of a pending execution is Gate's portable stack.
+    if (pending) pending = { ...pending, stack: pending.stack.byteLength > 0 ? pending.stack : stackBytes };
+  } else if (stackBytes && !record.final) {
+    // Gate's snapshot: what runs is in the stack's entry routine frame.
+    const gate = gatePending(bytes, info, stackBytes, exported);
+    pending = gate.pending;
+    start ??= gate.start;
+  }
   const status = statusFor(record, pending !== undefined);
   if (status.state === State.SUSPENDED && !pending && status.cause === 'NORMAL') {
     throw new SnapshotError('suspended snapshot without execution state', 'ERR_SNAPSHOT_INCOMPATIBLE');
@@ -174,7 +186,7 @@ async function readSnapshotModule(bytes: Uint8Array): Promise<Snapshot> {
     : { services: [], input: new Uint8Array(0), output: new Uint8Array(0) };
 
   return {
-    program: programOf(bytes, info, exported, state?.start),
+    program: programOf(bytes, info, exported, start),
     state: {
       status,
       memory,
@@ -182,12 +194,69 @@ async function readSnapshotModule(bytes: Uint8Array): Promise<Snapshot> {
       channel,
       monotonic: record.monotonic,
       pending,
-      start: state?.start,
+      start,
       fuelUsed: state?.fuelUsed ?? 0,
       timeUsed: state?.timeUsed ?? 0,
     },
     instrumenter: state && { version: state.instrumenter, codeHash: state.codeHash },
   };
+}
+
+/**
+ * A pending execution from the entry routine frame of Gate's portable stack:
+ * which phase runs and which export (Gate names functions by index).
+ */
+function gatePending(
+  bytes: Uint8Array,
+  info: ModuleInfo,
+  stack: Uint8Array,
+  exported: Located | undefined,
+): { pending: PendingExecution; start: number | undefined } {
+  let routine: EntryRoutine;
+  try {
+    routine = entryRoutineOf(stack);
+  } catch (error) {
+    throw new SnapshotError(`invalid ${GATE_STACK_SECTION} section: ${(error as Error).message}`);
+  }
+  const program = programOf(bytes, info, exported, undefined);
+  const part = parseModule(program);
+  const nameOf = (f: number | undefined): string | undefined => {
+    if (f === undefined) return undefined;
+    const e = part.exports.find((x) => x.kind === 'func' && x.index === f);
+    if (!e) throw new SnapshotError(`entry function index ${f} is not exported`);
+    return e.name;
+  };
+  if (routine.kind === 'nothing-run') {
+    const phase = routine.start !== undefined ? 'start' : 'entry';
+    return { pending: { phase, entry: nameOf(routine.entry), stack: new Uint8Array(0) }, start: routine.start };
+  }
+  if (routine.kind === 'start-running') {
+    return { pending: { phase: 'start', entry: nameOf(routine.entry), stack }, start: undefined };
+  }
+  // The entry function is the function of the outermost frame.
+  const f = outermostFunction(program, part, stack);
+  return { pending: { phase: 'entry', entry: nameOf(f), stack }, start: undefined };
+}
+
+/** The function of the frame just inside Gate's entry routine frame. */
+function outermostFunction(program: Uint8Array, part: ModuleInfo, stack: Uint8Array): number {
+  const view = new DataView(stack.buffer, stack.byteOffset, stack.byteLength);
+  let p = 0;
+  let last = -1;
+  for (;;) {
+    const index = view.getUint32(p, true);
+    const offset = view.getUint32(p + 4, true);
+    if (index < ENTRY_ROUTINE_SITES) break;
+    last = index;
+    p += offset;
+  }
+  if (last < 0) throw new SnapshotError(`${GATE_STACK_SECTION} section has no function frame`);
+  const functionImports = part.imports.filter((i) => i.kind === 'func');
+  const bases = siteBases(program, part, (k) => librarySitesOf(functionImports[k].module, functionImports[k].field));
+  let f = 0;
+  while (f + 1 < bases.length && bases[f + 1] <= last) f++;
+  if (f >= bases.length - 1) throw new SnapshotError(`call site index ${last} is unknown`);
+  return f;
 }
 
 /** The snapshot's program part (see Snapshot.program). */

@@ -13,7 +13,7 @@ export interface PendingExecution {
   phase: 'start' | 'entry';
   /** Entry function export name; undefined when there is none. */
   entry?: string;
-  /** The unwound wasm stack (Asyncify data); empty when the phase has not begun. */
+  /** The suspended wasm stack as Gate's portable stack (docs/snapshot.md); empty when the phase has not begun. */
   stack: Uint8Array;
   /** Set when the program was waiting in a blocking import: its memo. */
   waitMemo?: bigint[];

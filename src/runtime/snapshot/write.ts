@@ -10,6 +10,7 @@ import { State } from '../instance/status.ts';
 import {
   BUFFER_SECTION,
   EXPORT_SECTION,
+  GATE_STACK_SECTION,
   SNAPSHOT_SECTION,
   STATE_SECTION,
   SnapshotError,
@@ -169,9 +170,9 @@ function dataSection(out: Writer, memory: Uint8Array, segments: readonly [number
  * restored from); `instrumentation` identifies the code its stack belongs to.
  */
 export interface Instrumentation {
-  /** PREPARE_VERSION of the instrumentation the instance ran under. */
+  /** PREPARE_VERSION of the rewrite the instance ran under. */
   version: string;
-  /** SHA-256 of that instrumented code section. */
+  /** SHA-256 of the program's code section, which the stack belongs to. */
   codeHash: Uint8Array;
 }
 
@@ -222,11 +223,17 @@ export async function writeSnapshot(program: Uint8Array, state: InstanceState, i
 
   const buffers = encodeBuffers(state.channel);
   if (buffers) customSection(out, BUFFER_SECTION, buffers);
+  let kept = pending;
+  if (pending) {
+    // Gate's own section, in Gate's place: Gate resumes such a stack.
+    customSection(out, GATE_STACK_SECTION, pending.stack.byteLength > 0 ? pending.stack : initialStack(info, state, pending));
+    kept = { ...pending, stack: new Uint8Array(0) };
+  }
   const engine = encodeEngineState({
     instrumenter: instrumentation.version,
     codeHash: instrumentation.codeHash,
     start: info.start ?? state.start,
-    pending,
+    pending: kept,
     fuelUsed: state.fuelUsed,
     timeUsed: state.timeUsed,
     error: state.status.error,
@@ -252,6 +259,24 @@ export async function writeSnapshot(program: Uint8Array, state: InstanceState, i
   const bytes = out.buf.length - out.len <= 65536 ? out.buf.subarray(0, out.len) : out.finish();
   const digest = await sha256(bytes);
   bytes.set(digest, stateAt + engine.digestAt);
+  return bytes;
+}
+
+/**
+ * Gate's stack of a program that has not started: the entry routine's frame
+ * with the start and entry functions (all ones for none).
+ */
+function initialStack(info: ModuleInfo, state: InstanceState, pending: NonNullable<InstanceState['pending']>): Uint8Array {
+  const none = 0xffffffffffffffffn;
+  const bytes = new Uint8Array(24);
+  const view = new DataView(bytes.buffer);
+  view.setBigUint64(0, 16n << 32n, true);
+  // A start function that has run is not run again.
+  const start = pending.phase === 'start' ? (info.start ?? state.start) : undefined;
+  view.setBigUint64(8, start === undefined ? none : BigInt(start), true);
+  const entry = pending.entry;
+  const e = entry === undefined ? undefined : info.exports.find((x) => x.kind === 'func' && x.name === entry);
+  view.setBigUint64(16, e === undefined ? none : BigInt(e.index), true);
   return bytes;
 }
 

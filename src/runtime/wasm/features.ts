@@ -1,7 +1,8 @@
 // Feature families beyond the MVP that a module may use, and the value-type
 // codes that select them. Anything outside WebAssembly 2.0 (+ tail calls and
 // multi-memory) is refused with UnsupportedFeatureError; preparation then
-// refuses those two as well, naming them (Asyncify supports neither).
+// refuses those two as well, naming them (a snapshot holds one memory, and a
+// suspended stack has no place for a tail call).
 
 import { Reader, ModuleFormatError, UnsupportedFeatureError, hex } from './binary.ts';
 

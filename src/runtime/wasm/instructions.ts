@@ -41,12 +41,9 @@ export const Op = {
   F32Const: 0x43,
   F64Const: 0x44,
   I32LtS: 0x48,
-  I32LtU: 0x49,
   I32Add: 0x6a,
   I32Sub: 0x6b,
   I32Mul: 0x6c,
-  I32Shl: 0x74,
-  I32ShrU: 0x76,
   I64Add: 0x7c,
   I64Sub: 0x7d,
   I64Mul: 0x7e,
@@ -345,32 +342,15 @@ export class CodeReader extends Reader {
     this.offset = this.memoryOffset();
   }
 
-  // Decoded as u64 like engines with memory64 do (V8 accepts an overlong
-  // encoding of a 32-bit offset), but the value must fit 32 bits.
+  // A 32-bit memory's offset: a u32, at most 5 bytes (V8 decodes it as
+  // memory64's u64 and accepts longer encodings; WebAssembly 2.0 does not).
   private memoryOffset(): number {
     const pos = this.pos;
     if (pos < this.end && this.bytes[pos] < 0x80) {
       this.pos = pos + 1;
       return this.bytes[pos];
     }
-    const bytes = this.bytes;
-    const end = this.end;
-    let p = pos;
-    let result = 0;
-    let scale = 1;
-    for (let i = 0; i < 10; i++) {
-      if (p >= end) this.eof(p);
-      const b = bytes[p++];
-      if (i === 9 && b > 1) throw new ModuleFormatError(b & 0x80 ? 'LEB128 integer too long' : 'LEB128 integer too large', pos);
-      result += (b & 0x7f) * scale;
-      scale *= 128;
-      if (b < 0x80) {
-        if (result > 0xffffffff) throw new ModuleFormatError('memory offset out of range for a 32-bit memory', pos);
-        this.pos = p;
-        return result;
-      }
-    }
-    throw new ModuleFormatError('LEB128 integer too long', pos);
+    return this.u32();
   }
 
   private memoryIndex(): number {
@@ -489,23 +469,6 @@ export interface BodyStats {
   calls: number;
   /** Instructions with a function index immediate: call, return_call, ref.func. */
   funcRefs: number;
-  /** Bulk operations whose work grows with an operand (see isBulkOp). */
-  bulk: number;
-}
-
-/**
- * The 0xFC sub-opcodes whose cost grows with their length operand (the top
- * of the stack for all of them): memory.init/copy/fill, table.init/copy/fill
- * and table.grow.
- */
-export function isBulkOp(sub: number): boolean {
-  return sub === MiscOp.MemoryInit || sub === MiscOp.MemoryCopy || sub === MiscOp.MemoryFill ||
-    sub === MiscOp.TableInit || sub === MiscOp.TableCopy || sub === MiscOp.TableFill || sub === MiscOp.TableGrow;
-}
-
-/** Bulk operations on tables (their length counts elements, not bytes). */
-export function isTableBulkOp(sub: number): boolean {
-  return sub === MiscOp.TableInit || sub === MiscOp.TableCopy || sub === MiscOp.TableFill || sub === MiscOp.TableGrow;
 }
 
 /**
@@ -521,14 +484,13 @@ export function scanBody(reader: CodeReader, start: number, end: number): BodySt
   let loops = 0;
   let calls = 0;
   let funcRefs = 0;
-  let bulk = 0;
   for (;;) {
     const op = reader.next();
     switch (op) {
       case Op.End:
         if (--depth === 0) {
           if (reader.pos !== end) throw new ModuleFormatError('operators after the end of the function body', reader.pos);
-          return { instructionCount: count, loops, calls, funcRefs, bulk };
+          return { instructionCount: count, loops, calls, funcRefs };
         }
         continue;
       case Op.Else:
@@ -552,9 +514,6 @@ export function scanBody(reader: CodeReader, start: number, end: number): BodySt
         break;
       case Op.RefFunc:
         funcRefs++;
-        break;
-      case Op.PrefixMisc:
-        if (isBulkOp(reader.sub)) bulk++;
         break;
     }
     count++;

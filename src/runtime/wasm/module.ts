@@ -569,7 +569,6 @@ class Parser {
         loops: stats.loops,
         calls: stats.calls,
         funcRefs: stats.funcRefs,
-        bulk: stats.bulk,
       });
       r.pos = end;
     }

@@ -6,9 +6,9 @@
 //   server and are only compiled here, so nothing blocks the event loop for
 //   long. It reports the instance whose slice it begins, so that a worker
 //   that stops answering blames the right one.
-// - prepare: validates and instruments modules with Binaryen (seconds for
-//   big programs) through the on-disk ModuleCache, and sends back the
-//   prepared program. The server kills it past a deadline or a memory cap.
+// - prepare: validates and rewrites modules (docs/engine.md) through the
+//   on-disk ModuleCache, and sends back the prepared program. The server
+//   kills it past a deadline or a memory cap.
 //
 // A worker ends when its server does: a guard thread kills the process when
 // its parent is gone, even if the main thread is stuck in a program.
@@ -22,7 +22,6 @@ import type { Runnable } from '../../runtime/instance/engine.ts';
 import type { CompiledModule } from '../../runtime/instance/instance.ts';
 import { instanceMemoryBytes } from '../../runtime/prepare/prepared.ts';
 import { State } from '../../runtime/instance/status.ts';
-import { loadBinaryen } from '../../runtime/prepare/asyncify.ts';
 import { readSnapshot } from '../../runtime/snapshot/read.ts';
 import { Registry } from '../../services/index.ts';
 import { classify, ExecError } from '../executor.ts';
@@ -229,16 +228,13 @@ function relay(channel: string): void {
   relays.set(channel, bc);
 }
 
-async function start(m: WorkerSetup): Promise<void> {
+function start(m: WorkerSetup): void {
   setup = m;
   for (const channel of setup.relayChannels ?? []) relay(channel);
   cache = new ModuleCache(setup.role === 'prepare' ? setup.cacheDir : null, setup.cacheBytes);
   if (setup.role === 'instances') {
     registry = loadRegistry();
     registry.catch(() => {}); // reported by each create
-  } else {
-    // Loaded before the first job, whose deadline should not pay for it.
-    await loadBinaryen();
   }
   post({ ev: 'ready' });
 }
@@ -246,7 +242,7 @@ async function start(m: WorkerSetup): Promise<void> {
 function handle(m: ToWorker): void {
   switch (m.op) {
     case 'setup':
-      void start(m.setup);
+      start(m.setup);
       return;
     case 'port':
       ports.deliver(m);

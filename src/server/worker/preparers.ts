@@ -2,8 +2,8 @@
 // owners that ask (principals; anonymous callers by source address). A
 // preparation is bounded: past its deadline or its memory cap the process is
 // killed and the module refused naming the limit, and a process that has
-// grown (Binaryen's memory never shrinks) is replaced after its job, so that
-// no memory stays behind. An owner may hold all but one preparer, so others
+// grown (a JavaScript heap rarely gives memory back) is replaced after its
+// job, so that no memory stays behind. An owner may hold all but one preparer, so others
 // always find one; each owner's queue is bounded. An idle preparer goes
 // after a minute.
 
@@ -47,7 +47,7 @@ interface Job {
 const MIB = 1024 * 1024;
 /** Milliseconds a new preparer may take to start. */
 const START_TIMEOUT = 30_000;
-/** Milliseconds an idle preparer is kept (Binaryen loaded, some 200 MB) before it goes. */
+/** Milliseconds an idle preparer is kept before it goes. */
 const IDLE_TIMEOUT = 60_000;
 
 export class PreparerPool {
