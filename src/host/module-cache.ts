@@ -6,6 +6,7 @@ import { createHash } from 'node:crypto';
 import { mkdir, readdir, readFile, rename, stat, unlink, utimes, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { LIMITS_VERSION } from '../runtime/prepare/limits.ts';
 import { PrepareError, PREPARE_VERSION, prepareModule, type PrepareOptions } from '../runtime/prepare/prepare.ts';
 import type { PreparedModule, ProgramInfo } from '../runtime/prepare/prepared.ts';
 import type { CompiledModule } from '../runtime/instance/instance.ts';
@@ -175,6 +176,6 @@ export class ModuleCache {
 }
 
 function cacheKey(hash: string, options: PrepareOptions): string {
-  const settings = `${PREPARE_VERSION}|mem=${options.maxMemoryPages ?? 'default'}|abi=${options.abi ?? true}|all=${options.everything === true}`;
+  const settings = `${PREPARE_VERSION}|limits=${LIMITS_VERSION}|mem=${options.maxMemoryPages ?? 'default'}|abi=${options.abi ?? true}|all=${options.everything === true}`;
   return `${hash}-${sha256Hex(new TextEncoder().encode(settings)).slice(0, 16)}`;
 }

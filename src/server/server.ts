@@ -158,6 +158,9 @@ async function serve(options: ServerOptions): Promise<RunningServer> {
   const collected = store.collectUnreferenced();
   if (collected > 0) log.info('unpinned modules of an earlier run removed', { modules: collected });
   const modules = new Modules(store, executor, config.server.unpinnedmodules * 1024 * 1024);
+  metrics.addGauges(() => [
+    { name: 'gate_unpinned_module_bytes', help: 'Bytes of stored modules nothing refers to (server.unpinnedmodules).', values: [[{}, modules.unpinnedSize]] },
+  ]);
   const instances = new Instances({
     store,
     modules,

@@ -337,14 +337,6 @@ export class WorkerExecutor implements Executor {
     return instance instanceof RemoteInstance ? instance.worker.id : undefined;
   }
 
-  /** Process ids of the instance workers and of the preparers (tests watch them). */
-  pids(): { workers: number[]; preparers: number[] } {
-    return {
-      workers: this.workersList.map((w) => w.pid).filter((pid): pid is number => pid !== undefined),
-      preparers: this.preparers.pids(),
-    };
-  }
-
   /**
    * Test hook: make a worker stop answering for good, as a program V8
    * cannot interrupt would (`heap`: fill its heap until V8 aborts, as

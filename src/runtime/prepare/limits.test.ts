@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { parseModule } from '../wasm/module.ts';
 import { body, FUNCREF, functype, I32, name, section, SPEC_SUITE_DIR, u32, vec, wasm, type Bytes } from '../wasm/testing.ts';
-import { checkModuleLimits, lowerTableMaxima, MODULE_LIMITS, operandStackDepths, tableBytes, TABLE_ENTRY_BYTES } from './limits.ts';
+import { checkModuleLimits, lowerTableMaxima, MODULE_LIMITS, operandStackDepths, savedStackValues, tableBytes, TABLE_ENTRY_BYTES } from './limits.ts';
 import { prepareModule } from './prepare.ts';
 
 const guestDir = new URL('../../../guest/', import.meta.url).pathname;
@@ -124,6 +124,11 @@ test('real programs and the spec suite are far within the limits', () => {
   for (const f of readdirSync(join(guestDir, 'examples')).filter((n) => n.endsWith('.wasm'))) {
     check(new Uint8Array(readFileSync(join(guestDir, 'examples', f))));
   }
+  const sqlite = new Uint8Array(readFileSync(join(guestDir, 'sqlite', 'sqlite.wasm')));
+  check(sqlite);
+  const sqliteInfo = parseModule(sqlite);
+  assert.ok(Math.max(...operandStackDepths(sqlite, sqliteInfo)) < MODULE_LIMITS.stackDepth / 32);
+  assert.ok(savedStackValues(sqlite, sqliteInfo).reduce((a, b) => a + b, 0) < MODULE_LIMITS.savedValues / 32);
   if (!existsSync(SPEC_SUITE_DIR)) return;
   let deepest = 0;
   for (const f of readdirSync(SPEC_SUITE_DIR).filter((n) => n.endsWith('.wasm'))) {

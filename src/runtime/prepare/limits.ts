@@ -31,6 +31,13 @@ export interface ModuleLimits {
   tableEntries: number;
 }
 
+/**
+ * Bumped when the limits, the table maxima they write, or what they add to
+ * ProgramInfo change: prepared modules are cached by it too (saved stacks do
+ * not depend on it, so PREPARE_VERSION need not change).
+ */
+export const LIMITS_VERSION = 1;
+
 export const MODULE_LIMITS: Readonly<ModuleLimits> = {
   // V8 accepts up to 7,654,321 bytes; the largest functions of big C++
   // programs compiled to wasm are a few hundred KB.

@@ -77,8 +77,4 @@ export class PortHub {
   forget(id: number): void {
     this.ports.delete(id);
   }
-
-  get size(): number {
-    return this.ports.size;
-  }
 }

@@ -69,18 +69,6 @@ export class PreparerPool {
     this.recycle = options.recycle ?? Math.max(384 * MIB, options.memory / 4);
   }
 
-  /** Preparations under way and waiting, for metrics and tests. */
-  get stats(): { processes: number; busy: number; waiting: number } {
-    let waiting = 0;
-    for (const q of this.queues.values()) waiting += q.length;
-    return { processes: this.idle.length + this.busy.size, busy: this.busy.size, waiting };
-  }
-
-  /** Process ids of the preparers (tests look at their memory). */
-  pids(): number[] {
-    return [...this.idle, ...this.busy.keys()].map((w) => w.pid).filter((pid): pid is number => pid !== undefined);
-  }
-
   prepare(bytes: Uint8Array, pages: number, owner: string): Promise<PrepareReply> {
     if (this.closed) return Promise.reject(new ExecError('internal', 'executor closed'));
     let queue = this.queues.get(owner);
