@@ -1033,26 +1033,52 @@ export class FunctionRewriter {
       });
       const n = targets.length;
       const range = level.keyHi - level.keyLo + 1;
-      // Where target t (1-based) goes, from inside n - t further blocks.
-      const branch = (t: number): void => {
+      // A target with nothing to push (a nested block without values, or
+      // running on from the level's start) is branched to straight from the
+      // choice; the others go through a block of their own that pushes first.
+      const directD = (t: number): number | undefined => {
+        const { entry } = targets[t - 1];
+        if (skip && entry === 0) return level.params.length === 0 ? -1 : undefined;
+        const e = entries[entry];
+        return e.kind === E_STRUCT && e.types.length === 0 ? dIndex(entry) : undefined;
+      };
+      // Label depth of a direct target from inside `blocks` blocks in the `if`.
+      const directDepth = (d: number, blocks: number): number => (d < 0 ? blocks : blocks + 1 + d);
+      const pushing: number[] = []; // targets with a block of their own, innermost first
+      const blockOf = new Int32Array(n + 1);
+      for (let t = 1; t <= n; t++) {
+        if (directD(t) === undefined) {
+          pushing.push(t);
+          blockOf[t] = pushing.length;
+        }
+      }
+      const nd = pushing.length;
+      // Where pushing target t goes once its block has ended (nd - u blocks still open).
+      const branch = (t: number, u: number): void => {
         const { entry, cond } = targets[t - 1];
         if (skip && entry === 0) {
           // Run on from the level's start (the `if` gives back dummy parameters).
           for (const p of level.params) dummy(out, p);
           out.u8(Op.Br);
-          out.u32(n - t);
+          out.u32(nd - u);
           return;
         }
         this.dispatchPush(plan, entries[entry], cond);
         out.u8(Op.Br);
-        out.u32(n - t + 1 + dIndex(entry));
+        out.u32(nd - u + 1 + dIndex(entry));
       };
       if (n === 1) {
-        branch(1);
+        const d = directD(1);
+        if (d === undefined) {
+          branch(1, 1); // inside the `if` itself
+        } else {
+          out.u8(Op.Br);
+          out.u32(directDepth(d, 0));
+        }
       } else {
         if (range <= 4 * n) {
           // Few keys per way in: a table by key.
-          for (let t = 0; t <= n; t++) {
+          for (let u = 0; u <= nd; u++) {
             out.u8(Op.Block);
             out.u8(0x40);
           }
@@ -1064,7 +1090,10 @@ export class FunctionRewriter {
             out.u8(Op.I32Sub);
           }
           const keyTarget = new Int32Array(range);
-          targets.forEach((tg, t) => keyTarget.fill(t + 1, tg.lo - level.keyLo, tg.hi - level.keyLo + 1));
+          targets.forEach((tg, t) => {
+            const d = directD(t + 1);
+            keyTarget.fill(d === undefined ? blockOf[t + 1] : directDepth(d, nd + 1), tg.lo - level.keyLo, tg.hi - level.keyLo + 1);
+          });
           out.u8(Op.BrTable);
           out.u32(range);
           for (const t of keyTarget) out.u32(t);
@@ -1073,10 +1102,14 @@ export class FunctionRewriter {
           out.u8(Op.Unreachable);
         } else {
           // Many keys (deeply nested sites): compare with where each way in begins.
-          for (let t = 0; t < n; t++) {
+          for (let u = 0; u < nd; u++) {
             out.u8(Op.Block);
             out.u8(0x40);
           }
+          const to = (t: number): number => {
+            const d = directD(t);
+            return d === undefined ? blockOf[t] - 1 : directDepth(d, nd);
+          };
           for (let t = 1; t < n; t++) {
             out.u8(Op.LocalGet);
             out.u32(plan.siteLocal);
@@ -1084,15 +1117,15 @@ export class FunctionRewriter {
             out.s32(targets[t].lo);
             out.u8(OP_I32_LT_U);
             out.u8(Op.BrIf);
-            out.u32(t - 1);
+            out.u32(to(t));
           }
           out.u8(Op.Br);
-          out.u32(n - 1);
+          out.u32(to(n));
         }
-        for (let t = 1; t <= n; t++) {
+        pushing.forEach((t, k) => {
           out.u8(Op.End);
-          branch(t);
-        }
+          branch(t, k + 1);
+        });
       }
       out.u8(Op.End); // if
     }
