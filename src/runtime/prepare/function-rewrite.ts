@@ -94,6 +94,8 @@ export interface RewriteContext {
   remap(f: number): number;
   /** Every call is a resumable site (to resume a foreign stack anywhere). */
   everything: boolean;
+  /** The global that records a drop of this passive data (or element) segment, or -1. */
+  droppedFlag(kind: 'data' | 'elem', segment: number): number;
 }
 
 // Entry kinds (points in a block level where a rewind dispatch lands).
@@ -226,7 +228,8 @@ export class FunctionRewriter {
     const body = ctx.info.code[i];
     const size = out.beginSize();
     if (!ctx.graph.instrumented[i]) {
-      if (body.funcRefs === 0) out.bytes(ctx.bytes, body.range.start, body.range.end);
+      const scan = ctx.graph.scans[i];
+      if (body.funcRefs === 0 && scan.dataDrops.length === 0 && scan.elemDrops.length === 0) out.bytes(ctx.bytes, body.range.start, body.range.end);
       else this.copyRemapped(body.range.start, body.instructions, body.range.end);
     } else {
       this.emit(i, this.plan(i));
@@ -245,6 +248,8 @@ export class FunctionRewriter {
       if (op === Op.Call || op === Op.RefFunc) {
         out.bytes(ctx.bytes, copied, reader.immStart);
         out.u32(ctx.remap(reader.index));
+        copied = reader.pos;
+      } else if (op === Op.PrefixMisc && this.recordDrop(reader.sub, reader.index, copied)) {
         copied = reader.pos;
       }
     }
@@ -878,8 +883,29 @@ export class FunctionRewriter {
           out.u32(ctx.remap(reader.index));
           copied = reader.pos;
           break;
+        case Op.PrefixMisc:
+          if (this.recordDrop(reader.sub, reader.index, copied)) copied = reader.pos;
+          break;
       }
     }
+  }
+
+  /**
+   * After data.drop or elem.drop of a passive segment: copy up to its end and
+   * set the segment's flag (a snapshot writes a dropped segment empty).
+   */
+  private recordDrop(sub: number, segment: number, copied: number): boolean {
+    const kind = sub === MiscOp.DataDrop ? 'data' : sub === MiscOp.ElemDrop ? 'elem' : undefined;
+    if (kind === undefined) return false;
+    const flag = this.ctx.droppedFlag(kind, segment);
+    if (flag < 0) return false;
+    const { out, reader } = this;
+    out.bytes(this.ctx.bytes, copied, reader.pos);
+    out.u8(Op.I32Const);
+    out.u8(1);
+    out.u8(Op.GlobalSet);
+    out.u32(flag);
+    return true;
   }
 
   /** The loop whose check is being written counts fuel in a local. */
