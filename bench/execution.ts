@@ -25,10 +25,9 @@ function pairedRatio(samples: readonly number[], baseline: readonly number[]): {
 
 /**
  * Plain V8 against the prepared program run by the engine (fuel checks,
- * suspension support, time slices and scheduling all included). With the
- * Binaryen engine the cost is also split: the fuel rewrite alone, and the
- * prepared module run without the engine. Throws when the prepared run
- * logs anything other than the plain one; returns the rows and that log.
+ * suspension support, time slices and scheduling all included). Throws when
+ * the prepared run logs anything other than the plain one; returns the rows
+ * and that log.
  */
 export async function executionRows(
   group: string,

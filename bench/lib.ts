@@ -30,10 +30,6 @@ export interface BenchModule {
   run(options: BenchOptions): Promise<Row[]>;
 }
 
-// ---- the engine under measurement -----------------------------------------
-
-/** Preparation engines the bench can measure: today's Binaryen Asyncify pipeline, or the one-pass rewrite (issue 12). */
-
 export interface MachineFacts {
   node: string;
   v8: string;

@@ -1,5 +1,5 @@
 // The runtime's costs at run time: execution speed of instrumented programs
-// against the same programs straight on V8 (fuel checks, Asyncify, time
+// against the same programs straight on V8 (fuel checks, suspension support, time
 // slices and the engine's scheduling all included), for loop code (hash,
 // sha256, sort, matrix multiply) and call-heavy code (fib), and how soon a
 // cached program answers its first client. SQLite has its own module.

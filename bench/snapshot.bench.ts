@@ -227,7 +227,7 @@ async function snapshotRows(options: {
       name: `${label}: restore → RUNNING, cold cache`,
       value: median(cold),
       unit: 'ms',
-      note: note(spread(cold), "includes preparing the snapshot's program part with Binaryen"),
+      note: note(spread(cold), "includes preparing the snapshot's program part"),
     },
   ];
 }

@@ -10,7 +10,7 @@ import { StackMismatch } from '../runtime/instance/portable-stack.ts';
 import { instrumentationOf } from '../runtime/snapshot/instrumentation.ts';
 import { readSnapshot } from '../runtime/snapshot/read.ts';
 import { hasSnapshotSection, writeSnapshot, type Instrumentation } from '../runtime/snapshot/write.ts';
-import type { PrepareOptions } from '../runtime/prepare/prepare.ts';
+import { savesPortableStacks, type PrepareOptions } from '../runtime/prepare/prepare.ts';
 
 export { SnapshotError };
 
@@ -61,7 +61,7 @@ export async function restoreInstance(bytes: Uint8Array, options: RestoreOptions
   if (pending && pending.stack.byteLength > 0 && snapshot.instrumenter) {
     const mine = await instrumentation(compiled);
     const theirs = snapshot.instrumenter;
-    if (theirs.version !== mine.version) {
+    if (theirs.version !== mine.version && !(savesPortableStacks(theirs.version) && savesPortableStacks(mine.version))) {
       throw new SnapshotError(
         `snapshot was made by instrumentation ${theirs.version}; this runtime uses ${mine.version}`,
         'ERR_SNAPSHOT_INCOMPATIBLE',

@@ -67,6 +67,19 @@ describe('snapshot files', () => {
     await assert.rejects(restore(changed), { code: 'ERR_SNAPSHOT_INCOMPATIBLE', message: /does not match/ });
   });
 
+  it('a stack saved by an earlier version of our own rewrite resumes (portable stacks do not depend on it)', async () => {
+    const { program } = await suspendedHash();
+    const mine = await instrumentationOf(program.compiled.prepared, program.compiled.program);
+    const older = await writeSnapshot(program.compiled.program, program.instance.capture(), {
+      version: 'gate-ts-prepare-4/portable-stack-1',
+      codeHash: mine.codeHash,
+    });
+    const chunks: Uint8Array[] = [];
+    const restored = await restore(older, (c) => chunks.push(c));
+    assert.deepEqual(await restored.run(), { state: 'HALTED', cause: 'NORMAL', result: 0 });
+    assert.equal(Buffer.concat(chunks).toString(), 'c16b02b158899315b165a22ba9385cee557172daf8789475abb4cd682c46ca56\n');
+  });
+
   it('a gate.stack section after the data section is refused, as Gate refuses it', async () => {
     const { snapshot } = await suspendedHash();
     const name = new TextEncoder().encode('gate.stack');

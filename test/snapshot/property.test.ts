@@ -70,9 +70,9 @@ async function runThroughSnapshots(file: string, fn: string, points: number[]): 
   };
 }
 
-async function checkProgram(file: string, fn: string, count: number): Promise<void> {
+async function checkProgram(file: string, fn: string, count: number, ends: Partial<Status> = { state: 'HALTED' }): Promise<void> {
   const plain = await runThroughSnapshots(file, fn, []);
-  assert.equal(plain.status.state, 'HALTED');
+  assert.deepEqual({ ...plain.status, ...ends }, plain.status);
   const next = random(SEED ^ file.length ^ fn.length);
   const points = Array.from({ length: count }, () => Math.floor(next() * plain.fuel)).sort((a, b) => a - b);
   const moved = await runThroughSnapshots(file, fn, points);
@@ -88,6 +88,8 @@ describe(`snapshot property (seed ${SEED})`, () => {
   it('a deep recursive computation', () => checkProgram('examples/recurse.wasm', 'recurse', 25));
   it('a state-integrity checker', () => checkProgram('examples/integrity.wasm', 'check', 25));
   it('a program with a start section', () => checkProgram('wat/start.wasm', 'after', 3));
+  it('a program that changes its tables and drops segments, with references on its stack', () =>
+    checkProgram('wat/tables.wasm', 'run', 25, { state: 'KILLED', cause: 'MEMORY_ACCESS_OUT_OF_BOUNDS' }));
 
   it('a counter keeps counting across snapshots with nothing lost or repeated', async () => {
     const l = await launch('examples/counter.wasm', { function: 'debug_count', timeResolution: 1000 });

@@ -281,7 +281,7 @@ export async function runEngine(bytes: Uint8Array, plan: Plan, engine: Engine, s
     return { events, memory: undefined, exhausted: false };
   }
   const random = new Random(plan.seed);
-  const unsupported = unsupportedState(bytes, parseModule(bytes));
+  const unsupported = unsupportedState(parseModule(bytes));
   if (unsupported && plan.restore > 0) stats.unsnapshottable.set(unsupported, (stats.unsnapshottable.get(unsupported) ?? 0) + 1);
   const restore = unsupported ? 0 : plan.restore;
   let suspensions = 0;

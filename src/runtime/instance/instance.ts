@@ -8,17 +8,30 @@ import type { AbiHost, WaitOutcome, WaitRequest } from '../abi/host.ts';
 import { createImports, isBlockingImport } from '../abi/imports.ts';
 import { resolutionFor } from '../abi/time.ts';
 import type { PreparedModule } from '../prepare/prepared.ts';
-import { ENGINE_MODULE, FUEL_EXPORT, GLOBAL_EXPORT_PREFIX, MEMORY_IMPORT, START_EXPORT } from '../prepare/names.ts';
+import {
+  DROP_DATA_PREFIX,
+  DROP_ELEM_PREFIX,
+  DROPPED_DATA_PREFIX,
+  DROPPED_ELEM_PREFIX,
+  ENGINE_MODULE,
+  FUEL_EXPORT,
+  FUNCTIONS_EXPORT,
+  GLOBAL_EXPORT_PREFIX,
+  MEMORY_IMPORT,
+  START_EXPORT,
+  TABLE_EXPORT_PREFIX,
+} from '../prepare/names.ts';
 import type { ServiceContext, ServiceRegistry } from '../service/service.ts';
 import { PacketChannel, type ChannelState } from './channel.ts';
 import type { Engine } from './engine.ts';
 import { AbiViolation, Exit, Trap } from './errors.ts';
 import { FuelMeter, LimitExceeded } from './fuel-meter.ts';
 import { argumentValue, PortableStack, type PortableSaved, type SavedArgument, type TickHost } from './portable-stack.ts';
-import { portableFromSnapshot, portableForSnapshot, entryParamTypes } from './stack-frames.ts';
+import { portableFromSnapshot, portableForSnapshot, entryParamTypes, type FunctionReferences } from './stack-frames.ts';
 import { Cause, State, type Status } from './status.ts';
 import { trapCause } from './trap.ts';
-import type { GlobalValue, InstanceState } from '../snapshot/state.ts';
+import type { DroppedSegments, GlobalValue, InstanceState } from '../snapshot/state.ts';
+import { SnapshotError } from '../snapshot/format.ts';
 
 /** A prepared module compiled for this realm. */
 export interface CompiledModule {
@@ -135,6 +148,8 @@ export class Instance implements TickHost {
   private phase: Phase = 'start';
   /** The stack taken down while the program is suspended inside a phase. */
   private saved: PortableSaved | undefined;
+  /** Built on first use after instantiation (references belong to the instance). */
+  private refs: FunctionReferences | undefined;
   private waitMemo: bigint[] | undefined; // the program was stopped inside a wait
   private channelState: ChannelState = { services: [], input: new Uint8Array(0), output: new Uint8Array(0) };
   private monotonicSaved = 0n; // instance monotonic clock at the end of the last run
@@ -215,15 +230,19 @@ export class Instance implements TickHost {
       }
       this.phase = pending.phase;
       this.entry = pending.entry;
-      if (pending.stack.byteLength > 0) this.saved = portableFromSnapshot(this.compiled, pending.stack);
       this.waitMemo = pending.waitMemo;
     } else {
       this.phase = 'entry';
     }
-    // Instantiation applies the element segments; memory and globals come from the state.
+    // Instantiation applies the element segments; memory, globals, tables and drops come from the state.
     this.instantiate();
     new Uint8Array(memory.buffer).set(state.memory);
     for (const [index, value] of state.globals) this.global(index).value = value;
+    if (state.tables) this.restoreTables(state.tables);
+    for (const d of state.dropped?.data ?? []) this.dropSegment(DROP_DATA_PREFIX, d);
+    for (const d of state.dropped?.elem ?? []) this.dropSegment(DROP_ELEM_PREFIX, d);
+    // The stack's references are the functions of this instance.
+    if (pending && pending.stack.byteLength > 0) this.saved = portableFromSnapshot(this.compiled, pending.stack, this.references());
     if (pending?.entry !== undefined && this.embedderImports) this.checkExportedFunction(pending.entry);
     return memory;
   }
@@ -251,6 +270,81 @@ export class Instance implements TickHost {
     if (typeof this.exports[name] !== 'function') {
       throw new InstanceError('ERR_ENTRY_NOT_FOUND', `function not exported: ${name}`);
     }
+  }
+
+  /** Function references of this instance by function index, and back (FUNCTIONS_EXPORT). */
+  private references(): FunctionReferences {
+    if (this.refs) return this.refs;
+    const slots = this.compiled.prepared.info.rewindTable;
+    const table = this.instance!.exports[FUNCTIONS_EXPORT] as WebAssembly.Table | undefined;
+    const byRef = new Map<unknown, number>();
+    const slotOf = new Map<number, number>();
+    slots.forEach((f, slot) => {
+      slotOf.set(f, slot);
+      if (table) byRef.set(table.get(slot), f);
+    });
+    this.refs = {
+      indexOf: (ref) => byRef.get(ref),
+      ref: (f) => {
+        const slot = slotOf.get(f);
+        return slot === undefined || !table ? undefined : table.get(slot);
+      },
+    };
+    return this.refs;
+  }
+
+  /** The defined tables' elements as function indexes (null for none). */
+  private captureTables(): Map<number, (number | null)[]> {
+    const refs = this.references();
+    const tables = new Map<number, (number | null)[]>();
+    for (const [name, value] of Object.entries(this.instance!.exports)) {
+      if (!name.startsWith(TABLE_EXPORT_PREFIX)) continue;
+      const table = value as WebAssembly.Table;
+      const elements: (number | null)[] = [];
+      for (let i = 0; i < table.length; i++) {
+        const v = table.get(i);
+        if (v === null) {
+          elements.push(null);
+          continue;
+        }
+        const f = refs.indexOf(v);
+        if (f === undefined) throw new SnapshotError('a table holds an external reference, which a snapshot cannot carry', 'ERR_SNAPSHOT_UNSUPPORTED');
+        elements.push(f);
+      }
+      tables.set(Number(name.slice(TABLE_EXPORT_PREFIX.length)), elements);
+    }
+    return tables;
+  }
+
+  private restoreTables(tables: ReadonlyMap<number, readonly (number | null)[]>): void {
+    const refs = this.references();
+    for (const [index, elements] of tables) {
+      const table = this.instance!.exports[TABLE_EXPORT_PREFIX + index];
+      if (!(table instanceof WebAssembly.Table)) throw new InstanceError('ERR_SNAPSHOT_STATE', `snapshot holds table ${index}, which the program does not define`);
+      if (elements.length < table.length) throw new InstanceError('ERR_SNAPSHOT_STATE', `snapshot table ${index} is smaller than the program's`);
+      if (elements.length > table.length) table.grow(elements.length - table.length);
+      elements.forEach((f, i) => {
+        const ref = f === null ? null : refs.ref(f);
+        if (ref === undefined) throw new InstanceError('ERR_SNAPSHOT_STATE', `snapshot table ${index} holds function ${f}, which no table can hold`);
+        table.set(i, ref);
+      });
+    }
+  }
+
+  private dropSegment(prefix: string, segment: number): void {
+    const drop = this.instance!.exports[prefix + segment];
+    if (typeof drop !== 'function') throw new InstanceError('ERR_SNAPSHOT_STATE', `snapshot dropped segment ${segment}, which the program never drops`);
+    (drop as () => void)();
+  }
+
+  /** Passive segments the program has dropped (their flags are set). */
+  private capturedDrops(): DroppedSegments | undefined {
+    const dropped: DroppedSegments = { data: [], elem: [] };
+    for (const [name, value] of Object.entries(this.instance!.exports)) {
+      const list = name.startsWith(DROPPED_DATA_PREFIX) ? dropped.data : name.startsWith(DROPPED_ELEM_PREFIX) ? dropped.elem : undefined;
+      if (list && (value as WebAssembly.Global).value === 1) list.push(Number(name.slice(name.lastIndexOf('.') + 1)));
+    }
+    return dropped.data.length > 0 || dropped.elem.length > 0 ? dropped : undefined;
   }
 
   private global(index: number): WebAssembly.Global {
@@ -284,8 +378,11 @@ export class Instance implements TickHost {
       fuelUsed: this.meter.fuelUsed,
       timeUsed: this.meter.timeUsed,
     };
+    if (this.compiled.prepared.info.dynamicTables) state.tables = this.captureTables();
+    const dropped = this.capturedDrops();
+    if (dropped) state.dropped = dropped;
     if (this.status.state === State.SUSPENDED) {
-      const stack = this.saved === undefined ? new Uint8Array(0) : portableForSnapshot(this.compiled, this.saved, this.phase, this.entry);
+      const stack = this.saved === undefined ? new Uint8Array(0) : portableForSnapshot(this.compiled, this.saved, this.phase, this.entry, this.references());
       state.pending = { phase: this.phase, entry: this.entry, stack };
       if (this.waitMemo) state.pending.waitMemo = this.waitMemo;
     }

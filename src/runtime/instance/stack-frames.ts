@@ -8,7 +8,7 @@
 import { programSites, type ProgramSites } from '../prepare/prepare.ts';
 import { SITE_CALL, SITE_ENTRY, SITE_INDIRECT, type SiteInfo } from '../prepare/function-rewrite.ts';
 import { SITE_ENTRY_RUNNING, SITE_NOTHING_RUN, SITE_START_RUNNING, ENTRY_ROUTINE_SITES } from '../prepare/call-sites.ts';
-import { EXTERNREF, FUNCREF, V128 } from '../prepare/operand-types.ts';
+import { EXTERNREF, FUNCREF, V128, typeCode } from '../prepare/operand-types.ts';
 import { BOTTOM_FUNCTION, frameOffsets, StackMismatch, type PortableSaved } from './portable-stack.ts';
 import type { CompiledModule } from './instance.ts';
 import { SnapshotError } from '../snapshot/format.ts';
@@ -23,6 +23,23 @@ export function sitesOf(compiled: CompiledModule): ProgramSites {
     cache.set(compiled.prepared, s);
   }
   return s;
+}
+
+/** Value type codes of a function's parameters in the order the entry routine's frame holds them (last first). */
+function argumentTypes(s: ProgramSites, f: number): number[] {
+  const params = s.types[s.functionTypes[f]].params;
+  const out: number[] = [];
+  for (let i = params.length - 1; i >= 0; i--) {
+    const t = typeCode(params[i]);
+    out.push(t);
+    if (t === V128) out.push(V128);
+  }
+  return out;
+}
+
+function entryArgumentTypes(s: ProgramSites, entry: string | undefined): number[] | undefined {
+  const f = entry === undefined ? undefined : s.exports.get(entry);
+  return f === undefined ? undefined : argumentTypes(s, f);
 }
 
 /** Parameter types of an exported function. */
@@ -41,21 +58,68 @@ function words(types: readonly number[]): number {
   return n;
 }
 
-function holdsReferences(types: readonly number[]): boolean {
-  return types.some((t) => t === FUNCREF || t === EXTERNREF);
+/** How an instance's function references map to function indexes and back. */
+export interface FunctionReferences {
+  indexOf(ref: unknown): number | undefined;
+  ref(index: number): unknown;
+}
+
+/**
+ * The value types of a frame's words in Gate's order: operand values top
+ * first, then non-parameter locals last first (a v128 takes two words).
+ */
+function wordTypes(values: readonly number[], locals: readonly number[]): number[] {
+  const out: number[] = [];
+  const add = (t: number): void => {
+    out.push(t);
+    if (t === V128) out.push(V128);
+  };
+  for (let i = values.length - 1; i >= 0; i--) add(values[i]);
+  for (let i = locals.length - 1; i >= 0; i--) add(locals[i]);
+  return out;
+}
+
+/**
+ * A reference in a frame travels as a function index + 1, 0 for null (our
+ * extension: Gate has no references); an external reference only as null.
+ */
+function encodeReference(type: number, held: unknown, refs: FunctionReferences): bigint {
+  if (held === null) return 0n;
+  const f = type === FUNCREF ? refs.indexOf(held) : undefined;
+  if (f === undefined) throw new SnapshotError('the suspended stack holds an external reference, which a snapshot cannot carry', 'ERR_SNAPSHOT_UNSUPPORTED');
+  return BigInt(f) + 1n;
+}
+
+function decodeReference(type: number, word: bigint, refs: FunctionReferences): unknown {
+  if (word === 0n) return null;
+  const ref = type === FUNCREF && word <= 0xffffffffn ? refs.ref(Number(word) - 1) : undefined;
+  if (ref === undefined || ref === null) throw new StackMismatch(`a stack reference (${word}) is not a function this program can refer to`);
+  return ref;
 }
 
 /**
  * The Gate portable stack of a saved stack. `phase` and `entry` say what the
  * entry routine was running.
  */
-export function portableForSnapshot(compiled: CompiledModule, saved: PortableSaved, phase: 'start' | 'entry', entry: string | undefined): Uint8Array {
+export function portableForSnapshot(
+  compiled: CompiledModule,
+  saved: PortableSaved,
+  phase: 'start' | 'entry',
+  entry: string | undefined,
+  refs: FunctionReferences,
+): Uint8Array {
   const s = sitesOf(compiled);
   const src = new DataView(saved.bytes.buffer, saved.bytes.byteOffset, saved.bytes.byteLength);
   const frames = frameOffsets(saved.bytes);
   const out: bigint[] = [];
-  const pushWords = (from: number, to: number): void => {
-    for (let p = from; p < to; p += 8) out.push(src.getBigUint64(p, true));
+  const pushWords = (from: number, to: number, types?: readonly number[]): void => {
+    for (let p = from, k = 0; p < to; p += 8, k++) {
+      const word = src.getBigUint64(p, true);
+      const t = types?.[k];
+      if (t === FUNCREF) out.push(encodeReference(t, saved.funcs[Number(word & 0xffffffffn)], refs));
+      else if (t === EXTERNREF) out.push(encodeReference(t, saved.externs[Number(word & 0xffffffffn)], refs));
+      else out.push(word);
+    }
   };
   for (const p of frames) {
     const key = src.getUint32(p, true);
@@ -69,7 +133,7 @@ export function portableForSnapshot(compiled: CompiledModule, saved: PortableSav
         out.push(e === undefined ? (NONE << 32n) | NONE : BigInt(e));
       } else {
         out.push((BigInt(data) << 32n) | BigInt(SITE_ENTRY_RUNNING));
-        pushWords(p + 16, p + size);
+        pushWords(p + 16, p + size, entryArgumentTypes(s, entry));
       }
       continue;
     }
@@ -79,12 +143,9 @@ export function portableForSnapshot(compiled: CompiledModule, saved: PortableSav
     }
     const site = s.sites[f - s.importedFunctions]?.[key];
     if (!site) throw new StackMismatch(`frame of function ${f} at unknown site ${key}`);
-    if (holdsReferences(site.types) || (site.kind !== SITE_ENTRY && holdsReferences(s.locals[f - s.importedFunctions]))) {
-      throw new SnapshotError('the suspended stack holds reference values, which a snapshot cannot carry', 'ERR_SNAPSHOT_UNSUPPORTED');
-    }
     const index = site.wag >= 0 ? s.siteBase[f] + site.wag : s.extraBase[f - s.importedFunctions] + site.extra;
     out.push((BigInt(8 + data) << 32n) | BigInt(index));
-    pushWords(p + 16, p + size);
+    pushWords(p + 16, p + size, site.kind === SITE_ENTRY ? undefined : wordTypes(site.types, s.locals[f - s.importedFunctions]));
   }
   const bytes = new Uint8Array(out.length * 8);
   const view = new DataView(bytes.buffer);
@@ -174,11 +235,11 @@ export function entryRoutineOf(gate: Uint8Array): EntryRoutine {
  * point where a program can stop. Returns undefined for a stack of only the
  * entry routine's frame (nothing to rewind).
  */
-export function portableFromSnapshot(compiled: CompiledModule, gate: Uint8Array): PortableSaved | undefined {
+export function portableFromSnapshot(compiled: CompiledModule, gate: Uint8Array, refs: FunctionReferences): PortableSaved | undefined {
   const s = sitesOf(compiled);
   const view = new DataView(gate.buffer, gate.byteOffset, gate.byteLength);
   if (gate.byteLength === 0 || gate.byteLength % 8 !== 0) throw new StackMismatch(`invalid stack size ${gate.byteLength}`);
-  const out: { header: bigint; fn: number; from: number; to: number }[] = [];
+  const out: { header: bigint; fn: number; from: number; to: number; types?: readonly number[] }[] = [];
   let p = 0;
   let inner: Located | undefined;
   for (;;) {
@@ -200,7 +261,9 @@ export function portableFromSnapshot(compiled: CompiledModule, gate: Uint8Array)
         if (exported !== undefined && inner.f !== exported) throw new StackMismatch('the start frame is not the start function');
       }
       const params = index === SITE_ENTRY_RUNNING ? offset : 0;
-      out.push({ header: (BigInt(16 + params) << 32n) | 0n, fn: BOTTOM_FUNCTION, from: index === SITE_ENTRY_RUNNING ? p + 8 : p + 16, to: p + size });
+      const bottom = { header: (BigInt(16 + params) << 32n) | 0n, fn: BOTTOM_FUNCTION, from: index === SITE_ENTRY_RUNNING ? p + 8 : p + 16, to: p + size };
+      // Arguments of an entry function (embedder mode): the outermost frame's function.
+      out.push(params > 0 && inner && !inner.library ? { ...bottom, types: argumentTypes(s, inner.f) } : bottom);
       break;
     }
     if (offset < 8 || offset % 8 !== 0 || p + offset > gate.byteLength) throw new StackMismatch(`invalid stack offset ${offset}`);
@@ -224,7 +287,8 @@ export function portableFromSnapshot(compiled: CompiledModule, gate: Uint8Array)
         throw new StackMismatch(`encoded stack offset ${offset} of call site ${index} does not match offset ${expected}`);
       }
       const key = s.sites[here.f - s.importedFunctions]!.indexOf(site);
-      out.push({ header: (BigInt(offset + 8) << 32n) | BigInt(key), fn: here.f, from: p + 8, to: p + offset });
+      const types = site.kind === SITE_ENTRY ? undefined : wordTypes(site.types, locals);
+      out.push({ header: (BigInt(offset + 8) << 32n) | BigInt(key), fn: here.f, from: p + 8, to: p + offset, types });
       p += offset;
       inner = here;
       continue;
@@ -239,14 +303,24 @@ export function portableFromSnapshot(compiled: CompiledModule, gate: Uint8Array)
   for (const fr of out) size += 16 + (fr.to - fr.from);
   const bytes = new Uint8Array(size);
   const dst = new DataView(bytes.buffer);
+  const funcs: unknown[] = [];
+  const externs: unknown[] = [];
   let q = 0;
   for (const fr of out) {
     dst.setBigUint64(q, fr.header, true);
     dst.setUint32(q + 8, fr.fn, true);
     bytes.set(gate.subarray(fr.from, fr.to), q + 16);
+    // References go to the stack module's tables; their words name the entries.
+    fr.types?.forEach((t, k) => {
+      if (t !== FUNCREF && t !== EXTERNREF) return;
+      const at = q + 16 + 8 * k;
+      const list = t === FUNCREF ? funcs : externs;
+      list.push(decodeReference(t, view.getBigUint64(fr.from + 8 * k, true), refs));
+      dst.setBigUint64(at, BigInt(list.length - 1), true);
+    });
     q += 16 + (fr.to - fr.from);
   }
-  return { bytes, funcs: [], externs: [] };
+  return { bytes, funcs, externs };
 }
 
 /** An outer frame's call must be able to reach the frame inside it. */

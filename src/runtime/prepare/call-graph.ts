@@ -25,6 +25,11 @@ export interface FunctionScan {
   refFuncs: number[];
   loops: number;
   bulk: number;
+  /** Segments named by data.drop and elem.drop (a snapshot must know which were dropped). */
+  dataDrops: number[];
+  elemDrops: number[];
+  /** Instructions that change a table (table.set, grow, fill, copy, init): a snapshot must read the tables. */
+  tableWrites: number;
   /** Instructions, not counting end and else. */
   instructions: number;
   /** Gate call sites, the entry included. */
@@ -33,7 +38,7 @@ export interface FunctionScan {
 
 /** Scan one function body: what it calls and how many call sites Gate gives it. */
 export function scanFunction(reader: CodeReader, types: ModuleInfo['types'], start: number, end: number): FunctionScan {
-  const scan: FunctionScan = { callees: [], indirectTypes: [], refFuncs: [], loops: 0, bulk: 0, instructions: 0, sites: 1 };
+  const scan: FunctionScan = { callees: [], indirectTypes: [], refFuncs: [], loops: 0, bulk: 0, dataDrops: [], elemDrops: [], tableWrites: 0, instructions: 0, sites: 1 };
   // Control frames: 1 for a loop label, 0 otherwise; and each frame's flag
   // "a suspension point was passed in this block" (Gate places a back-edge
   // check only where the current block has none yet).
@@ -89,8 +94,16 @@ export function scanFunction(reader: CodeReader, types: ModuleInfo['types'], sta
       case Op.RefFunc:
         scan.refFuncs.push(reader.index);
         break;
+      case Op.TableSet:
+        scan.tableWrites++;
+        break;
       case Op.PrefixMisc:
+        if (reader.sub === MiscOp.TableInit || reader.sub === MiscOp.TableCopy || reader.sub === MiscOp.TableFill || reader.sub === MiscOp.TableGrow) {
+          scan.tableWrites++;
+        }
         if (isBulk(reader.sub)) scan.bulk++;
+        else if (reader.sub === MiscOp.DataDrop) scan.dataDrops.push(reader.index);
+        else if (reader.sub === MiscOp.ElemDrop) scan.elemDrops.push(reader.index);
         break;
     }
     scan.instructions++;

@@ -94,6 +94,8 @@ export interface RewriteContext {
   remap(f: number): number;
   /** Every call is a resumable site (to resume a foreign stack anywhere). */
   everything: boolean;
+  /** The global that records a drop of this passive data (or element) segment, or -1. */
+  droppedFlag(kind: 'data' | 'elem', segment: number): number;
 }
 
 // Entry kinds (points in a block level where a rewind dispatch lands).
@@ -226,7 +228,8 @@ export class FunctionRewriter {
     const body = ctx.info.code[i];
     const size = out.beginSize();
     if (!ctx.graph.instrumented[i]) {
-      if (body.funcRefs === 0) out.bytes(ctx.bytes, body.range.start, body.range.end);
+      const scan = ctx.graph.scans[i];
+      if (body.funcRefs === 0 && scan.dataDrops.length === 0 && scan.elemDrops.length === 0) out.bytes(ctx.bytes, body.range.start, body.range.end);
       else this.copyRemapped(body.range.start, body.instructions, body.range.end);
     } else {
       this.emit(i, this.plan(i));
@@ -245,6 +248,8 @@ export class FunctionRewriter {
       if (op === Op.Call || op === Op.RefFunc) {
         out.bytes(ctx.bytes, copied, reader.immStart);
         out.u32(ctx.remap(reader.index));
+        copied = reader.pos;
+      } else if (op === Op.PrefixMisc && this.recordDrop(reader.sub, reader.index, copied)) {
         copied = reader.pos;
       }
     }
@@ -878,8 +883,29 @@ export class FunctionRewriter {
           out.u32(ctx.remap(reader.index));
           copied = reader.pos;
           break;
+        case Op.PrefixMisc:
+          if (this.recordDrop(reader.sub, reader.index, copied)) copied = reader.pos;
+          break;
       }
     }
+  }
+
+  /**
+   * After data.drop or elem.drop of a passive segment: copy up to its end and
+   * set the segment's flag (a snapshot writes a dropped segment empty).
+   */
+  private recordDrop(sub: number, segment: number, copied: number): boolean {
+    const kind = sub === MiscOp.DataDrop ? 'data' : sub === MiscOp.ElemDrop ? 'elem' : undefined;
+    if (kind === undefined) return false;
+    const flag = this.ctx.droppedFlag(kind, segment);
+    if (flag < 0) return false;
+    const { out, reader } = this;
+    out.bytes(this.ctx.bytes, copied, reader.pos);
+    out.u8(Op.I32Const);
+    out.u8(1);
+    out.u8(Op.GlobalSet);
+    out.u32(flag);
+    return true;
   }
 
   /** The loop whose check is being written counts fuel in a local. */
@@ -1033,26 +1059,52 @@ export class FunctionRewriter {
       });
       const n = targets.length;
       const range = level.keyHi - level.keyLo + 1;
-      // Where target t (1-based) goes, from inside n - t further blocks.
-      const branch = (t: number): void => {
+      // A target with nothing to push (a nested block without values, or
+      // running on from the level's start) is branched to straight from the
+      // choice; the others go through a block of their own that pushes first.
+      const directD = (t: number): number | undefined => {
+        const { entry } = targets[t - 1];
+        if (skip && entry === 0) return level.params.length === 0 ? -1 : undefined;
+        const e = entries[entry];
+        return e.kind === E_STRUCT && e.types.length === 0 ? dIndex(entry) : undefined;
+      };
+      // Label depth of a direct target from inside `blocks` blocks in the `if`.
+      const directDepth = (d: number, blocks: number): number => (d < 0 ? blocks : blocks + 1 + d);
+      const pushing: number[] = []; // targets with a block of their own, innermost first
+      const blockOf = new Int32Array(n + 1);
+      for (let t = 1; t <= n; t++) {
+        if (directD(t) === undefined) {
+          pushing.push(t);
+          blockOf[t] = pushing.length;
+        }
+      }
+      const nd = pushing.length;
+      // Where pushing target t goes once its block has ended (nd - u blocks still open).
+      const branch = (t: number, u: number): void => {
         const { entry, cond } = targets[t - 1];
         if (skip && entry === 0) {
           // Run on from the level's start (the `if` gives back dummy parameters).
           for (const p of level.params) dummy(out, p);
           out.u8(Op.Br);
-          out.u32(n - t);
+          out.u32(nd - u);
           return;
         }
         this.dispatchPush(plan, entries[entry], cond);
         out.u8(Op.Br);
-        out.u32(n - t + 1 + dIndex(entry));
+        out.u32(nd - u + 1 + dIndex(entry));
       };
       if (n === 1) {
-        branch(1);
+        const d = directD(1);
+        if (d === undefined) {
+          branch(1, 1); // inside the `if` itself
+        } else {
+          out.u8(Op.Br);
+          out.u32(directDepth(d, 0));
+        }
       } else {
         if (range <= 4 * n) {
           // Few keys per way in: a table by key.
-          for (let t = 0; t <= n; t++) {
+          for (let u = 0; u <= nd; u++) {
             out.u8(Op.Block);
             out.u8(0x40);
           }
@@ -1064,7 +1116,10 @@ export class FunctionRewriter {
             out.u8(Op.I32Sub);
           }
           const keyTarget = new Int32Array(range);
-          targets.forEach((tg, t) => keyTarget.fill(t + 1, tg.lo - level.keyLo, tg.hi - level.keyLo + 1));
+          targets.forEach((tg, t) => {
+            const d = directD(t + 1);
+            keyTarget.fill(d === undefined ? blockOf[t + 1] : directDepth(d, nd + 1), tg.lo - level.keyLo, tg.hi - level.keyLo + 1);
+          });
           out.u8(Op.BrTable);
           out.u32(range);
           for (const t of keyTarget) out.u32(t);
@@ -1073,10 +1128,14 @@ export class FunctionRewriter {
           out.u8(Op.Unreachable);
         } else {
           // Many keys (deeply nested sites): compare with where each way in begins.
-          for (let t = 0; t < n; t++) {
+          for (let u = 0; u < nd; u++) {
             out.u8(Op.Block);
             out.u8(0x40);
           }
+          const to = (t: number): number => {
+            const d = directD(t);
+            return d === undefined ? blockOf[t] - 1 : directDepth(d, nd);
+          };
           for (let t = 1; t < n; t++) {
             out.u8(Op.LocalGet);
             out.u32(plan.siteLocal);
@@ -1084,15 +1143,15 @@ export class FunctionRewriter {
             out.s32(targets[t].lo);
             out.u8(OP_I32_LT_U);
             out.u8(Op.BrIf);
-            out.u32(t - 1);
+            out.u32(to(t));
           }
           out.u8(Op.Br);
-          out.u32(n - 1);
+          out.u32(to(n));
         }
-        for (let t = 1; t <= n; t++) {
+        pushing.forEach((t, k) => {
           out.u8(Op.End);
-          branch(t);
-        }
+          branch(t, k + 1);
+        });
       }
       out.u8(Op.End); // if
     }

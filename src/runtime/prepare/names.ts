@@ -34,3 +34,20 @@ export const SAVE_PREFIX = 'save_';
 export const LOAD_PREFIX = 'load_';
 /** The exception tag that unwinds a suspended program's stack. */
 export const UNWIND_TAG_IMPORT = 'unwind';
+
+// What a snapshot reads besides memory and globals (docs/snapshot.md).
+
+/** Prefix of exported program tables: "gate_engine.table.<index>". */
+export const TABLE_EXPORT_PREFIX = `${ENGINE_MODULE}.table.`;
+/**
+ * Exported funcref table holding every function a table or a funcref value
+ * can hold, in ProgramInfo.rewindTable's order: how a reference maps back to
+ * its function index. (It is also the rewind table of calls through tables.)
+ */
+export const FUNCTIONS_EXPORT = `${ENGINE_MODULE}.functions`;
+/** Prefixes of exported i32 globals set to 1 when the program drops a passive segment. */
+export const DROPPED_DATA_PREFIX = `${ENGINE_MODULE}.dropped.data.`;
+export const DROPPED_ELEM_PREFIX = `${ENGINE_MODULE}.dropped.elem.`;
+/** Prefixes of exported functions that drop a passive segment (a restore drops what was dropped). */
+export const DROP_DATA_PREFIX = `${ENGINE_MODULE}.drop.data.`;
+export const DROP_ELEM_PREFIX = `${ENGINE_MODULE}.drop.elem.`;

@@ -15,10 +15,17 @@ import type { SiteInfo } from './function-rewrite.ts';
 import { librarySitesOf } from './library-sites.ts';
 
 /**
- * Bumped whenever prepared modules or saved stacks change meaning. Version 4
- * is our own rewrite (portable stacks); earlier ones were Binaryen's Asyncify.
+ * Bumped whenever prepared modules change (it keys the module cache). Version
+ * 4 is our own rewrite; earlier ones were Binaryen's Asyncify. Its saved
+ * stacks are Gate's portable stacks, defined on the program's own code, so
+ * a stack saved under any version 4 resumes under any other.
  */
-export const PREPARE_VERSION = 'gate-ts-prepare-4/portable-stack-2';
+export const PREPARE_VERSION = 'gate-ts-prepare-4/portable-stack-3';
+
+/** Whether a stack saved under this PREPARE_VERSION is a portable stack (every version of our own rewrite). */
+export function savesPortableStacks(version: string): boolean {
+  return version.startsWith('gate-ts-prepare-4/portable-stack-');
+}
 
 /** Gate's default instance memory limit: 32 MiB. */
 export const DEFAULT_MEMORY_PAGES = 512;
@@ -107,6 +114,7 @@ function rewrite(
     hasStart: info.start !== undefined,
     mutableGlobals: mutableGlobals(info),
     rewindTable: rewritten.rewindTable,
+    dynamicTables: rewritten.graph.scans.some((scan) => scan.tableWrites > 0),
     everything,
     blocking: [...blocking],
     costs: uncheckedCosts(info, rewritten.graph),

@@ -21,8 +21,10 @@ export interface ProgramInfo {
   hasStart: boolean;
   /** Indexes of the mutable globals the program defines (exported for snapshots). */
   mutableGlobals: number[];
-  /** The functions of the rewind table, by slot. */
+  /** The functions of the rewind table, by slot (also how references map back to functions). */
   rewindTable: number[];
+  /** The program can change its tables: snapshots carry their contents. */
+  dynamicTables: boolean;
   /** Every function and call was made resumable. */
   everything: boolean;
   /** Imported functions (by index) that may take the stack down. */

@@ -12,6 +12,12 @@ import { copyElementSegments, copyGlobals, copyNameSection } from './module-rema
 import {
   BEGIN_IMPORT,
   CALLEE_IMPORT,
+  DROP_DATA_PREFIX,
+  DROP_ELEM_PREFIX,
+  DROPPED_DATA_PREFIX,
+  DROPPED_ELEM_PREFIX,
+  FUNCTIONS_EXPORT,
+  TABLE_EXPORT_PREFIX,
   ENGINE_MODULE,
   FRAME_IMPORT,
   FUEL_EXPORT,
@@ -29,6 +35,7 @@ import { EXTERNREF, F32, F64, FUNCREF, I32, I64, V128, typeCode } from './operan
 import { TypeTable } from './type-table.ts';
 
 const KIND_FUNC = 0;
+const KIND_TABLE = 1;
 const KIND_MEMORY = 2;
 const KIND_GLOBAL = 3;
 const KIND_TAG = 4;
@@ -110,6 +117,8 @@ class ModuleRewriter {
   readonly tagType: number;
   readonly rewindTable: number[];
   readonly needsRewindTable: boolean;
+  /** Passive segments the program drops, each with its flag global (in this order after the fuel global). */
+  readonly dropped: { kind: 'data' | 'elem'; segment: number; global: number }[] = [];
   fillers = 0;
 
   constructor(bytes: Uint8Array, info: ModuleInfo, options: RewriteOptions) {
@@ -140,7 +149,9 @@ class ModuleRewriter {
     this.added = this.importNames.length;
     this.tagType = types.intern([], []);
     this.rewindTable = this.graph.referenceable;
-    this.needsRewindTable = this.graph.scans.some((s, i) => s.indirectTypes.length > 0 && this.graph.instrumented[i] === 1);
+    // Also how a snapshot maps references back to functions: there whenever a reference can exist.
+    this.needsRewindTable =
+      this.rewindTable.length > 0 || this.graph.scans.some((s, i) => s.indirectTypes.length > 0 && this.graph.instrumented[i] === 1);
     this.engine = {
       tick,
       frame,
@@ -161,6 +172,20 @@ class ModuleRewriter {
     }
     for (const g of info.globals) globalTypes.push(typeCode(g.type));
     for (const t of info.tables) tableTypes.push(typeCode(t.element));
+    const fuelGlobal = info.importedGlobals + info.globals.length;
+    const flagOf = new Map<string, number>();
+    const addDropped = (kind: 'data' | 'elem', segment: number): void => {
+      const key = `${kind}${segment}`;
+      const passive = kind === 'data' ? info.data[segment]?.mode === 'passive' : info.elements[segment]?.mode === 'passive';
+      if (!passive || flagOf.has(key)) return;
+      const global = fuelGlobal + 1 + this.dropped.length;
+      flagOf.set(key, global);
+      this.dropped.push({ kind, segment, global });
+    };
+    for (const scan of this.graph.scans) {
+      for (const d of scan.dataDrops) addDropped('data', d);
+      for (const e of scan.elemDrops) addDropped('elem', e);
+    }
     const ctx: RewriteContext = {
       bytes,
       info,
@@ -171,6 +196,7 @@ class ModuleRewriter {
       engine: this.engine,
       remap: (f) => this.remap(f),
       everything: options.everything === true,
+      droppedFlag: (kind, segment) => flagOf.get(`${kind}${segment}`) ?? -1,
     };
     this.code = new Writer(bytes.length + (bytes.length >> 1) + 1024);
     this.functions = new FunctionRewriter(ctx, this.code);
@@ -261,13 +287,16 @@ class ModuleRewriter {
         break;
       case SectionId.Global: {
         const m = begin();
-        out.u32(info.globals.length + 1);
+        out.u32(info.globals.length + 1 + this.dropped.length);
         copyGlobals(out, bytes, info, (f) => this.remap(f));
-        out.u8(I32);
-        out.u8(1);
-        out.u8(0x41);
-        out.u8(0);
-        out.u8(0x0b);
+        // The fuel, then the drop flags: mutable i32s starting at 0.
+        for (let k = 0; k <= this.dropped.length; k++) {
+          out.u8(I32);
+          out.u8(1);
+          out.u8(0x41);
+          out.u8(0);
+          out.u8(0x0b);
+        }
         out.endSize(m);
         return;
       }
@@ -294,19 +323,32 @@ class ModuleRewriter {
       }
       case SectionId.Function: {
         const m = begin();
-        out.u32(info.code.length + this.fillers);
+        out.u32(info.code.length + this.dropped.length + this.fillers);
         if (r) {
           r.u32();
           out.bytes(bytes, r.pos, r.end);
         }
-        for (let k = 0; k < this.fillers; k++) out.u32(this.tagType);
+        for (let k = 0; k < this.dropped.length + this.fillers; k++) out.u32(this.tagType);
         out.endSize(m);
         return;
       }
       case SectionId.Code: {
         const m = begin();
-        out.u32(info.code.length + this.fillers);
+        out.u32(info.code.length + this.dropped.length + this.fillers);
         out.bytes(this.code.buf, 0, this.code.len);
+        for (const d of this.dropped) {
+          const body = out.beginSize();
+          out.u8(0); // no locals
+          out.u8(0xfc);
+          out.u32(d.kind === 'data' ? 9 : 13); // data.drop, elem.drop
+          out.u32(d.segment);
+          out.u8(0x41);
+          out.u8(1);
+          out.u8(0x24); // global.set
+          out.u32(d.global);
+          out.u8(0x0b);
+          out.endSize(body);
+        }
         for (let k = 0; k < this.fillers; k++) {
           out.u8(2);
           out.u8(0);
@@ -353,7 +395,9 @@ class ModuleRewriter {
     const { bytes, info } = this;
     const globals = info.globals.map((g, i) => (g.mutable ? info.importedGlobals + i : -1)).filter((g) => g >= 0);
     const start = info.start;
-    out.u32(info.exports.length + 1 + globals.length + (start !== undefined ? 1 : 0));
+    const tables = info.tables.length;
+    const functions = this.needsRewindTable ? 1 : 0;
+    out.u32(info.exports.length + 1 + globals.length + (start !== undefined ? 1 : 0) + tables + functions + 2 * this.dropped.length);
     if (r) {
       const n = r.u32();
       for (let i = 0; i < n; i++) {
@@ -379,6 +423,25 @@ class ModuleRewriter {
       out.u8(KIND_FUNC);
       out.u32(this.remap(start));
     }
+    for (let t = 0; t < tables; t++) {
+      out.name(TABLE_EXPORT_PREFIX + (info.importedTables + t));
+      out.u8(KIND_TABLE);
+      out.u32(info.importedTables + t);
+    }
+    if (functions) {
+      out.name(FUNCTIONS_EXPORT);
+      out.u8(KIND_TABLE);
+      out.u32(this.engine.rewindTable);
+    }
+    const dropBase = info.importedFunctions + this.added + info.code.length;
+    this.dropped.forEach((d, k) => {
+      out.name((d.kind === 'data' ? DROPPED_DATA_PREFIX : DROPPED_ELEM_PREFIX) + d.segment);
+      out.u8(KIND_GLOBAL);
+      out.u32(d.global);
+      out.name((d.kind === 'data' ? DROP_DATA_PREFIX : DROP_ELEM_PREFIX) + d.segment);
+      out.u8(KIND_FUNC);
+      out.u32(dropBase + k);
+    });
     out.endSize(m);
   }
 }

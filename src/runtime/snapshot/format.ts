@@ -10,7 +10,7 @@
 import { Cause, State, causeNumber, type Limit, type Status } from '../instance/status.ts';
 import type { ChannelState } from '../instance/channel.ts';
 import { Reader, Writer } from '../wasm/binary.ts';
-import type { PendingExecution } from './state.ts';
+import type { DroppedSegments, PendingExecution } from './state.ts';
 
 export const SNAPSHOT_SECTION = 'gate.snapshot';
 export const EXPORT_SECTION = 'gate.export';
@@ -172,11 +172,16 @@ export interface EngineState {
   timeUsed: number;
   error?: string;
   limit?: Limit;
+  tables?: Map<number, (number | null)[]>;
+  dropped?: DroppedSegments;
 }
 
 const STATE_PENDING = 1;
 const STATE_WAITING = 2;
 const STATE_ERROR = 4;
+const STATE_TABLES = 8;
+const STATE_DROPPED = 16;
+const STATE_FLAGS = STATE_PENDING | STATE_WAITING | STATE_ERROR | STATE_TABLES | STATE_DROPPED;
 const LIMITS: (Limit | undefined)[] = [undefined, 'fuel', 'time'];
 
 /** gate-ts.state, with a zeroed digest; returns the bytes and the digest's offset in them. */
@@ -194,6 +199,8 @@ export function encodeEngineState(s: EngineState): { bytes: Uint8Array; digestAt
   if (p) flags |= STATE_PENDING;
   if (p?.waitMemo) flags |= STATE_WAITING;
   if (s.error !== undefined) flags |= STATE_ERROR;
+  if (s.tables) flags |= STATE_TABLES;
+  if (s.dropped && (s.dropped.data.length > 0 || s.dropped.elem.length > 0)) flags |= STATE_DROPPED;
   w.u8(flags);
   if (p) {
     w.u8(p.phase === 'start' ? 0 : 1);
@@ -210,6 +217,21 @@ export function encodeEngineState(s: EngineState): { bytes: Uint8Array; digestAt
   if (s.error !== undefined) {
     w.name(s.error);
     w.u8(s.limit ? LIMITS.indexOf(s.limit) : 0);
+  }
+  if (flags & STATE_TABLES) {
+    // Per table: its index, its size, then each element's function index + 1 (0 for null).
+    w.u32(s.tables!.size);
+    for (const [index, elements] of s.tables!) {
+      w.u32(index);
+      w.u32(elements.length);
+      for (const f of elements) w.u32(f === null ? 0 : f + 1);
+    }
+  }
+  if (flags & STATE_DROPPED) {
+    for (const list of [s.dropped!.data, s.dropped!.elem]) {
+      w.u32(list.length);
+      for (const i of list) w.u32(i);
+    }
   }
   return { bytes: w.finish(), digestAt };
 }
@@ -229,7 +251,7 @@ export function decodeEngineState(bytes: Uint8Array, start: number, end: number)
   r.pos += DIGEST_SIZE;
   const startPlusOne = r.u32();
   const flags = r.u8();
-  if (flags & ~(STATE_PENDING | STATE_WAITING | STATE_ERROR)) throw new SnapshotError(`unknown ${STATE_SECTION} flags`);
+  if (flags & ~STATE_FLAGS) throw new SnapshotError(`unknown ${STATE_SECTION} flags`);
   let pending: PendingExecution | undefined;
   if (flags & STATE_PENDING) {
     const phase = r.u8();
@@ -265,6 +287,30 @@ export function decodeEngineState(bytes: Uint8Array, start: number, end: number)
     const limit = r.u8();
     if (limit >= LIMITS.length) throw new SnapshotError(`invalid limit ${limit} in ${STATE_SECTION} section`);
     state.limit = LIMITS[limit];
+  }
+  if (flags & STATE_TABLES) {
+    const tables = new Map<number, (number | null)[]>();
+    const n = r.count(2);
+    for (let t = 0; t < n; t++) {
+      const index = r.u32();
+      const size = r.count(1);
+      const elements: (number | null)[] = [];
+      for (let i = 0; i < size; i++) {
+        const v = r.u32();
+        elements.push(v === 0 ? null : v - 1);
+      }
+      tables.set(index, elements);
+    }
+    state.tables = tables;
+  }
+  if (flags & STATE_DROPPED) {
+    const list = (): number[] => {
+      const n = r.count(1);
+      const out: number[] = [];
+      for (let i = 0; i < n; i++) out.push(r.u32());
+      return out;
+    };
+    state.dropped = { data: list(), elem: list() };
   }
   if (!r.atEnd()) throw new SnapshotError(`trailing bytes in ${STATE_SECTION} section`);
   return state;

@@ -28,6 +28,7 @@ import { entryRoutineOf, type EntryRoutine } from '../instance/stack-frames.ts';
 import { ENTRY_ROUTINE_SITES } from '../prepare/call-sites.ts';
 import { siteBases } from '../prepare/call-graph.ts';
 import { librarySitesOf } from '../prepare/library-sites.ts';
+import { keepsDataSegments, programSegmentCount, writeDataCount, writeProgramSegments } from './segments.ts';
 
 const PAGE = 65536;
 
@@ -171,7 +172,8 @@ async function readSnapshotModule(bytes: Uint8Array): Promise<Snapshot> {
   const pages = info.memories[0].initial;
   const memory = new Uint8Array(pages * PAGE);
   for (const seg of info.data) {
-    if (seg.mode !== 'active' || !seg.offset) throw new SnapshotError('snapshot data segments must be active');
+    if (seg.mode === 'passive') continue; // the program's own (docs/snapshot.md)
+    if (!seg.offset) throw new SnapshotError('snapshot data segments must be active or passive');
     const offset = constValue(bytes, seg.offset.start, seg.offset.end, 'i32') as number;
     const length = seg.data.end - seg.data.start;
     if (offset < 0 || offset + length > memory.byteLength) throw new SnapshotError('snapshot data segment outside memory');
@@ -186,7 +188,7 @@ async function readSnapshotModule(bytes: Uint8Array): Promise<Snapshot> {
     : { services: [], input: new Uint8Array(0), output: new Uint8Array(0) };
 
   return {
-    program: programOf(bytes, info, exported, start),
+    program: programOf(bytes, info, exported, start, true),
     state: {
       status,
       memory,
@@ -197,6 +199,8 @@ async function readSnapshotModule(bytes: Uint8Array): Promise<Snapshot> {
       start,
       fuelUsed: state?.fuelUsed ?? 0,
       timeUsed: state?.timeUsed ?? 0,
+      ...(state?.tables && { tables: state.tables }),
+      ...(state?.dropped && { dropped: state.dropped }),
     },
     instrumenter: state && { version: state.instrumenter, codeHash: state.codeHash },
   };
@@ -218,7 +222,7 @@ function gatePending(
   } catch (error) {
     throw new SnapshotError(`invalid ${GATE_STACK_SECTION} section: ${(error as Error).message}`);
   }
-  const program = programOf(bytes, info, exported, undefined);
+  const program = programOf(bytes, info, exported, undefined, true);
   const part = parseModule(program);
   const nameOf = (f: number | undefined): string | undefined => {
     if (f === undefined) return undefined;
@@ -270,10 +274,10 @@ function outermostFunction(program: Uint8Array, part: ModuleInfo, stack: Uint8Ar
 export function programPartOf(bytes: Uint8Array): Uint8Array | null {
   const info = parseModule(bytes);
   if (info.memories.length !== 1 || info.importedMemories !== 0 || isSnapshotModule(info)) return null;
-  return programOf(bytes, info, undefined, info.start);
+  return programOf(bytes, info, undefined, info.start, false);
 }
 
-function programOf(bytes: Uint8Array, info: ModuleInfo, exported: Located | undefined, start: number | undefined): Uint8Array {
+function programOf(bytes: Uint8Array, info: ModuleInfo, exported: Located | undefined, start: number | undefined, fromSnapshot: boolean): Uint8Array {
   const out = new Writer(bytes.byteLength);
   out.bytes(bytes, 0, 8);
   const copy = (id: number) => {
@@ -322,7 +326,16 @@ function programOf(bytes: Uint8Array, info: ModuleInfo, exported: Located | unde
     out.endSize(sm);
   }
   copy(SectionId.Element);
+  const kept = programSegmentCount(info, fromSnapshot);
+  if (keepsDataSegments(info)) writeDataCount(out, kept);
   copy(SectionId.Code);
+  if (kept > 0) {
+    out.u8(SectionId.Data);
+    const dm = out.beginSize();
+    out.u32(kept);
+    writeProgramSegments(out, bytes, info, fromSnapshot);
+    out.endSize(dm);
+  }
   // Trailing custom sections (names, producers) stay with the program, so a
   // snapshot of a restored instance has them too.
   for (const c of info.customs) {

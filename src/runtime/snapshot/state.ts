@@ -35,4 +35,13 @@ export interface InstanceState {
   fuelUsed: number;
   /** Milliseconds of run time used. */
   timeUsed: number;
+  /** Programs that change their tables: each defined table's elements, as function indexes (null for none). */
+  tables?: Map<number, (number | null)[]>;
+  /** Passive segments the program has dropped. */
+  dropped?: DroppedSegments;
+}
+
+export interface DroppedSegments {
+  data: number[];
+  elem: number[];
 }

@@ -3,7 +3,7 @@
 // sections for the state. Same state in, same bytes out.
 
 import { Reader, Writer, u32Length } from '../wasm/binary.ts';
-import { CodeReader, MiscOp, Op } from '../wasm/instructions.ts';
+import { Op } from '../wasm/instructions.ts';
 import { parseModule, SectionId, type ModuleInfo } from '../wasm/module.ts';
 import type { ValType } from '../wasm/features.ts';
 import { State } from '../instance/status.ts';
@@ -21,33 +21,22 @@ import {
   sha256,
 } from './format.ts';
 import type { InstanceState } from './state.ts';
+import { keepsDataSegments, programSegmentCount, writeDataCount, writeProgramSegments } from './segments.ts';
 
 const PAGE = 65536;
 
 const typeCodes: Partial<Record<ValType, number>> = { i32: 0x7f, i64: 0x7e, f32: 0x7d, f64: 0x7c, v128: 0x7b, funcref: 0x70, externref: 0x6f };
 
 /**
- * State a snapshot cannot hold yet: tables the program changes at run time,
- * passive data segments (whether one was dropped is not visible), and globals
- * whose values JavaScript cannot read. Refused with a clear error.
+ * State a snapshot cannot hold yet: imported or several memories, imported
+ * tables, and globals whose values JavaScript cannot read or write as
+ * numbers. Refused with a clear error.
  */
-export function unsupportedState(bytes: Uint8Array, info: ModuleInfo): string | undefined {
-  if (info.data.some((d) => d.mode === 'passive')) return 'passive data segments';
+export function unsupportedState(info: ModuleInfo): string | undefined {
   if (info.importedMemories > 0 || info.memories.length > 1) return 'imported or multiple memories';
   if (info.importedTables > 0) return 'imported tables';
   for (const g of info.globals) {
     if (g.mutable && !['i32', 'i64', 'f32', 'f64'].includes(g.type)) return `a mutable ${g.type} global`;
-  }
-  const r = new CodeReader(bytes);
-  for (const body of info.code) {
-    r.reset(body.instructions, body.range.end);
-    while (!r.atEnd()) {
-      const op = r.next();
-      if (op === Op.TableSet) return 'table.set';
-      if (op === Op.PrefixMisc && r.sub !== MiscOp.TableSize && r.sub >= MiscOp.MemoryInit && r.sub !== MiscOp.MemoryCopy && r.sub !== MiscOp.MemoryFill) {
-        return `bulk table or segment instructions (0xfc ${r.sub})`;
-      }
-    }
   }
   return undefined;
 }
@@ -140,19 +129,28 @@ function s32Length(v: number): number {
   return n;
 }
 
-/** Size of the data section's payload for these segments. */
-function dataPayloadSize(segments: readonly [number, number][]): number {
-  let size = u32Length(segments.length);
+/** Size of the data section's payload for these segments after the program's own (`kept` bytes of them). */
+function dataPayloadSize(segments: readonly [number, number][], count: number, kept: number): number {
+  let size = u32Length(count) + kept;
   for (const [start, end] of segments) size += 3 + s32Length(start) + u32Length(end - start) + (end - start);
   return size;
 }
 
-function dataSection(out: Writer, memory: Uint8Array, segments: readonly [number, number][], size: number): void {
+/** Bytes writeProgramSegments writes for an original program or program part. */
+function programSegmentBytes(info: ModuleInfo): number {
+  if (!keepsDataSegments(info)) return 0;
+  let n = 0;
+  for (const seg of info.data) n += seg.mode === 'passive' ? seg.range.end - seg.range.start : 2;
+  return n;
+}
+
+function dataSection(out: Writer, program: Uint8Array, info: ModuleInfo, memory: Uint8Array, segments: readonly [number, number][], size: number): void {
   // The size is known up front, so the (possibly huge) payload is never moved to fit its size prefix.
   out.u8(SectionId.Data);
   out.u32(size);
   const at = out.len;
-  out.u32(segments.length);
+  out.u32(programSegmentCount(info, false) + segments.length);
+  if (keepsDataSegments(info)) writeProgramSegments(out, program, info, false);
   for (const [start, end] of segments) {
     out.u8(0);
     out.u8(Op.I32Const);
@@ -178,7 +176,7 @@ export interface Instrumentation {
 
 export async function writeSnapshot(program: Uint8Array, state: InstanceState, instrumentation: Instrumentation): Promise<Uint8Array> {
   const info = parseModule(program);
-  const unsupported = unsupportedState(program, info);
+  const unsupported = unsupportedState(info);
   if (unsupported) throw new SnapshotError(`cannot snapshot a program that uses ${unsupported}`, 'ERR_SNAPSHOT_UNSUPPORTED');
   if (state.memory.byteLength % PAGE !== 0) throw new SnapshotError('memory is not a whole number of pages');
 
@@ -186,7 +184,8 @@ export async function writeSnapshot(program: Uint8Array, state: InstanceState, i
     for (const s of info.sections) if (s.id === id) out.bytes(program, s.start, s.end);
   };
   const segments = dataSegments(state.memory);
-  const dataSize = dataPayloadSize(segments);
+  const programSegments = programSegmentCount(info, false);
+  const dataSize = dataPayloadSize(segments, programSegments + segments.length, programSegmentBytes(info));
   // Room for everything, so that the memory is copied once, straight into place.
   const stateSize = (state.pending?.stack.byteLength ?? 0) + state.channel.input.byteLength + state.channel.output.byteLength;
   const serviceSize = state.channel.services.reduce((n, svc) => n + svc.buffer.byteLength, 0);
@@ -219,6 +218,7 @@ export async function writeSnapshot(program: Uint8Array, state: InstanceState, i
     copy(SectionId.Export);
   }
   copy(SectionId.Element);
+  if (keepsDataSegments(info)) writeDataCount(out, programSegments + segments.length);
   copy(SectionId.Code);
 
   const buffers = encodeBuffers(state.channel);
@@ -238,10 +238,12 @@ export async function writeSnapshot(program: Uint8Array, state: InstanceState, i
     timeUsed: state.timeUsed,
     error: state.status.error,
     limit: state.status.limit,
+    tables: state.tables,
+    dropped: state.dropped,
   });
   const stateAt = customSection(out, STATE_SECTION, engine.bytes);
 
-  dataSection(out, state.memory, segments, dataSize);
+  dataSection(out, program, info, state.memory, segments, dataSize);
 
   // Custom sections after the program's last standard section (names,
   // producers, debug info) come along; earlier Gate sections do not.
