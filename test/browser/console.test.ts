@@ -1,18 +1,16 @@
-// The web console in real Chromium against a real gate-server on a loopback
-// port: programs run on the server and in the browser, input typed into the
+// The web console in real Chromium against gate-server as a user starts it
+// (a process on a loopback port, instances in its worker threads): programs run on the server and in the browser, input typed into the
 // page reaches them, a counting program moves server → browser → server
 // without a lost or repeated number, and a snapshot downloaded from the
 // browser continues on the server. Skipped (saying why) without Chromium.
 
 import assert from 'node:assert/strict';
-import { generateKeyPairSync } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { makeHome, openSSHKey, principalOfKey, startServer, type ServerProcess, type TestHome } from '../cli/helpers.ts';
 import { root } from '../helpers.ts';
-import { startTestServer, type TestServer } from '../server/helpers.ts';
 import { browserMissing, launchChromium } from './chromium.ts';
 
 const example = (name: string) => path.join(root, 'guest', 'examples', name);
@@ -64,50 +62,27 @@ async function generateKey(page: Page): Promise<void> {
   await page.getByTestId('principal').filter({ hasText: /^ed25519:/ }).waitFor();
 }
 
-/** An OpenSSH private key file (openssh-key-v1, unencrypted) of a new Ed25519 key, and its principal id. */
-function openSshKey(): { text: string; principal: string } {
-  const { privateKey, publicKey } = generateKeyPairSync('ed25519');
-  const x = (publicKey.export({ format: 'jwk' }) as { x: string }).x;
-  const d = (privateKey.export({ format: 'jwk' }) as { d: string }).d;
-  const pub = Buffer.from(x, 'base64url');
-  const str = (b: Buffer | string) => {
-    const bytes = Buffer.from(b);
-    const n = Buffer.alloc(4);
-    n.writeUInt32BE(bytes.length);
-    return Buffer.concat([n, bytes]);
-  };
-  const u32 = (v: number) => {
-    const n = Buffer.alloc(4);
-    n.writeUInt32BE(v);
-    return n;
-  };
-  const pubBlob = Buffer.concat([str('ssh-ed25519'), str(pub)]);
-  let secret = Buffer.concat([u32(0x1234), u32(0x1234), str('ssh-ed25519'), str(pub), str(Buffer.concat([Buffer.from(d, 'base64url'), pub])), str('test')]);
-  for (let i = 1; secret.length % 8 !== 0; i++) secret = Buffer.concat([secret, Buffer.from([i])]);
-  const blob = Buffer.concat([Buffer.from('openssh-key-v1\0'), str('none'), str('none'), str(''), u32(1), str(pubBlob), str(secret)]);
-  const body = blob.toString('base64').replace(/(.{70})/g, '$1\n');
-  return { text: `-----BEGIN OPENSSH PRIVATE KEY-----\n${body}\n-----END OPENSSH PRIVATE KEY-----\n`, principal: `ed25519:${x}` };
-}
-
 const missing = browserMissing();
 
 describe('web console in Chromium', { skip: missing }, () => {
-  let server: TestServer;
+  let home: TestHome;
+  let server: ServerProcess;
   let browser: Browser;
   let context: BrowserContext;
   let page: Page;
   let tmp: string;
 
   before(async () => {
-    tmp = mkdtempSync(path.join(os.tmpdir(), 'gate-console-test-'));
-    server = await startTestServer();
+    home = makeHome();
+    tmp = home.dir;
+    server = await startServer(home, 'server');
     browser = await launchChromium();
   });
 
   after(async () => {
     await browser?.close();
-    await server?.close();
-    rmSync(tmp, { recursive: true, force: true });
+    await server?.stop();
+    await home?.cleanup();
   });
 
   /** A fresh page (its own storage, so no key) at the console. */
@@ -215,11 +190,16 @@ describe('web console in Chromium', { skip: missing }, () => {
 
   it('imports an OpenSSH key and acts as its principal', async () => {
     const page = await open();
-    const key = openSshKey();
+    const encrypted = path.join(tmp, 'id_encrypted');
+    writeFileSync(encrypted, openSSHKey({ encrypted: true }));
+    await page.getByTestId('key-import').setInputFiles(encrypted);
+    await page.getByTestId('message').filter({ hasText: 'the key has a passphrase' }).waitFor();
+
+    const key = openSSHKey();
     const file = path.join(tmp, 'id_ed25519');
-    writeFileSync(file, key.text);
+    writeFileSync(file, key);
     await page.getByTestId('key-import').setInputFiles(file);
-    await page.getByTestId('principal').filter({ hasText: key.principal }).waitFor();
+    await page.getByTestId('principal').filter({ hasText: principalOfKey(key) }).waitFor();
     await choose(page, example('hello.wasm'), 'greet');
     await page.getByTestId('run-server').click();
     await page.getByTestId('output').filter({ hasText: 'hello, world' }).waitFor();
