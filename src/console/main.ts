@@ -235,6 +235,8 @@ runtime.onEvent((e) => {
     list.set({ id: e.id, where: 'browser', module: row?.module ?? '', status: apiStatus(e.status) });
   } else if (e.event === 'deleted') {
     list.remove('browser', e.id);
+  } else if (e.event === 'debug' && terminal.instance === e.id && terminal.where === 'browser') {
+    terminal.debug(new TextDecoder().decode(e.bytes));
   }
 });
 

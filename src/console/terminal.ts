@@ -47,13 +47,22 @@ export class Terminal {
     this.inputEnded = false;
   }
 
-  /** Show the program's own words (status, errors) between its output. */
+  /** Show the console's own words (status, errors) between the program's output. */
   note(text: string): void {
+    this.span('note', `${text}\n`);
+  }
+
+  /** Show what the program wrote to its debug log. */
+  debug(text: string): void {
+    this.span('debug', text);
+  }
+
+  private span(className: string, text: string): void {
     const span = document.createElement('span');
-    span.className = 'note';
-    span.textContent = `${text}\n`;
+    span.className = className;
+    span.textContent = text;
     this.output.append(span);
-    this.shown += text.length + 1;
+    this.shown += text.length;
     this.output.scrollTop = this.output.scrollHeight;
   }
 
