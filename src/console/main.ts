@@ -60,7 +60,8 @@ let identity: Identity | null = null;
 let program: Program | null = null;
 
 const server = new GateServer(location.origin, () => identity);
-const runtime = new BrowserRuntime(new Worker('worker.js', { type: 'module' }));
+const worker = new Worker('worker.js', { type: 'module' });
+const runtime = new BrowserRuntime(worker);
 const terminal = new Terminal(ui.output, () => {
   const id = terminal.instance;
   ui.attached.textContent = id === undefined ? '' : id === CALL ? '— a call on the server' : `— instance ${id.slice(0, 8)} (${terminal.where})`;
@@ -369,6 +370,8 @@ setInterval(() => {
 }, POLL_MS);
 
 // ---- start ----
+
+worker.addEventListener('error', (e) => say(`The browser runtime failed: ${e.message || 'its worker did not start'}`, true));
 
 if (!window.isSecureContext) {
   say(`This page needs a secure context for its keys and hashes: open it at http://127.0.0.1:${location.port || 80}/console/ or over https.`, true);

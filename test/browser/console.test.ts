@@ -168,6 +168,12 @@ describe('web console in Chromium', { skip: missing }, () => {
     await countBeyond(page, 5);
     await row(page, 'browser').getByTestId('suspend').click();
     await row(page, 'browser').and(page.locator('[data-state=SUSPENDED]')).waitFor();
+    // Resumed, it counts on in the same terminal.
+    await row(page, 'browser').getByTestId('resume').click();
+    await row(page, 'browser').and(page.locator('[data-state=RUNNING]')).waitFor();
+    await countBeyond(page, (await counted(page)).length + 3);
+    await row(page, 'browser').getByTestId('suspend').click();
+    await row(page, 'browser').and(page.locator('[data-state=SUSPENDED]')).waitFor();
     const before = await counted(page);
 
     const downloading = page.waitForEvent('download');
@@ -186,6 +192,12 @@ describe('web console in Chromium', { skip: missing }, () => {
     const numbers = lines.map(Number);
     assert.equal(numbers[0], before.length, lines.slice(0, 5).join(' '));
     numbers.forEach((n, i) => assert.equal(n, before.length + i));
+
+    // The browser's instance is still there, suspended: kill and delete it.
+    await row(page, 'browser').getByTestId('kill').click();
+    await row(page, 'browser').and(page.locator('[data-state=KILLED]')).waitFor();
+    await row(page, 'browser').getByTestId('delete').click();
+    await row(page, 'browser').waitFor({ state: 'detached' });
   });
 
   it('imports an OpenSSH key and acts as its principal', async () => {
