@@ -79,6 +79,7 @@ export class WorkerHost {
     this.engine = options.engine ?? new Engine();
     this.registry = options.registry ?? buildRegistry({});
     port.addEventListener('message', (event) => this.receive(event.data as ToWorker));
+    (port as { start?: () => void }).start?.();
   }
 
   private receive(message: ToWorker): void {
