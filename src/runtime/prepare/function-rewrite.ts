@@ -1025,6 +1025,14 @@ export class FunctionRewriter {
     }
     openD[top] = Math.max(0, m - skip);
     const first = entries[0];
+    if (first.kind === E_LOOP && skip === 1 && this.wrapped[top] === 1 && m > skip && pending.length === 0) {
+      // A loop's dispatch goes where its check fails: a rewind finds the
+      // fuel at -1, so the normal path tests only the fuel.
+      this.localFuelNow = level.localFuel;
+      const cost = loopRegion === undefined ? 1 : plan.regionCost[loopRegion];
+      this.loopCheck(plan, first, cost, openD[top] + 1, () => this.dispatch(plan, [{ level, skip, nD: m - skip, dBase: 2 }]));
+      return;
+    }
     // A level that opens with a plain block (a `switch` lowered to nested
     // blocks is hundreds of them) leaves its dispatch to that block's level:
     // one test of the rewind flag on the normal path instead of one per block.
@@ -1314,9 +1322,23 @@ export class FunctionRewriter {
   }
 
   /** A loop's fuel check; its parameters go to locals on the cold path (the handler saves them from there). */
-  private loopCheck(plan: Plan, e: Entry, cost: number, tickDepth: number): void {
+  private loopCheck(plan: Plan, e: Entry, cost: number, tickDepth: number, slow?: () => void): void {
     const { out, ctx } = this;
     const eng = ctx.engine;
+    // Out to the tick, through `slow` first when given (the loop's rewind dispatch).
+    const toTick = (): void => {
+      if (!slow) {
+        out.u8(Op.BrIf);
+        out.u32(tickDepth);
+        return;
+      }
+      out.u8(Op.If);
+      out.u8(0x40);
+      slow();
+      out.u8(Op.Br);
+      out.u32(tickDepth + 1);
+      out.u8(Op.End);
+    };
     if (tickDepth >= 0 && plan.fuelLocal >= 0 && this.localFuelNow) {
       out.u8(Op.LocalGet);
       out.u32(plan.fuelLocal);
@@ -1328,8 +1350,7 @@ export class FunctionRewriter {
       out.u8(Op.I32Const);
       out.u8(0);
       out.u8(Op.I32LtS);
-      out.u8(Op.BrIf);
-      out.u32(tickDepth);
+      toTick();
       return;
     }
     this.charge(Math.min(cost, MAX_CHECK_COST));
@@ -1341,8 +1362,7 @@ export class FunctionRewriter {
       out.u8(Op.I32Const);
       out.u8(0);
       out.u8(Op.I32LtS);
-      out.u8(Op.BrIf);
-      out.u32(tickDepth);
+      toTick();
       return;
     }
     out.u8(Op.GlobalGet);
