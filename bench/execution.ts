@@ -5,7 +5,8 @@
 import type { ModuleCache } from '../src/host/module-cache.ts';
 import type { Engine } from '../src/runtime/instance/engine.ts';
 import { interleave, median, note, spread, target, type Row } from './lib.ts';
-import { programInstance, runPlain, textLog } from './programs.ts';
+import { runPlain, textLog } from './plain.ts';
+import { programInstance } from './programs.ts';
 
 export interface ExecutionSubject {
   /** Row label ("sort.wasm (quicksort)"). */

@@ -15,7 +15,8 @@ import { prepareModule } from '../src/runtime/prepare/prepare.ts';
 import { parseModule } from '../src/runtime/wasm/module.ts';
 import { executionRows } from './execution.ts';
 import { formatBytes, median, note, spread, target, timeCpu, type BenchOptions, type Row } from './lib.ts';
-import { guest, root, runPlain } from './programs.ts';
+import { runPlain } from './plain.ts';
+import { guest, root } from './programs.ts';
 
 const GROUP = 'sqlite';
 const PROGRAM = 'sqlite/sqlite.wasm';

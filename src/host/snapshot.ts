@@ -1,11 +1,10 @@
 // Snapshots of program instances: write one from a stopped instance, and
-// restore an instance from one, on this host or any other.
+// restore an instance from one, on this host or any other. Nothing here is
+// bound to Node: the browser host (src/browser) restores with it too.
 
-import { createHash } from 'node:crypto';
-import { ModuleCache } from './module-cache.ts';
 import { ProgramInstance, type ProgramInstanceOptions } from './program-instance.ts';
 import { InstanceError, type CompiledModule } from '../runtime/instance/instance.ts';
-import { SnapshotError, setSha256 } from '../runtime/snapshot/format.ts';
+import { SnapshotError } from '../runtime/snapshot/format.ts';
 import { StackMismatch } from '../runtime/instance/portable-stack.ts';
 import { instrumentationOf } from '../runtime/snapshot/instrumentation.ts';
 import { readSnapshot } from '../runtime/snapshot/read.ts';
@@ -13,10 +12,6 @@ import { hasSnapshotSection, writeSnapshot, type Instrumentation } from '../runt
 import { savesPortableStacks, type PrepareOptions } from '../runtime/prepare/prepare.ts';
 
 export { SnapshotError };
-
-// Snapshot digests with node:crypto: synchronous (no thread-pool hop) and
-// about twice as fast as WebCrypto here (64 MiB: ~40 ms against ~85 ms).
-setSha256((bytes) => new Uint8Array(createHash('sha256').update(bytes).digest()));
 
 const instrumentations = new WeakMap<CompiledModule, Promise<Instrumentation>>();
 
@@ -40,8 +35,13 @@ export async function snapshotInstance(p: ProgramInstance): Promise<Uint8Array> 
   return writeSnapshot(p.compiled.program, state, await instrumentation(p.compiled));
 }
 
+/** Where a restore gets the prepared program part (ModuleCache on Node, BrowserModules in a browser). */
+export interface RestoreModules {
+  getForRestore(part: Uint8Array, pages: number, options: PrepareOptions): Promise<CompiledModule>;
+}
+
 export interface RestoreOptions extends Omit<ProgramInstanceOptions, 'compiled' | 'restore'>, PrepareOptions {
-  cache: ModuleCache;
+  cache: RestoreModules;
 }
 
 /**

@@ -36,6 +36,7 @@ export const SERVER_KEYS = {
   'http.audience': key.strings([], 'accepted token audiences (replaces the derived list); the first is the realm'),
   'http.origins': key.strings([], "allowed Origin header values (* = any; default: the server's own origins); other origins get 403"),
   'http.metrics': key.bool(true, 'serve Prometheus metrics at /metrics'),
+  'http.console': key.bool(true, 'serve the web console at /console/ (docs/console.md)'),
   'http.maxbodysize': key.int(65536, 'largest update/debug request body in bytes', 1),
   'http.bodytimeout': key.number(60, "seconds a request body (an upload, an update) or a websocket call's first messages may take to arrive (408)", 0.001),
   'http.tls.certfile': key.string('', 'serve HTTPS with this certificate (PEM)'),

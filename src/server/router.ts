@@ -5,6 +5,7 @@
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { AuthError } from './auth.ts';
+import { isConsolePath, serveConsole } from './console.ts';
 import type { ServerParts } from './context.ts';
 import { HttpError } from './errors.ts';
 import { acceptsJSON, requireJSON, sendEmpty, sendError, TEXT_TYPE } from './http.ts';
@@ -176,6 +177,10 @@ async function handle(parts: ServerParts, req: IncomingMessage, res: ServerRespo
   if (clean !== path) {
     redirect(res, clean + (qmark < 0 ? '' : `?${rawQuery}`));
     return;
+  }
+  if (parts.config.http.console && isConsolePath(path)) {
+    name('console');
+    return serveConsole(req, res, path);
   }
   const route = resolveRoute(parts, path);
   if (!route) {

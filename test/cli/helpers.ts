@@ -197,3 +197,20 @@ export function openSSHKey(shape: KeyShape = {}): string {
   const lines = blob.toString('base64').match(/.{1,70}/g)!.join('\n');
   return `-----BEGIN OPENSSH PRIVATE KEY-----\n${lines}\n-----END OPENSSH PRIVATE KEY-----\n`;
 }
+
+/** The principal id (`ed25519:<base64url key>`) of an OpenSSH private key file made by openSSHKey. */
+export function principalOfKey(text: string): string {
+  const blob = Buffer.from(text.replace(/-----[A-Z ]+-----/g, '').replace(/\s+/g, ''), 'base64');
+  let at = 'openssh-key-v1\0'.length;
+  const next = () => {
+    const n = blob.readUInt32BE(at);
+    at += 4 + n;
+    return blob.subarray(at - n, at);
+  };
+  next(); // cipher
+  next(); // kdf
+  next(); // kdf options
+  at += 4; // key count
+  const publicBlob = next();
+  return `ed25519:${publicBlob.subarray(publicBlob.length - 32).toString('base64url')}`;
+}

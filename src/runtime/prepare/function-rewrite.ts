@@ -130,6 +130,14 @@ interface Entry {
   fallsThrough: boolean;
 }
 
+/** A level in a combined rewind dispatch: its D blocks start at label depth dBase from inside the dispatch's `if`. */
+interface DispatchPart {
+  level: Level;
+  skip: number;
+  nD: number;
+  dBase: number;
+}
+
 interface Level {
   params: readonly number[];
   /**
@@ -712,6 +720,7 @@ export class FunctionRewriter {
     const loopRegionOf: (number | undefined)[] = [];
     const wrapped = this.wrapped;
     wrapped.length = 0;
+    this.deferred.length = 0;
     const startLevel = (level: Level | null, region: number | undefined, wrap = false): void => {
       levels.push(level);
       cursor.push(0);
@@ -1006,13 +1015,32 @@ export class FunctionRewriter {
     const top = openD.length - 1;
     // An entry at the very start with nothing to push is reached by running on: no D block.
     const skip = entries[0].fallsThrough ? 1 : 0;
+    // Levels whose dispatch was put off until this one (the blocks that open it, outermost first).
+    const pending = this.deferred.splice(0);
     if (m > skip) {
       for (let j = m - 1; j >= skip; j--) {
         out.u8(Op.Block);
         types.writeBlockType(out, level.params, entries[j].types);
       }
-      openD[top] = m - skip;
-      const only = skip === 0 && m === 1 ? entries[0] : undefined;
+    }
+    openD[top] = Math.max(0, m - skip);
+    const first = entries[0];
+    if (first.kind === E_LOOP && skip === 1 && this.wrapped[top] === 1 && m > skip && pending.length === 0) {
+      // A loop's dispatch goes where its check fails: a rewind finds the
+      // fuel at -1, so the normal path tests only the fuel.
+      this.localFuelNow = level.localFuel;
+      const cost = loopRegion === undefined ? 1 : plan.regionCost[loopRegion];
+      this.loopCheck(plan, first, cost, openD[top] + 1, () => this.dispatch(plan, [{ level, skip, nD: m - skip, dBase: 2 }]));
+      return;
+    }
+    // A level that opens with a plain block (a `switch` lowered to nested
+    // blocks is hundreds of them) leaves its dispatch to that block's level:
+    // one test of the rewind flag on the normal path instead of one per block.
+    const chained = skip === 1 && first.kind === E_STRUCT && first.types.length === 0 && ctx.bytes[first.at] === Op.Block;
+    if (chained && (m > skip || pending.length > 0)) {
+      this.deferred.push(...pending, { level, skip, nD: m - skip });
+    } else if (m > skip || pending.length > 0) {
+      const only = pending.length === 0 && skip === 0 && m === 1 ? entries[0] : undefined;
       if (only && only.kind === E_STRUCT && !only.isIf && only.types.length === 0 && level.params.length === 0) {
         // One way in, nothing to push: a conditional branch is all it takes.
         out.u8(Op.LocalGet);
@@ -1020,7 +1048,13 @@ export class FunctionRewriter {
         out.u8(Op.BrIf);
         out.u32(0);
       } else {
-        this.dispatch(plan, level, skip);
+        // This level first, then the ones that put theirs off, inside out.
+        const parts: DispatchPart[] = [{ level, skip, nD: m - skip, dBase: 1 }];
+        for (let k = pending.length - 1; k >= 0; k--) {
+          const inner = parts[parts.length - 1];
+          parts.push({ ...pending[k], dBase: inner.dBase + Math.max(0, inner.nD) + 1 });
+        }
+        this.dispatch(plan, parts);
       }
     }
     // A loop's first entry is its fuel check: it sits right here.
@@ -1035,45 +1069,62 @@ export class FunctionRewriter {
     }
   }
 
-  /** The rewind dispatch of a level: which entry the key being rewound goes through, and its values. */
-  private dispatch(plan: Plan, level: Level, skip: number): void {
+  /** Levels whose rewind dispatch waits for the block that opens them (see levelStart). */
+  private readonly deferred: { level: Level; skip: number; nD: number }[] = [];
+
+  /**
+   * The rewind dispatch of a level, and of the levels that left theirs to it:
+   * which entry the key being rewound goes through, and its values.
+   */
+  private dispatch(plan: Plan, parts: readonly DispatchPart[]): void {
     const { out, ctx } = this;
     const types = ctx.types;
-    const entries = level.entries;
-    const dIndex = (j: number): number => j - skip;
+    const level = parts[0].level;
     {
       out.u8(Op.LocalGet);
       out.u32(plan.rewindLocal);
       out.u8(Op.If);
       types.writeBlockType(out, level.params, level.params);
       for (let k = 0; k < level.params.length; k++) out.u8(Op.Drop);
-      // Dispatch targets: one per entry, two for an `if` with sites in both arms.
-      const targets: { entry: number; cond: number; lo: number; hi: number }[] = [];
-      entries.forEach((e, j) => {
-        if (e.isIf) {
-          if (e.thenHi >= 0) targets.push({ entry: j, cond: 1, lo: e.keyLo, hi: e.thenHi });
-          if (e.elseLo >= 0) targets.push({ entry: j, cond: 0, lo: e.elseLo, hi: e.keyHi });
-        } else {
-          targets.push({ entry: j, cond: -1, lo: e.keyLo, hi: e.keyHi });
-        }
+      // Dispatch targets: one per entry, two for an `if` with sites in both
+      // arms; the levels that opened this one contribute their entries after
+      // their first (which is this block).
+      const targets: { part: DispatchPart; entry: number; cond: number; lo: number; hi: number }[] = [];
+      parts.forEach((part, k) => {
+        part.level.entries.forEach((e, j) => {
+          if (k > 0 && j === 0) return;
+          if (e.isIf) {
+            if (e.thenHi >= 0) targets.push({ part, entry: j, cond: 1, lo: e.keyLo, hi: e.thenHi });
+            if (e.elseLo >= 0) targets.push({ part, entry: j, cond: 0, lo: e.elseLo, hi: e.keyHi });
+          } else {
+            targets.push({ part, entry: j, cond: -1, lo: e.keyLo, hi: e.keyHi });
+          }
+        });
       });
       const n = targets.length;
-      const range = level.keyHi - level.keyLo + 1;
+      const keyLo = level.keyLo;
+      const range = parts[parts.length - 1].level.keyHi - keyLo + 1;
+      // Label depth of target t's D block from inside the `if` (-1: run on from this level's start).
+      const dOf = (t: number): number => {
+        const { part, entry } = targets[t - 1];
+        return part === parts[0] && skip0 && entry === 0 ? -1 : part.dBase + entry - part.skip;
+      };
+      const skip0 = parts[0].skip === 1;
       // A target with nothing to push (a nested block without values, or
       // running on from the level's start) is branched to straight from the
       // choice; the others go through a block of their own that pushes first.
-      const directD = (t: number): number | undefined => {
-        const { entry } = targets[t - 1];
-        if (skip && entry === 0) return level.params.length === 0 ? -1 : undefined;
-        const e = entries[entry];
-        return e.kind === E_STRUCT && e.types.length === 0 ? dIndex(entry) : undefined;
+      const direct = (t: number): boolean => {
+        const { part, entry } = targets[t - 1];
+        if (part === parts[0] && skip0 && entry === 0) return level.params.length === 0;
+        const e = part.level.entries[entry];
+        return e.kind === E_STRUCT && e.types.length === 0;
       };
       // Label depth of a direct target from inside `blocks` blocks in the `if`.
-      const directDepth = (d: number, blocks: number): number => (d < 0 ? blocks : blocks + 1 + d);
+      const directDepth = (t: number, blocks: number): number => blocks + Math.max(0, dOf(t));
       const pushing: number[] = []; // targets with a block of their own, innermost first
       const blockOf = new Int32Array(n + 1);
       for (let t = 1; t <= n; t++) {
-        if (directD(t) === undefined) {
+        if (!direct(t)) {
           pushing.push(t);
           blockOf[t] = pushing.length;
         }
@@ -1081,25 +1132,24 @@ export class FunctionRewriter {
       const nd = pushing.length;
       // Where pushing target t goes once its block has ended (nd - u blocks still open).
       const branch = (t: number, u: number): void => {
-        const { entry, cond } = targets[t - 1];
-        if (skip && entry === 0) {
+        const { part, entry, cond } = targets[t - 1];
+        if (dOf(t) < 0) {
           // Run on from the level's start (the `if` gives back dummy parameters).
           for (const p of level.params) dummy(out, p);
           out.u8(Op.Br);
           out.u32(nd - u);
           return;
         }
-        this.dispatchPush(plan, entries[entry], cond);
+        this.dispatchPush(plan, part.level.entries[entry], cond);
         out.u8(Op.Br);
-        out.u32(nd - u + 1 + dIndex(entry));
+        out.u32(nd - u + dOf(t));
       };
       if (n === 1) {
-        const d = directD(1);
-        if (d === undefined) {
-          branch(1, 1); // inside the `if` itself
-        } else {
+        if (direct(1)) {
           out.u8(Op.Br);
-          out.u32(directDepth(d, 0));
+          out.u32(directDepth(1, 0));
+        } else {
+          branch(1, 1); // inside the `if` itself
         }
       } else {
         if (range <= 4 * n) {
@@ -1110,15 +1160,14 @@ export class FunctionRewriter {
           }
           out.u8(Op.LocalGet);
           out.u32(plan.siteLocal);
-          if (level.keyLo !== 0) {
+          if (keyLo !== 0) {
             out.u8(Op.I32Const);
-            out.s32(level.keyLo);
+            out.s32(keyLo);
             out.u8(Op.I32Sub);
           }
           const keyTarget = new Int32Array(range);
           targets.forEach((tg, t) => {
-            const d = directD(t + 1);
-            keyTarget.fill(d === undefined ? blockOf[t + 1] : directDepth(d, nd + 1), tg.lo - level.keyLo, tg.hi - level.keyLo + 1);
+            keyTarget.fill(direct(t + 1) ? directDepth(t + 1, nd + 1) : blockOf[t + 1], tg.lo - keyLo, tg.hi - keyLo + 1);
           });
           out.u8(Op.BrTable);
           out.u32(range);
@@ -1132,10 +1181,7 @@ export class FunctionRewriter {
             out.u8(Op.Block);
             out.u8(0x40);
           }
-          const to = (t: number): number => {
-            const d = directD(t);
-            return d === undefined ? blockOf[t] - 1 : directDepth(d, nd);
-          };
+          const to = (t: number): number => (direct(t) ? directDepth(t, nd) : blockOf[t] - 1);
           for (let t = 1; t < n; t++) {
             out.u8(Op.LocalGet);
             out.u32(plan.siteLocal);
@@ -1276,9 +1322,23 @@ export class FunctionRewriter {
   }
 
   /** A loop's fuel check; its parameters go to locals on the cold path (the handler saves them from there). */
-  private loopCheck(plan: Plan, e: Entry, cost: number, tickDepth: number): void {
+  private loopCheck(plan: Plan, e: Entry, cost: number, tickDepth: number, slow?: () => void): void {
     const { out, ctx } = this;
     const eng = ctx.engine;
+    // Out to the tick, through `slow` first when given (the loop's rewind dispatch).
+    const toTick = (): void => {
+      if (!slow) {
+        out.u8(Op.BrIf);
+        out.u32(tickDepth);
+        return;
+      }
+      out.u8(Op.If);
+      out.u8(0x40);
+      slow();
+      out.u8(Op.Br);
+      out.u32(tickDepth + 1);
+      out.u8(Op.End);
+    };
     if (tickDepth >= 0 && plan.fuelLocal >= 0 && this.localFuelNow) {
       out.u8(Op.LocalGet);
       out.u32(plan.fuelLocal);
@@ -1290,8 +1350,7 @@ export class FunctionRewriter {
       out.u8(Op.I32Const);
       out.u8(0);
       out.u8(Op.I32LtS);
-      out.u8(Op.BrIf);
-      out.u32(tickDepth);
+      toTick();
       return;
     }
     this.charge(Math.min(cost, MAX_CHECK_COST));
@@ -1303,8 +1362,7 @@ export class FunctionRewriter {
       out.u8(Op.I32Const);
       out.u8(0);
       out.u8(Op.I32LtS);
-      out.u8(Op.BrIf);
-      out.u32(tickDepth);
+      toTick();
       return;
     }
     out.u8(Op.GlobalGet);
