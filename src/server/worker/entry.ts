@@ -13,6 +13,7 @@
 // A worker ends when its server does: a guard thread kills the process when
 // its parent is gone, even if the main thread is stuck in a program.
 
+import { writeSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
 import { nodeEngine } from '../../host/engine.ts';
 import { ModuleCache, sha256Hex } from '../../host/module-cache.ts';
@@ -27,14 +28,30 @@ import { Registry } from '../../services/index.ts';
 import { classify, ExecError } from '../executor.ts';
 import { ProgramBridge } from './bridge-program.ts';
 import { PortHub } from './ports.ts';
-import type { CreateReply, CreateRequest, ErrorInfo, FromWorker, InspectReply, PrepareReply, ToWorker, WorkerSetup } from './protocol.ts';
-
-/** The instance whose slice began since this worker last said anything else. */
-let sliceReported: number | undefined;
+import { SLICE_FD, type CreateReply, type CreateRequest, type ErrorInfo, type FromWorker, type InspectReply, type PrepareReply, type ToWorker, type WorkerSetup } from './protocol.ts';
 
 function post(m: FromWorker): void {
-  if (m.ev !== 'slice') sliceReported = undefined;
   if (process.connected) process.send!(m);
+}
+
+/**
+ * Whose slice this worker is in, told over a pipe of its own (SLICE_FD)
+ * with a synchronous write: a message on the IPC channel may still sit in
+ * this process's queue when a slice that never ends begins, and the server
+ * would then blame no one. Each record is an int32: an instance id, or -1
+ * (idle).
+ */
+let sliceReported: number | undefined;
+const sliceRecord = new Int32Array(1);
+
+function reportSlice(id: number | undefined): void {
+  sliceReported = id;
+  sliceRecord[0] = id ?? -1;
+  try {
+    writeSync(SLICE_FD, new Uint8Array(sliceRecord.buffer));
+  } catch {
+    // The server is gone (or not reading): nothing to tell.
+  }
 }
 
 // Kill this process once the server is gone. A thread of its own, since the
@@ -85,20 +102,16 @@ async function prepare(bytes: Uint8Array, maxMemoryPages: number): Promise<Prepa
 
 /**
  * Instance ids by their runnable, to report whose slice begins: the server
- * blames the instance of a slice after which it heard nothing. Reported once
- * per instance until something else is said, and the end of the last slice
- * before the engine idles (few messages even for a busy loop).
+ * blames the instance whose slice it was told of last. Reported when the
+ * instance changes, and when the engine idles (few records even for a busy
+ * loop).
  */
 const slices = new Map<Runnable, number>();
 const engine = nodeEngine({
   onSlice(r) {
     const id = r === undefined ? undefined : slices.get(r);
-    if (id !== undefined && id !== sliceReported) {
-      post({ ev: 'slice', id });
-      sliceReported = id;
-    } else if (r === undefined && sliceReported !== undefined) {
-      post({ ev: 'idle' });
-    }
+    if (id !== undefined && id !== sliceReported) reportSlice(id);
+    else if (r === undefined && sliceReported !== undefined) reportSlice(undefined);
   },
 });
 let registry: Promise<Registry>;
@@ -129,14 +142,11 @@ class NeedProgram extends Error {
  * to blame (a table too big for the heap, say).
  */
 async function working<T>(id: number, work: () => T | Promise<T>): Promise<T> {
-  if (sliceReported !== id) {
-    post({ ev: 'slice', id });
-    sliceReported = id;
-  }
+  if (sliceReported !== id) reportSlice(id);
   try {
     return await work();
   } finally {
-    if (sliceReported === id) post({ ev: 'idle' });
+    if (sliceReported === id) reportSlice(undefined);
   }
 }
 
@@ -322,7 +332,7 @@ function handle(m: ToWorker): void {
       // Test hook (WorkerExecutorOptions.testHooks): stop answering for good,
       // as a program V8 cannot interrupt would, in instance m.id's slice.
       if (!setup.testHooks) return;
-      if (m.id !== undefined) post({ ev: 'slice', id: m.id });
+      if (m.id !== undefined) reportSlice(m.id);
       if (m.how === 'heap') {
         const hog: unknown[] = [];
         for (;;) hog.push(new Array(1 << 20).fill(hog.length));

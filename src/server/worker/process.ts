@@ -9,9 +9,10 @@
 
 import { fork, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import type { Readable } from 'node:stream';
 import { ExecError } from '../executor.ts';
 import { PortHub } from './ports.ts';
-import type { FromWorker, ToWorker, WorkerSetup } from './protocol.ts';
+import { SLICE_FD, type FromWorker, type ToWorker, type WorkerSetup } from './protocol.ts';
 import type { RemoteInstance } from './remote-instance.ts';
 
 const ENTRY = new URL('./entry.ts', import.meta.url);
@@ -70,7 +71,7 @@ export class WorkerProcess {
   /** Stopped answering heartbeats; being replaced. */
   stuck = false;
   gone = false;
-  /** The instance whose time slice began after the worker's last other message: it may still be in it. */
+  /** The instance whose time slice the worker said it began last (until it says it idles): it may still be in it. */
   current: number | undefined;
   /** Settles when the process has exited. */
   readonly exited: Promise<void>;
@@ -93,8 +94,9 @@ export class WorkerProcess {
     this.child = fork(ENTRY, [`gate-${setup.role}-${id}`], {
       serialization: 'advanced',
       execArgv,
-      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc', 'pipe'],
     });
+    this.readSlices(this.child.stdio[SLICE_FD] as Readable);
     this.ports = new PortHub((envelope) => this.post({ op: 'port', ...envelope }));
     this.exited = new Promise<void>((resolve) => this.child.once('exit', () => resolve()));
     this.started = new Promise<void>((resolve) => (this.markStarted = resolve));
@@ -168,19 +170,32 @@ export class WorkerProcess {
     return this.exited;
   }
 
+  /** Slice records (SLICE_FD): int32, an instance id or -1 for idle. */
+  private readSlices(pipe: Readable): void {
+    let rest: Buffer = Buffer.alloc(0);
+    pipe.on('data', (chunk: Buffer) => {
+      this.lastAnswer = performance.now();
+      const bytes = rest.length ? Buffer.concat([rest, chunk]) : chunk;
+      const whole = bytes.length - (bytes.length % 4);
+      if (whole >= 4) {
+        const id = bytes.readInt32LE(whole - 4);
+        this.current = id < 0 ? undefined : id;
+      }
+      rest = bytes.subarray(whole);
+    });
+    pipe.on('error', () => {
+      // The process is gone: its exit is reported.
+    });
+  }
+
   private receive(m: FromWorker): void {
     this.lastAnswer = performance.now();
-    if (m.ev !== 'slice') this.current = undefined;
     switch (m.ev) {
       case 'ready':
         this.ready = true;
         this.markStarted();
         return;
       case 'pong':
-      case 'idle':
-        return;
-      case 'slice':
-        this.current = m.id;
         return;
       case 'port':
         this.ports.deliver(m);

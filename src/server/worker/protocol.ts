@@ -9,6 +9,13 @@ import type { PreparedModule } from '../../runtime/prepare/prepared.ts';
 import type { Status } from '../../runtime/instance/status.ts';
 import type { ServiceContext } from '../../runtime/service/service.ts';
 
+/**
+ * The worker's file descriptor of the pipe on which it tells whose slice it
+ * is in: int32 records, an instance id or -1 (idle), written synchronously
+ * (see entry.ts).
+ */
+export const SLICE_FD = 4;
+
 /** Bytes one side may have in flight on a connection, per direction, before the other side acknowledges them. */
 export const STREAM_WINDOW = 256 * 1024;
 /** Largest data message on a connection (bigger client chunks are split). */
@@ -99,8 +106,6 @@ export interface InspectReply {
 /** Worker → server. */
 export type FromWorker =
   | { ev: 'ready' }
-  | { ev: 'slice'; id: number }
-  | { ev: 'idle' }
   | { ev: 'broadcast'; channel: string; data: unknown }
   | ({ ev: 'port' } & PortEnvelope)
   | { ev: 'pong'; seq: number }
