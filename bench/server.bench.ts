@@ -5,7 +5,7 @@
 // same request body and answers "hello, world\n", measured in the same run as
 // the ceiling. The clients run in a worker thread (bench/load.ts), the
 // servers in this one; startServer() without an executor runs instances in
-// its own thread. When the server has a worker-thread executor, hello is
+// its own thread. When the server has a worker-process executor, hello is
 // measured through it too. Skipped with a note when src/server/server.ts is
 // absent.
 
@@ -155,7 +155,7 @@ async function inProcessRows(setup: ServerSetup, quick: boolean, progress: (m: s
   return rows;
 }
 
-/** The same hello calls with instances in a pool of worker threads, when the server has one. */
+/** The same hello calls with instances in a pool of worker processes, when the server has one. */
 async function workerPoolRows(setup: ServerSetup, quick: boolean, progress: (m: string) => void): Promise<Row[]> {
   const poolModule = path.join(root, 'src', 'server', 'worker-executor.ts');
   if (!existsSync(poolModule)) return [];
@@ -173,7 +173,7 @@ async function workerPoolRows(setup: ServerSetup, quick: boolean, progress: (m: 
       log: setup.log,
       executor,
     });
-    const target = callTarget(gate, 'gate call hello.wasm greet, 2 worker threads', guest('examples/hello.wasm'), 'greet', HELLO);
+    const target = callTarget(gate, 'gate call hello.wasm greet, 2 worker processes', guest('examples/hello.wasm'), 'greet', HELLO);
     return await measure(target, quick, progress);
   } catch (error) {
     progress(`worker pool skipped: ${(error as Error).message}`);

@@ -16,12 +16,12 @@ const DAEMON_BIN = fileURLToPath(new URL('../../bin/gate-daemon.js', import.meta
 const START_TIMEOUT_MS = 30_000;
 const EXIT_ALREADY_RUNNING = 3;
 
-/** Does something answer HTTP on the socket? */
+/** Does something answer HTTP on the socket (a daemon still loading its instances answers 503)? */
 function daemonAnswers(socket: string): Promise<boolean> {
   return new Promise((resolve) => {
     const req = http.request({ socketPath: socket, path: '/gate-0/', method: 'HEAD', agent: false }, (res) => {
       res.resume();
-      resolve(true);
+      resolve(res.statusCode !== 503);
     });
     req.on('error', () => resolve(false));
     req.setTimeout(5000, () => req.destroy());

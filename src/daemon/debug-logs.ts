@@ -69,8 +69,8 @@ export class DebugLoggingExecutor implements Executor {
     this.logs = logs;
   }
 
-  prepare(bytes: Uint8Array, hash: string, maxMemoryPages: number): Promise<ProgramFacts> {
-    return this.inner.prepare(bytes, hash, maxMemoryPages);
+  prepare(bytes: Uint8Array, hash: string, maxMemoryPages: number, owner?: string): Promise<ProgramFacts> {
+    return this.inner.prepare(bytes, hash, maxMemoryPages, owner);
   }
 
   create(options: CreateOptions): Promise<ExecInstance> {

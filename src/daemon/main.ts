@@ -10,6 +10,8 @@ import type { Config } from '../server/config.ts';
 import { parseDaemonArgs } from './config.ts';
 import { defaultCacheDir } from '../host/module-cache.ts';
 import { InProcessExecutor, type Executor } from '../server/executor.ts';
+import { Logger } from '../server/log.ts';
+import { WorkerExecutor, workerExecutorOptions } from '../server/worker-executor.ts';
 import { startServer, type RunningServer } from '../server/server.ts';
 import { DebugLoggingExecutor, DebugLogs } from './debug-logs.ts';
 import { acquirePidFile, releasePidFile, runningPid } from '../server/pid-lock.ts';
@@ -35,6 +37,9 @@ Options:
 
 Configuration files: ~/.config/gate/daemon.toml, ~/.config/gate/daemon.d/*.toml.
 `;
+
+/** Seconds a shutdown may take before the daemon exits anyway. */
+const SHUTDOWN_DEADLINE = 30;
 
 /** Exit status when another daemon already serves the socket (as Gate's daemon does). */
 const EXIT_ALREADY_RUNNING = 3;
@@ -88,11 +93,17 @@ async function main(argv: string[]): Promise<number> {
       return EXIT_ALREADY_RUNNING;
     }
     ensurePrivateDir(config.server.datadir);
-    services = await startServices(config.service);
-    executor = new DebugLoggingExecutor(
-      new InProcessExecutor({ cacheDir: config.runtime.cachedir || defaultCacheDir(), registry: services.registry }),
-      new DebugLogs(paths.runtimeDir),
-    );
+    // Programs run in worker processes, which build the services themselves, so that none can hold
+    // the daemon; with runtime.workers = 0 they run in its own thread.
+    const log = new Logger(config.log.level, { format: config.log.format });
+    let inner: Executor;
+    if (config.runtime.workers > 0) {
+      inner = new WorkerExecutor(workerExecutorOptions(config, (report) => log.error('worker lost', { ...report })));
+    } else {
+      services = await startServices(config.service);
+      inner = new InProcessExecutor({ cacheDir: config.runtime.cachedir || defaultCacheDir(), registry: services.registry });
+    }
+    executor = new DebugLoggingExecutor(inner, new DebugLogs(paths.runtimeDir));
     server = await startServer({ listen: { path: paths.socket }, dataDir: config.server.datadir, config, localUnsignedTokens: true, executor });
   } catch (error) {
     await executor?.close();
@@ -107,6 +118,13 @@ async function main(argv: string[]): Promise<number> {
     const stop = () => {
       if (stopping) return;
       stopping = true;
+      // Never hang: past the deadline the executor (its worker processes) goes and the daemon exits.
+      setTimeout(() => {
+        process.stderr.write(`gate-daemon: shutdown took more than ${SHUTDOWN_DEADLINE} s, exiting now\n`);
+        executor?.close().catch(() => {});
+        releasePidFile(paths.pidFile);
+        process.exit(1);
+      }, SHUTDOWN_DEADLINE * 1000).unref();
       server.close().then(resolve, (error: unknown) => {
         process.stderr.write(`gate-daemon: shutdown: ${(error as Error).message}\n`);
         resolve();
@@ -117,7 +135,7 @@ async function main(argv: string[]): Promise<number> {
     process.on('SIGHUP', () => {});
   });
   await executor.close();
-  services.close();
+  services?.close();
   releasePidFile(paths.pidFile);
   return 0;
 }

@@ -3,7 +3,7 @@
 // need only compilation.
 
 import { createHash } from 'node:crypto';
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, stat, unlink, utimes, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { PREPARE_VERSION, prepareModule, type PrepareOptions } from '../runtime/prepare/prepare.ts';
@@ -30,10 +30,13 @@ export function sha256Hex(bytes: Uint8Array): string {
 /** Prepares, compiles and caches modules (in memory and on disk). */
 export class ModuleCache extends PreparedModules {
   private readonly dir: string | null;
+  private readonly maxBytes: number;
 
-  constructor(dir: string | null = defaultCacheDir()) {
+  /** `maxBytes`: the disk cache is kept below this by removing the entries used longest ago. */
+  constructor(dir: string | null = defaultCacheDir(), maxBytes = Infinity) {
     super();
     this.dir = dir;
+    this.maxBytes = maxBytes;
   }
 
   protected digest(bytes: Uint8Array): string {
@@ -68,6 +71,9 @@ export class ModuleCache extends PreparedModules {
       ]);
       const meta = JSON.parse(json) as { version: string; info: ProgramInfo };
       if (meta.version !== PREPARE_VERSION) return undefined;
+      // Used now: the last to go when the cache is trimmed.
+      const now = new Date();
+      await utimes(path.join(this.dir, `${key}.wasm`), now, now).catch(() => {});
       return { bytes: new Uint8Array(bytes), info: meta.info, version: meta.version };
     } catch {
       return undefined;
@@ -84,8 +90,33 @@ export class ModuleCache extends PreparedModules {
       await writeFile(path.join(this.dir, `${tmp}.json`), JSON.stringify({ version: prepared.version, info: prepared.info }));
       await rename(path.join(this.dir, `${tmp}.wasm`), path.join(this.dir, `${key}.wasm`));
       await rename(path.join(this.dir, `${tmp}.json`), path.join(this.dir, `${key}.json`));
+      if (this.maxBytes !== Infinity) await this.trim(this.dir);
     } catch {
       // A cache that cannot be written only costs time.
+    }
+  }
+
+  /** Remove the entries used longest ago until the cache is below 90% of maxBytes. */
+  private async trim(dir: string): Promise<void> {
+    const entries = new Map<string, { size: number; used: number }>();
+    let total = 0;
+    for (const name of await readdir(dir)) {
+      const m = /^([0-9a-f]{64}-[0-9a-f]{16})\.(wasm|json)$/.exec(name);
+      if (!m) continue;
+      const info = await stat(path.join(dir, name)).catch(() => undefined);
+      if (!info) continue;
+      const e = entries.get(m[1]) ?? { size: 0, used: 0 };
+      e.size += info.size;
+      if (m[2] === 'wasm') e.used = info.mtimeMs;
+      entries.set(m[1], e);
+      total += info.size;
+    }
+    if (total <= this.maxBytes) return;
+    for (const [key, e] of [...entries].sort((a, b) => a[1].used - b[1].used)) {
+      if (total <= this.maxBytes * 0.9) break;
+      await unlink(path.join(dir, `${key}.wasm`)).catch(() => {});
+      await unlink(path.join(dir, `${key}.json`)).catch(() => {});
+      total -= e.size;
     }
   }
 }

@@ -6,6 +6,7 @@
 // preparation of the program it was taken from. Nothing here is bound to Node.
 
 import type { CompiledModule } from '../runtime/instance/instance.ts';
+import { LIMITS_VERSION } from '../runtime/prepare/limits.ts';
 import { PrepareError, PREPARE_VERSION, type PrepareOptions } from '../runtime/prepare/prepare.ts';
 import type { PreparedModule } from '../runtime/prepare/prepared.ts';
 import { programPartOf } from '../runtime/snapshot/read.ts';
@@ -13,7 +14,7 @@ import type { RestoreModules } from './snapshot.ts';
 
 /** The preparation settings as one string (part of every key). */
 export function settingsOf(options: PrepareOptions): string {
-  return `${PREPARE_VERSION}|mem=${options.maxMemoryPages ?? 'default'}|abi=${options.abi ?? true}|all=${options.everything === true}`;
+  return `${PREPARE_VERSION}|limits=${LIMITS_VERSION}|mem=${options.maxMemoryPages ?? 'default'}|abi=${options.abi ?? true}|all=${options.everything === true}`;
 }
 
 function hasWasmMagic(bytes: Uint8Array): boolean {
@@ -64,6 +65,26 @@ export abstract class PreparedModules implements RestoreModules {
   protected remember(hash: string, compiled: CompiledModule, options: PrepareOptions): void {
     const key = `${hash}|${settingsOf(options)}`;
     if (!this.compiled.has(key)) this.compiled.set(key, Promise.resolve(compiled));
+  }
+
+  /** Let a program go from memory (its instances keep what they use); a disk cache keeps it. */
+  drop(bytes: Uint8Array, options: PrepareOptions = {}): void {
+    const settings = settingsOf(options);
+    const dropped = then(this.digest(bytes), (hash) => {
+      this.compiled.delete(`${hash}|${settings}`);
+    });
+    if (dropped instanceof Promise) dropped.catch(() => {});
+    let part: Uint8Array | null = null;
+    try {
+      part = programPartOf(bytes);
+    } catch {
+      // not a module: nothing noted for it
+    }
+    if (part === null) return;
+    const forgotten = then(this.digest(part), (hash) => {
+      this.parts.delete(`${hash}|${settings}`);
+    });
+    if (forgotten instanceof Promise) forgotten.catch(() => {});
   }
 
   private entry(hash: string, bytes: Uint8Array, options: PrepareOptions): Promise<CompiledModule> {

@@ -9,11 +9,13 @@ import type { Instances } from './instances.ts';
 import type { Logger } from './log.ts';
 import type { Metrics } from './metrics.ts';
 import type { Modules } from './modules.ts';
+import type { NewcomerLimiter } from './newcomers.ts';
 import type { Operation, Policy } from './policy.ts';
 import type { Source } from './sources.ts';
 import type { Store } from './store.ts';
 import { requireEmptyBody, requireJSON, requireNoContentType, sendEmpty } from './http.ts';
 import type { Query } from './query.ts';
+import { requestSource } from './request-source.ts';
 
 export interface ServerParts {
   readonly config: Config;
@@ -29,6 +31,8 @@ export interface ServerParts {
   readonly sources: Map<string, Source>;
   /** API document bodies, computed once (api.md §3). */
   readonly apiInfo: { plain: string; features: string };
+  /** New principals per source address (access.newprincipals). */
+  readonly newcomers: NewcomerLimiter;
 }
 
 export interface Caller {
@@ -75,6 +79,7 @@ export function anyCaller(parts: ServerParts, creds: Credentials | undefined, op
 }
 
 function callerOf(parts: ServerParts, creds: Credentials | undefined): Caller {
+  if (creds) parts.newcomers.admit(creds.principal.id, requestSource());
   return {
     creds,
     principal: creds?.principal.id,

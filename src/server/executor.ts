@@ -1,19 +1,20 @@
 // Where instances execute. The server talks to instances only through the
 // Executor interface, so execution can happen in this thread (InProcess) or
-// in a pool of worker threads (pool.ts) without the handlers noticing.
+// in a pool of worker processes (worker-executor.ts) without the handlers noticing.
 
 import { nodeEngine } from '../host/engine.ts';
 import { ModuleCache } from '../host/module-cache.ts';
 import { ProgramInstance } from '../host/program-instance.ts';
 import { isSnapshot, restoreInstance, snapshotInstance } from '../host/snapshot.ts';
 import type { Engine } from '../runtime/instance/engine.ts';
+import { instanceMemoryBytes } from '../runtime/prepare/prepared.ts';
 import { State, type Status } from '../runtime/instance/status.ts';
 import type { ServiceContext } from '../runtime/service/service.ts';
 import { readSnapshot } from '../runtime/snapshot/read.ts';
 import { Registry } from '../services/index.ts';
 
-/** What kind of failure an executor reports; the handlers map kinds to HTTP statuses. */
-export type ExecErrorKind = 'module' | 'entry' | 'state' | 'internal';
+/** What kind of failure an executor reports; the handlers map kinds to HTTP statuses (busy: a limit of the server, 503). */
+export type ExecErrorKind = 'module' | 'entry' | 'state' | 'busy' | 'internal';
 
 export class ExecError extends Error {
   readonly kind: ExecErrorKind;
@@ -41,6 +42,13 @@ export function classify(error: unknown): ExecError {
   return new ExecError('internal', message);
 }
 
+/**
+ * How an instance ended when its worker was lost: a bystander (another
+ * instance held the worker, or it crashed), whose state survives in its last
+ * checkpoint, or the offender that held the worker.
+ */
+export type LostAs = 'bystander' | 'offender';
+
 export interface ProgramFacts {
   /** The module is a snapshot. */
   snapshot: boolean;
@@ -52,6 +60,8 @@ export interface CreateOptions {
   /** Module bytes: a plain program or a snapshot module. */
   bytes: Uint8Array;
   hash: string;
+  /** Who asks (principal id, or anonymous with its source): preparation is shared fairly between owners. */
+  owner?: string;
   function?: string;
   context: ServiceContext;
   maxMemoryPages: number;
@@ -61,6 +71,8 @@ export interface CreateOptions {
   timeResolution?: number;
   /** Debug log sink (the program's gate_debug output); absent: the log is disabled. */
   debug?: (chunk: Uint8Array) => void;
+  /** Called at once when the executor loses the instance with its worker (lostAs is set by then), before its run and connections end. */
+  onLost?: () => void;
 }
 
 /** Linear memory and globals of a stopped instance (for the debug action). */
@@ -73,8 +85,10 @@ export interface Inspection {
 export interface ExecInstance {
   /** Current status (RUNNING while a run is in progress). */
   readonly status: Status;
-  /** Largest linear memory the instance may have, in bytes. */
+  /** Memory the instance may hold, in bytes: its linear memory at its maximum, plus its tables. */
   readonly memoryLimit: number;
+  /** Set when the executor lost the instance with its worker (see LostAs). */
+  readonly lostAs?: LostAs;
   /** Start or resume; resolves with the status when the run stops. */
   run(fn?: string): Promise<Status>;
   /** Join a client to the program's next accepted origin stream (see ProgramInstance.connect). */
@@ -94,8 +108,8 @@ export interface ExecInstance {
 }
 
 export interface Executor {
-  /** Validate and prepare a module (compilation is cached by hash). */
-  prepare(bytes: Uint8Array, hash: string, maxMemoryPages: number): Promise<ProgramFacts>;
+  /** Validate and prepare a module (compilation is cached by hash); owner as in CreateOptions. */
+  prepare(bytes: Uint8Array, hash: string, maxMemoryPages: number, owner?: string): Promise<ProgramFacts>;
   create(options: CreateOptions): Promise<ExecInstance>;
   /** Per-worker health, for metrics and the watchdog. */
   workers(): { id: number; instances: number; stuck: boolean }[];
@@ -157,8 +171,7 @@ export class InProcessExecutor implements Executor {
       throw classify(error);
     }
     this.live++;
-    const pages = program.compiled.prepared.info.memory.maximum ?? options.maxMemoryPages;
-    return new LocalInstance(program, pages * 65536, () => this.live--);
+    return new LocalInstance(program, instanceMemoryBytes(program.compiled.prepared.info, options.maxMemoryPages), () => this.live--);
   }
 
   workers(): { id: number; instances: number; stuck: boolean }[] {

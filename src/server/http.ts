@@ -93,49 +93,71 @@ export function goJSON(value: unknown): string {
   return `${JSON.stringify(value, null, '\t')}\n`;
 }
 
-/** Read exactly `length` bytes of body (the upload was announced with that length). */
-export function readBody(req: IncomingMessage, length: number): Promise<Uint8Array> {
+/** The answer to a body that does not arrive in time; the connection is closed after it. */
+export function requestTimeout(): HttpError {
+  return new HttpError(408, 'request timeout', { Connection: 'close' });
+}
+
+/**
+ * Receive a request body within `timeoutMs` (408 after): `take` gets each
+ * chunk and throws to refuse the body; resolves when the body has ended.
+ * Memory grows with what arrives, never with what was announced.
+ */
+function receiveBody(req: IncomingMessage, timeoutMs: number, take: (chunk: Buffer) => void): Promise<void> {
   return new Promise((resolve, reject) => {
-    const buffer = new Uint8Array(length);
-    let at = 0;
-    const fail = () => reject(badRequest('content decode error'));
-    req.on('data', (chunk: Buffer) => {
-      if (at + chunk.byteLength > length) {
-        req.destroy();
-        fail();
-        return;
+    const done = (error?: Error) => {
+      clearTimeout(timer);
+      req.off('data', onData);
+      req.off('end', onEnd);
+      req.off('aborted', onFail);
+      req.off('error', onFail);
+      if (error) {
+        req.pause();
+        reject(error);
+      } else resolve();
+    };
+    const onData = (chunk: Buffer) => {
+      try {
+        take(chunk);
+      } catch (error) {
+        done(error as Error);
       }
-      buffer.set(chunk, at);
-      at += chunk.byteLength;
-    });
-    req.on('end', () => (at === length ? resolve(buffer) : fail()));
-    req.on('aborted', fail);
-    req.on('error', fail);
+    };
+    const onEnd = () => done();
+    const onFail = () => done(badRequest('content decode error'));
+    const timer = setTimeout(() => done(requestTimeout()), timeoutMs);
+    req.on('data', onData);
+    req.on('end', onEnd);
+    req.on('aborted', onFail);
+    req.on('error', onFail);
   });
 }
 
-/** Read a small body of unknown length, refusing more than `max` bytes (413). */
-export function readSmallBody(req: IncomingMessage, max: number): Promise<Uint8Array> {
-  return new Promise((resolve, reject) => {
-    const declared = contentLength(req);
-    if (declared !== undefined && declared > max) {
-      reject(new HttpError(413, 'request content too large'));
-      return;
-    }
-    const chunks: Buffer[] = [];
-    let total = 0;
-    req.on('data', (chunk: Buffer) => {
-      total += chunk.byteLength;
-      if (total > max) {
-        req.pause();
-        reject(new HttpError(413, 'request content too large'));
-        return;
-      }
-      chunks.push(chunk);
-    });
-    req.on('end', () => resolve(new Uint8Array(Buffer.concat(chunks))));
-    req.on('error', () => reject(badRequest('content decode error')));
+/** Read exactly `length` bytes of body (the upload was announced with that length) within `timeoutMs`. */
+export async function readBody(req: IncomingMessage, length: number, timeoutMs: number): Promise<Uint8Array> {
+  const chunks: Buffer[] = [];
+  let at = 0;
+  await receiveBody(req, timeoutMs, (chunk) => {
+    at += chunk.byteLength;
+    if (at > length) throw badRequest('content decode error');
+    chunks.push(chunk);
   });
+  if (at !== length) throw badRequest('content decode error');
+  return new Uint8Array(Buffer.concat(chunks, length));
+}
+
+/** Read a small body of unknown length within `timeoutMs`, refusing more than `max` bytes (413). */
+export async function readSmallBody(req: IncomingMessage, max: number, timeoutMs: number): Promise<Uint8Array> {
+  const declared = contentLength(req);
+  if (declared !== undefined && declared > max) throw new HttpError(413, 'request content too large');
+  const chunks: Buffer[] = [];
+  let total = 0;
+  await receiveBody(req, timeoutMs, (chunk) => {
+    total += chunk.byteLength;
+    if (total > max) throw new HttpError(413, 'request content too large');
+    chunks.push(chunk);
+  });
+  return new Uint8Array(Buffer.concat(chunks));
 }
 
 /**

@@ -94,7 +94,7 @@ export async function handleInstance(parts: ServerParts, req: IncomingMessage, r
       requireContentType(req, 'application/json');
       const caller = ownerCaller(parts, creds(), 'authorize');
       // As Gate: the content is parsed before the instance is looked up.
-      const update = parseUpdate(await readSmallBody(req, parts.config.http.maxbodysize));
+      const update = parseUpdate(await readSmallBody(req, parts.config.http.maxbodysize, parts.config.http.bodytimeout * 1000));
       const inst = parts.instances.get(caller.principal!, id);
       checkTags(update.tags);
       parts.instances.update(inst, update.persist, update.tags);
@@ -106,7 +106,7 @@ export async function handleInstance(parts: ServerParts, req: IncomingMessage, r
       q.done();
       requireContentType(req, 'application/json');
       const caller = ownerCaller(parts, creds(), 'program');
-      const request = parseDebugRequest(await readSmallBody(req, parts.config.http.maxbodysize));
+      const request = parseDebugRequest(await readSmallBody(req, parts.config.http.maxbodysize, parts.config.http.bodytimeout * 1000));
       const inst = parts.instances.get(caller.principal!, id);
       sendJSON(res, await debugInstance(parts, inst, request));
       return;

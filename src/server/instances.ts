@@ -7,7 +7,8 @@ import { randomUUID } from 'node:crypto';
 import { Cause, State, statusToJSON, type Status } from '../runtime/instance/status.ts';
 import type { Limits } from './config.ts';
 import { conflict, instanceNotFound, limitExceeded, HttpError } from './errors.ts';
-import type { ExecInstance, Executor, Inspection } from './executor.ts';
+import { ExecError, type ExecInstance, type Executor, type Inspection } from './executor.ts';
+import { ownerOf } from './request-source.ts';
 import type { Logger } from './log.ts';
 import type { Metrics } from './metrics.ts';
 import { execHttpError, pagesFor, sha256Hex, type Modules } from './modules.ts';
@@ -41,6 +42,10 @@ export class ServerInstance {
   afterPause: 'resume' | 'kill' | 'suspend' = 'resume';
   /** Suspended by server shutdown: run again at startup. */
   resumeAtStart = false;
+  /** Its worker was lost under it and it is being restored from its last checkpoint. */
+  restoring = false;
+  /** Its worker was lost during shutdown: its record stays as a crash leaves it, to resume at the next start. */
+  lostAtShutdown = false;
   limits: Limits;
   /** Resolves when the current run has stopped and the status is settled. */
   stopped: Promise<void> = Promise.resolve();
@@ -97,6 +102,17 @@ export interface InstancesOptions {
   metrics: Metrics;
   /** Anonymous instances that may run at once (server-wide). */
   maxAnonymous?: number;
+  /** Instances (of all principals, in any state, holding a memory) the server keeps at once, and the setting named when it is full. */
+  maxInstances?: { value: number; key: string };
+  /** access.anonymoustimelimit: the run time limit of anonymous calls when not 0, named in their error. */
+  anonymousTimeLimit?: number;
+}
+
+/** Counts of creates under way, checked with the live ones so that concurrent requests cannot pass a limit together. */
+interface Pending {
+  instances: number;
+  running: number;
+  memory: number;
 }
 
 export class Instances {
@@ -109,6 +125,10 @@ export class Instances {
   private readonly anonymous = new Set<ServerInstance>();
   private closing = false;
   private readonly maxAnonymous: number;
+  private readonly maxInstances: { value: number; key: string } | undefined;
+  private readonly anonymousTimeLimit: number;
+  private readonly pending = new Map<string | undefined, Pending>();
+  private pendingTotal = 0;
 
   constructor(options: InstancesOptions) {
     this.store = options.store;
@@ -117,6 +137,8 @@ export class Instances {
     this.log = options.log;
     this.metrics = options.metrics;
     this.maxAnonymous = options.maxAnonymous ?? Infinity;
+    this.maxInstances = options.maxInstances;
+    this.anonymousTimeLimit = options.anonymousTimeLimit ?? 0;
     this.metrics.addGauges(() => [
       { name: 'gate_instances', help: 'Instances by state.', values: this.countByState() },
       { name: 'gate_instance_memory_limit_bytes', help: 'Sum of the memory limits of running instances.', values: [[{}, this.runningMemory()]] },
@@ -173,17 +195,18 @@ export class Instances {
   }
 
   async create(c: CreateInstance): Promise<ServerInstance> {
-    if (this.closing) throw new HttpError(500, 'internal error');
+    if (this.closing) throw new HttpError(503, 'server is shutting down');
     const id = c.id ?? randomUUID();
-    if (c.principal !== undefined) {
-      const mine = this.owned.get(c.principal);
-      if (mine?.has(id)) throw conflict('duplicate instance id').failing('INSTANCE_ID_EXISTS');
-      if ((mine?.size ?? 0) >= c.limits.maxinstances) throw limitExceeded('instance', 'principal.maxinstances', c.limits.maxinstances);
+    const memory = c.limits.maxmemorysize;
+    this.checkCreate(c, id, memory);
+    // Reserved until the instance is registered (or fails), so that concurrent creates see each other.
+    const pending = this.pendingOf(c.principal);
+    pending.instances++;
+    if (!c.suspend) {
+      pending.running++;
+      pending.memory += memory;
     }
-    if (!c.suspend) this.checkRunLimits(c.principal, c.limits, c.limits.maxmemorysize);
-    if (c.principal === undefined && this.anonymous.size >= this.maxAnonymous) {
-      throw new HttpError(503, `anonymous instance limit exceeded (access.anonymousprocs = ${this.maxAnonymous})`);
-    }
+    this.pendingTotal++;
     const inst = new ServerInstance({
       id,
       principal: c.principal,
@@ -194,23 +217,38 @@ export class Instances {
       limits: c.limits,
     });
     try {
-      inst.exec = await this.executor.create({
-        bytes: c.bytes,
-        hash: c.module,
-        function: c.fn,
-        context: { instance: id, principal: c.principal, scope: c.scope ?? [] },
-        maxMemoryPages: pagesFor(c.limits.maxmemorysize),
-        timeLimit: c.limits.timelimit > 0 ? c.limits.timelimit * 1000 : undefined,
-        timeResolution: parseDuration(c.limits.timeresolution),
-      });
-    } catch (error) {
-      throw execHttpError(error);
+      try {
+        inst.exec = await this.executor.create({
+          ...this.execOptions(inst, c.bytes, c.module),
+          function: c.fn,
+          context: { instance: id, principal: c.principal, scope: c.scope ?? [] },
+        });
+      } catch (error) {
+        throw execHttpError(error);
+      }
+      inst.stored = await this.initialStatus(c, inst.exec);
+    } finally {
+      pending.instances--;
+      if (!c.suspend) {
+        pending.running--;
+        pending.memory -= memory;
+      }
+      this.pendingTotal--;
+      if (pending.instances === 0) this.pending.delete(c.principal);
     }
-    inst.stored = await this.initialStatus(c, inst.exec);
-    // Registration happens after the await: check the id again.
+    // Registration happens after the awaits: check the id again.
     if (c.principal !== undefined && this.owned.get(c.principal)?.has(id)) {
       inst.exec.release();
       throw conflict('duplicate instance id').failing('INSTANCE_ID_EXISTS');
+    }
+    // Its real memory (tables included) may be more than the limit assumed above.
+    if (!c.suspend && inst.exec.memoryLimit > memory) {
+      try {
+        this.checkRunLimits(c.principal, c.limits, inst.exec.memoryLimit, true);
+      } catch (error) {
+        inst.exec.release();
+        throw error;
+      }
     }
     this.register(inst);
     if (!inst.transient) this.writeRecord(inst);
@@ -224,6 +262,59 @@ export class Instances {
     return inst;
   }
 
+  private pendingOf(principal: string | undefined): Pending {
+    let p = this.pending.get(principal);
+    if (!p) this.pending.set(principal, (p = { instances: 0, running: 0, memory: 0 }));
+    return p;
+  }
+
+  /** The limits a new instance must fit, counting the creates under way. */
+  private checkCreate(c: CreateInstance, id: string, memory: number): void {
+    const pending = this.pending.get(c.principal);
+    if (this.maxInstances) {
+      let live = this.pendingTotal + this.anonymous.size;
+      for (const m of this.owned.values()) live += m.size;
+      if (live >= this.maxInstances.value) {
+        throw new HttpError(503, `instance limit of the server reached (${this.maxInstances.key})`).failing('RESOURCE_LIMIT');
+      }
+    }
+    if (c.principal !== undefined) {
+      const mine = this.owned.get(c.principal);
+      if (mine?.has(id)) throw conflict('duplicate instance id').failing('INSTANCE_ID_EXISTS');
+      if ((mine?.size ?? 0) + (pending?.instances ?? 0) >= c.limits.maxinstances) {
+        throw limitExceeded('instance', 'principal.maxinstances', c.limits.maxinstances);
+      }
+    }
+    if (!c.suspend) this.checkRunLimits(c.principal, c.limits, memory);
+    if (c.principal === undefined && this.anonymous.size + (pending?.instances ?? 0) >= this.maxAnonymous) {
+      throw new HttpError(503, `anonymous instance limit exceeded (access.anonymousprocs = ${this.maxAnonymous})`).failing('RESOURCE_LIMIT');
+    }
+  }
+
+  /** What every executor.create of an instance has in common (module or checkpoint bytes, limits, owner). */
+  private execOptions(inst: ServerInstance, bytes: Uint8Array, hash: string) {
+    return {
+      bytes,
+      hash,
+      owner: ownerOf(inst.principal),
+      maxMemoryPages: pagesFor(inst.limits.maxmemorysize),
+      timeLimit: inst.limits.timelimit > 0 ? inst.limits.timelimit * 1000 : undefined,
+      timeResolution: parseDuration(inst.limits.timeresolution),
+      onLost: () => this.lost(inst),
+    };
+  }
+
+  /** A new execution of a persistent instance from its last checkpoint (or from its module when it has none). */
+  private recreate(inst: ServerInstance): Promise<ExecInstance> {
+    const fresh = !inst.checkpoint;
+    const hash = fresh ? inst.module : inst.checkpoint!;
+    return this.executor.create({
+      ...this.execOptions(inst, this.modules.bytes(hash), hash),
+      function: fresh ? inst.fn || undefined : undefined,
+      context: { instance: inst.id, principal: inst.principal, scope: [] },
+    });
+  }
+
   /**
    * The status of a new instance: a snapshot's own; HALTED for a program
    * created suspended without a function and without _start (there is
@@ -232,18 +323,72 @@ export class Instances {
    */
   private async initialStatus(c: CreateInstance, exec: ExecInstance): Promise<Status> {
     if (!c.suspend || c.fn || exec.status.state !== State.SUSPENDED) return exec.status;
-    const facts = await this.executor.prepare(c.bytes, c.module, pagesFor(c.limits.maxmemorysize));
+    const facts = await this.executor.prepare(c.bytes, c.module, pagesFor(c.limits.maxmemorysize), ownerOf(c.principal));
     if (facts.snapshot || facts.entries.includes('_start')) return exec.status;
     return exec.run();
   }
 
-  private checkRunLimits(principal: string | undefined, limits: Limits, memory: number): void {
+  /** The principal's running instances and their memory leave room for one more with `memory` (`memoryOnly`: its count is known to fit). */
+  private checkRunLimits(principal: string | undefined, limits: Limits, memory: number, memoryOnly = false): void {
     if (principal === undefined) return;
-    let running = 0;
+    const pending = this.pending.get(principal);
+    let running = pending?.running ?? 0;
     for (const inst of this.owned.get(principal)?.values() ?? []) if (inst.active) running++;
-    if (running >= limits.maxprocs) throw limitExceeded('running instance', 'principal.maxprocs', limits.maxprocs);
-    if (this.runningMemory(principal) + memory > limits.totalmemorysize) {
+    if (!memoryOnly && running >= limits.maxprocs) throw limitExceeded('running instance', 'principal.maxprocs', limits.maxprocs);
+    if (this.runningMemory(principal) + (pending?.memory ?? 0) + memory > limits.totalmemorysize) {
       throw limitExceeded('memory', 'principal.totalmemorysize', limits.totalmemorysize);
+    }
+  }
+
+  /**
+   * The executor lost an instance with its worker. The one that held the
+   * worker ends (its run reports how); a persistent bystander is restored
+   * from its last checkpoint on another worker, unseen by its clients as a
+   * checkpoint pause is; a transient one (a call) ends.
+   */
+  private lost(inst: ServerInstance): void {
+    const exec = inst.exec;
+    if (!exec || exec.lostAs !== 'bystander' || inst.deleted || inst.transient || inst.principal === undefined) return;
+    if (this.closing) {
+      inst.lostAtShutdown = true;
+      return;
+    }
+    inst.restoring = true;
+    // A pause under way (a checkpoint, a snapshot) restores it before it ends.
+    if (inst.paused) return;
+    const wasRunning = inst.running;
+    this.paused(inst, async () => {
+      if (wasRunning) await inst.stopped;
+    }, { stop: false, resume: wasRunning }).catch((error: unknown) => {
+      this.log.error('instance could not be restored', { principal: inst.principal, instance: inst.id, error: (error as Error).message });
+    });
+  }
+
+  /** A new execution of an instance whose worker was lost, from its last checkpoint. */
+  private async restore(inst: ServerInstance, wasRunning: boolean): Promise<void> {
+    await inst.persisting;
+    inst.exec?.release();
+    // Without a checkpoint only the module's initial state exists: usable when it was running or had not run yet.
+    if (!inst.checkpoint && !wasRunning && !(inst.stored.state === State.SUSPENDED && inst.stored.cause === Cause.NORMAL)) {
+      inst.exec = undefined;
+      inst.stored = lostStatus('its worker was lost before its first checkpoint');
+      inst.restoring = false;
+      return;
+    }
+    try {
+      inst.exec = await this.recreate(inst).catch((error: unknown) => {
+        // The worker it was placed on was lost too (another instance's doing): once more.
+        if (error instanceof ExecError && error.kind === 'internal') return this.recreate(inst);
+        throw error;
+      });
+      inst.stored = inst.exec.status;
+      this.log.warn('instance restored from its last checkpoint', { principal: inst.principal, instance: inst.id, checkpoint: inst.checkpoint });
+    } catch (error) {
+      inst.exec = undefined;
+      inst.stored = lostStatus((error as Error).message);
+      this.log.error('instance could not be restored', { principal: inst.principal, instance: inst.id, error: (error as Error).message });
+    } finally {
+      inst.restoring = false;
     }
   }
 
@@ -267,8 +412,11 @@ export class Instances {
 
   private onStop(inst: ServerInstance, status: Status): void {
     inst.running = false;
+    // Lost with its worker: restored from its last checkpoint (see lost()), or left for the next start.
+    if (inst.restoring || inst.lostAtShutdown) return;
     if (status.limit === 'time') {
-      status = { ...status, error: `run time limit exceeded (principal.timelimit = ${inst.limits.timelimit} s)` };
+      const key = inst.principal === undefined && this.anonymousTimeLimit > 0 ? 'access.anonymoustimelimit' : 'principal.timelimit';
+      status = { ...status, error: `run time limit exceeded (${key} = ${inst.limits.timelimit} s)` };
     }
     // A transient instance never halts: returning from its entry terminates it.
     inst.stored = inst.transient && status.state === State.HALTED ? { ...status, state: State.TERMINATED } : status;
@@ -353,19 +501,27 @@ export class Instances {
     this.event('INSTANCE_SUSPEND', inst);
   }
 
-  /** Suspend a running instance for `work` (snapshot, checkpoint), then let it run on unless told otherwise meanwhile. */
-  private async paused<T>(inst: ServerInstance, work: () => Promise<T>): Promise<T> {
-    if (!inst.running || inst.paused) return work();
+  /**
+   * Suspend a running instance for `work` (snapshot, checkpoint), then let it
+   * run on unless told otherwise meanwhile. With `stop: false` the instance
+   * is stopped already (its worker was lost) and work restores it; it runs
+   * on after when `resume`.
+   */
+  private async paused<T>(inst: ServerInstance, work: () => Promise<T>, how = { stop: true, resume: true }): Promise<T> {
+    if (how.stop && (!inst.running || inst.paused)) return work();
     let unpause!: () => void;
     inst.paused = new Promise<void>((resolve) => (unpause = resolve));
     inst.pauses++;
     inst.afterPause = 'resume';
     inst.hold++;
     try {
-      inst.exec!.suspend();
-      await inst.stopped;
+      if (how.stop) {
+        inst.exec!.suspend();
+        await inst.stopped;
+      }
       return await work();
     } finally {
+      if (inst.restoring) await this.restore(inst, how.resume);
       inst.hold--;
       const then = (inst as ServerInstance).afterPause; // changed by kill() or suspend() meanwhile
       inst.afterPause = 'resume';
@@ -373,7 +529,7 @@ export class Instances {
       inst.paused = undefined;
       if (inst.deleted) {
         // nothing left to do
-      } else if (then === 'resume' && resumable && !this.closing) {
+      } else if (then === 'resume' && how.resume && resumable && !this.closing && inst.exec) {
         try {
           this.start(inst);
         } catch (error) {
@@ -385,6 +541,8 @@ export class Instances {
       } else if (inst.transient && inst.hold === 0) {
         this.remove(inst);
       } else {
+        // Restored while the server closes: it runs again at the next start.
+        if (this.closing && !how.stop && how.resume && resumable) inst.resumeAtStart = true;
         this.writeRecord(inst);
       }
       unpause();
@@ -568,16 +726,7 @@ export class Instances {
       return;
     }
     try {
-      const bytes = this.modules.bytes(fresh ? rec.module : rec.checkpoint!);
-      inst.exec = await this.executor.create({
-        bytes,
-        hash: fresh ? rec.module : rec.checkpoint!,
-        function: fresh ? rec.function || undefined : undefined,
-        context: { instance: inst.id, principal: inst.principal, scope: [] },
-        maxMemoryPages: pagesFor(inst.limits.maxmemorysize),
-        timeLimit: inst.limits.timelimit > 0 ? inst.limits.timelimit * 1000 : undefined,
-        timeResolution: parseDuration(inst.limits.timeresolution),
-      });
+      inst.exec = await this.recreate(inst);
     } catch (error) {
       this.log.error('instance could not be restored', { principal: inst.principal, instance: inst.id, error: (error as Error).message });
       inst.stored = lostStatus((error as Error).message);
@@ -612,11 +761,12 @@ export class Instances {
           if (inst.running) inst.exec?.suspend();
         }
       }
-      waits.push(inst.stopped.then(() => inst.paused).then(() => inst.persisting));
+      waits.push(this.settled(inst));
     }
     await Promise.all(waits);
     // Records of instances that stopped by themselves meanwhile must not resume.
     for (const inst of this.all()) {
+      if (inst.lostAtShutdown) continue;
       if (inst.resumeAtStart && inst.stored.state !== State.SUSPENDED) {
         inst.resumeAtStart = false;
         this.writeRecord(inst);
@@ -624,15 +774,26 @@ export class Instances {
     }
   }
 
+  /** Once the instance has stopped, no pause is under way, and its checkpoint is written. */
+  private async settled(inst: ServerInstance): Promise<void> {
+    for (;;) {
+      await inst.stopped;
+      if (inst.paused) await inst.paused;
+      else if (!inst.running) break;
+    }
+    await inst.persisting;
+  }
+
   /** Periodic checkpoint of running persistent instances: suspend, snapshot, resume. */
   async checkpointRunning(): Promise<void> {
     for (const inst of [...this.all()]) {
       if (!inst.running || inst.paused || inst.transient || inst.principal === undefined || this.closing) continue;
+      const previous = inst.checkpoint;
       await this.paused(inst, async () => {
         // The stop wrote the checkpoint, recorded as running so that a crash resumes it.
         await inst.persisting;
       });
-      this.log.info('instance checkpointed', { principal: inst.principal, instance: inst.id, module: inst.checkpoint });
+      if (inst.checkpoint !== previous) this.log.info('instance checkpointed', { principal: inst.principal, instance: inst.id, module: inst.checkpoint });
     }
   }
 }

@@ -8,7 +8,6 @@ import { describe, parseArgs, type Config } from './config.ts';
 import type { Executor } from './executor.ts';
 import { Logger } from './log.ts';
 import { startServer, type RunningServer } from './server.ts';
-import { defaultCacheDir } from '../host/module-cache.ts';
 
 const USAGE = `Usage: gate-server [options]
 
@@ -26,23 +25,18 @@ Configuration files are read from ~/.config/gate/server.toml and
 ~/.config/gate/server.d/*.toml unless -F is given. See docs/server.md.
 `;
 
+/** Seconds a shutdown may take before the process exits anyway (worker processes are killed with it). */
+const SHUTDOWN_DEADLINE = 30;
+
 /**
- * With runtime.workers > 0, instances run in that many worker threads (a
- * stuck thread is detected after runtime.watchdog seconds and its instances
- * are killed and logged); otherwise in the server's own thread.
+ * With runtime.workers > 0, instances run in that many worker processes (see
+ * workerExecutorOptions); otherwise in the server's own thread.
  */
 async function workerExecutor(config: Config): Promise<Executor | undefined> {
   if (config.runtime.workers <= 0) return undefined;
-  const { WorkerExecutor } = await import('./worker-executor.ts');
+  const { WorkerExecutor, workerExecutorOptions } = await import('./worker-executor.ts');
   const log = new Logger(config.log.level, { format: config.log.format });
-  return new WorkerExecutor({
-    workers: config.runtime.workers,
-    cacheDir: config.runtime.cachedir || defaultCacheDir(),
-    stuckTimeout: config.runtime.watchdog * 1000,
-    // Every instance thread builds the configured services (config.service) itself.
-    services: { module: new URL('../services/node/registry.ts', import.meta.url), options: config.service },
-    onWorkerLost: (report) => log.error('worker lost', { ...report }),
-  });
+  return new WorkerExecutor(workerExecutorOptions(config, (report) => log.error('worker lost', { ...report })));
 }
 
 async function main(): Promise<void> {
@@ -80,22 +74,26 @@ async function main(): Promise<void> {
   process.stdout.write(`gate-server listening on ${server.url}\n`);
 
   let stopping = false;
+  const exitNow = (why: string) => {
+    process.stderr.write(`gate-server: ${why}, exiting now\n`);
+    // Worker processes end with the server (they watch for it), and killing them here makes it immediate.
+    executor?.close().catch(() => {});
+    process.exit(1);
+  };
   const stop = (signal: string) => {
-    if (stopping) {
-      process.stderr.write(`gate-server: ${signal} again, exiting now\n`);
-      process.exit(1);
-    }
+    if (stopping) exitNow(`${signal} again`);
     stopping = true;
+    setTimeout(() => exitNow(`shutdown took more than ${SHUTDOWN_DEADLINE} s`), SHUTDOWN_DEADLINE * 1000).unref();
     server
       .close()
       .then(() => executor?.close())
       .then(
-      () => process.exit(0),
-      (error: unknown) => {
-        process.stderr.write(`gate-server: shutdown failed: ${(error as Error).message}\n`);
-        process.exit(1);
-      },
-    );
+        () => process.exit(0),
+        (error: unknown) => {
+          process.stderr.write(`gate-server: shutdown failed: ${(error as Error).message}\n`);
+          process.exit(1);
+        },
+      );
   };
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGTERM', () => stop('SIGTERM'));

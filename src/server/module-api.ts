@@ -129,7 +129,7 @@ async function putModule(parts: ServerParts, req: IncomingMessage, res: ServerRe
   const tags = q.takeAll('module-tag');
   q.done();
   const caller = ownerCaller(parts, credentialsOf(parts, req), 'program');
-  const program = await uploadModule(parts, caller, key, length, () => readBody(req, length));
+  const program = await uploadModule(parts, caller, key, length, () => readBody(req, length, parts.config.http.bodytimeout * 1000));
   pinModule(parts, caller, program.hash, tags);
   sendEmpty(res, 201);
 }
@@ -160,7 +160,7 @@ async function postModule(parts: ServerParts, req: IncomingMessage, res: ServerR
         const length = uploadLength(req);
         const creds = credentialsOf(parts, req);
         const caller = pin ? ownerCaller(parts, creds, 'program-instance') : anyCaller(parts, creds, 'program-instance');
-        const program = await uploadModule(parts, caller, key, length, () => readBody(req, length));
+        const program = await uploadModule(parts, caller, key, length, () => readBody(req, length, parts.config.http.bodytimeout * 1000));
         if (pin) pinModule(parts, caller, program.hash, tags);
         return call(parts, req, res, caller, program, params, pin, false);
       }
@@ -178,7 +178,7 @@ async function postModule(parts: ServerParts, req: IncomingMessage, res: ServerR
         if (type !== WASM_TYPE) throw new HttpError(415, 'unsupported content type');
         const length = uploadLength(req);
         caller = ownerCaller(parts, credentialsOf(parts, req), 'program-instance');
-        program = await uploadModule(parts, caller, key, length, () => readBody(req, length));
+        program = await uploadModule(parts, caller, key, length, () => readBody(req, length, parts.config.http.bodytimeout * 1000));
         if (pin) pinModule(parts, caller, program.hash, tags);
       } else {
         if (pin) throw badRequest('unexpected query parameters');

@@ -5,6 +5,7 @@ import { badRequest, conflict, limitExceeded, moduleNotFound } from './errors.ts
 import type { Caller, ServerParts } from './context.ts';
 import type { ServerInstance } from './instances.ts';
 import { pagesFor } from './modules.ts';
+import { ownerOf } from './request-source.ts';
 import type { Source } from './sources.ts';
 
 export interface Program {
@@ -25,16 +26,15 @@ export async function uploadModule(
 ): Promise<Program> {
   const max = caller.limits.maxmodulesize;
   if (length > max) throw badRequest('module size limit exceeded').failing('RESOURCE_LIMIT');
-  const known = parts.modules.size(key);
-  if (known !== undefined) {
-    if (known !== length) throw badRequest('invalid module content');
-    const bytes = await read();
-    const { hash } = await parts.modules.add(bytes, pagesFor(caller.limits.maxmemorysize), key);
+  // The same answers whether the server has the module or not: a stored
+  // module's size is not told apart from any other mismatch.
+  const known = parts.modules.has(key);
+  const bytes = await read();
+  const { hash } = await parts.modules.add(bytes, pagesFor(caller.limits.maxmemorysize), key, ownerOf(caller.principal));
+  if (known) {
     event(parts, 'MODULE_UPLOAD_EXIST', caller, { module: hash });
     return { hash, bytes };
   }
-  const bytes = await read();
-  const { hash } = await parts.modules.add(bytes, pagesFor(caller.limits.maxmemorysize), key);
   event(parts, 'MODULE_UPLOAD_NEW', caller, { module: hash });
   return { hash, bytes };
 }
@@ -49,7 +49,7 @@ export function extantModule(parts: ServerParts, caller: Caller, key: string): P
 /** A module fetched from a configured source, validated and stored. */
 export async function sourceModule(parts: ServerParts, caller: Caller, source: Source, rest: string): Promise<Program> {
   const bytes = await source.fetch(rest, caller.limits.maxmodulesize);
-  const { hash } = await parts.modules.add(bytes, pagesFor(caller.limits.maxmemorysize));
+  const { hash } = await parts.modules.add(bytes, pagesFor(caller.limits.maxmemorysize), undefined, ownerOf(caller.principal));
   parts.store.recordSource(`/${source.name}/${rest}`, hash);
   event(parts, 'MODULE_SOURCE_NEW', caller, { module: hash });
   return { hash, bytes };
@@ -81,6 +81,7 @@ export function pinExtant(parts: ServerParts, caller: Caller, hash: string, tags
 export function unpinModule(parts: ServerParts, caller: Caller, hash: string): void {
   if (caller.principal === undefined) throw parts.verifier.anonymous();
   if (!parts.store.unpin(caller.principal, hash)) throw moduleNotFound();
+  parts.modules.release(hash);
   event(parts, 'MODULE_UNPIN', caller, { module: hash });
 }
 

@@ -13,6 +13,7 @@ import { handleInstance, handleInstanceList } from './instance-api.ts';
 import { handleModule, handleModuleList, handleSourceItem } from './module-api.ts';
 import { PermissionDenied } from './policy.ts';
 import { Query } from './query.ts';
+import { withRequestSource } from './request-source.ts';
 
 export const API_ROOT = '/gate-0/';
 const CACHE_PUBLIC = 'public, max-age=3600';
@@ -118,9 +119,11 @@ export function createHandler(parts: ServerParts): (req: IncomingMessage, res: S
         remote: req.socket.remoteAddress,
       });
     });
-    handle(parts, req, res, (name) => (routeName = name)).catch((error: unknown) => {
-      respondError(parts, req, res, error);
-    });
+    withRequestSource(req.socket.remoteAddress, () =>
+      handle(parts, req, res, (name) => (routeName = name)).catch((error: unknown) => {
+        respondError(parts, req, res, error);
+      }),
+    );
   };
 }
 

@@ -19,6 +19,7 @@ import { Instances } from './instances.ts';
 import { Logger } from './log.ts';
 import { Metrics } from './metrics.ts';
 import { Modules } from './modules.ts';
+import { NewcomerLimiter } from './newcomers.ts';
 import { acquirePidFile, releasePidFile } from './pid-lock.ts';
 import { createPolicy } from './policy.ts';
 import { createHandler } from './router.ts';
@@ -154,8 +155,26 @@ async function serve(options: ServerOptions): Promise<RunningServer> {
   const services = ownExecutor ? await startServices(config.service, { log: (message) => log.warn(message) }) : undefined;
   const executor = options.executor ?? new InProcessExecutor({ cacheDir: config.runtime.cachedir || defaultCacheDir(), registry: services?.registry });
   const metrics = new Metrics();
-  const modules = new Modules(store, executor);
-  const instances = new Instances({ store, modules, executor, log, metrics, maxAnonymous: config.access.anonymousprocs });
+  const collected = store.collectUnreferenced();
+  if (collected > 0) log.info('unpinned modules of an earlier run removed', { modules: collected });
+  const modules = new Modules(store, executor, config.server.unpinnedmodules * 1024 * 1024);
+  metrics.addGauges(() => [
+    { name: 'gate_unpinned_module_bytes', help: 'Bytes of stored modules nothing refers to (server.unpinnedmodules).', values: [[{}, modules.unpinnedSize]] },
+  ]);
+  const instances = new Instances({
+    store,
+    modules,
+    executor,
+    log,
+    metrics,
+    maxAnonymous: config.access.anonymousprocs,
+    anonymousTimeLimit: config.access.anonymoustimelimit,
+    // V8 holds at most ~16,000 memories per process: the cap is per worker process.
+    maxInstances: {
+      value: config.runtime.maxinstances * Math.max(1, config.runtime.workers),
+      key: `runtime.maxinstances = ${config.runtime.maxinstances} per worker process`,
+    },
+  });
 
   const tls = config.http.tls.certfile
     ? { cert: readFileSync(config.http.tls.certfile), key: readFileSync(config.http.tls.keyfile || config.http.tls.certfile) }
@@ -164,40 +183,86 @@ async function serve(options: ServerOptions): Promise<RunningServer> {
   // Calls and io stream for as long as the program runs: no overall request timeout.
   server.requestTimeout = 0;
   server.headersTimeout = 60_000;
-
-  const port = await listen(server, options.listen);
-  const scheme = tls ? 'https' : 'http';
-  const uuid = store.serverUuid(config.server.uuid);
-  const auds = audiences(config, options.listen, port);
-  // Browsers' pages may use the API only from the server's own origins unless others are configured.
-  if (config.http.origins.filter((o) => o !== '').length === 0) config.http.origins = ownOrigins(auds);
-  const identityKey = config.server.identityfile ? readPrivateKey(config.server.identityfile) : undefined;
-  const jwt = identityToken(uuid, auds[0], identityKey);
-  const verifier = new Verifier({ audiences: auds, nonces: config.access.nonces && !local ? store : undefined, local });
-
-  const parts: ServerParts = {
-    config,
-    store,
-    modules,
-    instances,
-    executor,
-    verifier,
-    policy,
-    log,
-    metrics,
-    sources,
-    apiInfo: { plain: goJSON({ uuid, jwt }), features: goJSON({ uuid, jwt, features: {} }) },
-  };
-
-  await instances.load((principal) => policy.limits({ principal: { id: principal, key: new Uint8Array(32) }, scope: [] }));
-
-  const upgrades = createUpgradeHandler(parts);
-  server.on('request', createHandler(parts));
-  server.on('upgrade', upgrades.upgrade);
+  // Until the recorded instances are loaded, requests are answered 503 (they are not left hanging).
+  let handler: ((req: http.IncomingMessage, res: http.ServerResponse) => void) | undefined;
+  let upgrades: ReturnType<typeof createUpgradeHandler> | undefined;
+  server.on('request', (req, res) => {
+    if (handler) handler(req, res);
+    else starting(res);
+  });
+  server.on('upgrade', (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => {
+    if (upgrades) upgrades.upgrade(req, socket, head);
+    else socket.end('HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nRetry-After: 1\r\nContent-Length: 0\r\n\r\n');
+  });
   server.on('clientError', (_error, socket) => {
     if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
   });
 
+  try {
+    const port = await listen(server, options.listen);
+    const scheme = tls ? 'https' : 'http';
+    const uuid = store.serverUuid(config.server.uuid);
+    const auds = audiences(config, options.listen, port);
+    // Browsers' pages may use the API only from the server's own origins unless others are configured.
+    if (config.http.origins.filter((o) => o !== '').length === 0) config.http.origins = ownOrigins(auds);
+    const identityKey = config.server.identityfile ? readPrivateKey(config.server.identityfile) : undefined;
+    const jwt = identityToken(uuid, auds[0], identityKey);
+    const verifier = new Verifier({ audiences: auds, nonces: config.access.nonces && !local ? store : undefined, local });
+
+    const parts: ServerParts = {
+      config,
+      store,
+      modules,
+      instances,
+      executor,
+      verifier,
+      policy,
+      log,
+      metrics,
+      sources,
+      newcomers: new NewcomerLimiter(config.access.newprincipals, 'access.newprincipals', (id) => store.knowsPrincipal(id)),
+      apiInfo: { plain: goJSON({ uuid, jwt }), features: goJSON({ uuid, jwt, features: {} }) },
+    };
+
+    await instances.load((principal) => policy.limits({ principal: { id: principal, key: new Uint8Array(32) }, scope: [] }));
+    upgrades = createUpgradeHandler(parts);
+    handler = createHandler(parts);
+    const url = 'path' in options.listen ? options.listen.path : `${scheme}://${hostForUrl(options.listen.host)}:${port}`;
+    log.info('server started', { url, uuid, datadir: options.dataDir, audience: auds, policy: config.access.policy, local });
+    return serving(parts, server, upgrades, url, async () => {
+      if (ownExecutor) await executor.close();
+      services?.close();
+      store.close();
+      if ('path' in options.listen) removeSocket(options.listen.path);
+    });
+  } catch (error) {
+    // Never leave a server listening that cannot serve.
+    if (server.listening) server.close();
+    server.closeAllConnections();
+    if (ownExecutor) await executor.close();
+    services?.close();
+    store.close();
+    if ('path' in options.listen) removeSocket(options.listen.path);
+    throw error;
+  }
+}
+
+/** A starting server's answer. */
+function starting(res: http.ServerResponse): void {
+  const body = 'server is starting\n';
+  res.writeHead(503, { 'Content-Type': 'text/plain; charset=utf-8', 'Content-Length': Buffer.byteLength(body), 'Retry-After': '1' });
+  res.end(body);
+}
+
+/** The handle of a started server: periodic checkpoints, and close() (then `release` frees the rest). */
+function serving(
+  parts: ServerParts,
+  server: http.Server,
+  upgrades: ReturnType<typeof createUpgradeHandler>,
+  url: string,
+  release: () => Promise<void>,
+): RunningServer {
+  const { config, instances, log } = parts;
   let checkpoints: ReturnType<typeof setInterval> | undefined;
   if (config.runtime.checkpoint > 0) {
     checkpoints = setInterval(() => {
@@ -205,10 +270,6 @@ async function serve(options: ServerOptions): Promise<RunningServer> {
     }, config.runtime.checkpoint * 1000);
     checkpoints.unref();
   }
-
-  const url = 'path' in options.listen ? options.listen.path : `${scheme}://${hostForUrl(options.listen.host)}:${port}`;
-  log.info('server started', { url, uuid, datadir: options.dataDir, audience: auds, policy: config.access.policy, local });
-
   let closing: Promise<void> | undefined;
   return {
     url,
@@ -220,10 +281,7 @@ async function serve(options: ServerOptions): Promise<RunningServer> {
         upgrades.close();
         server.closeAllConnections();
         await stopped;
-        if (ownExecutor) await executor.close();
-        services?.close();
-        store.close();
-        if ('path' in options.listen) removeSocket(options.listen.path);
+        await release();
         log.info('server stopped', { url });
       })();
       return closing;

@@ -6,8 +6,8 @@
 // Module files are written (temporary file, fsync, rename) before any record
 // refers to them, so a crash never leaves a record without its module.
 
-import { randomUUID } from 'node:crypto';
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { createHash, randomUUID } from 'node:crypto';
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import type { NonceStore } from './auth.ts';
@@ -50,14 +50,49 @@ export class Store implements NonceStore {
   private readonly db: DatabaseSync;
   private readonly stmts: Record<string, StatementSync> = {};
 
+  /**
+   * Open the data directory. Fails at once, saying why, when the database is
+   * not a database, is corrupt, or is new beside module files it has no
+   * record of (it was emptied or lost: starting on would orphan them).
+   * Temporary files of writes cut short by a crash are removed.
+   */
   constructor(dir: string) {
     this.dir = dir;
     this.moduleDir = path.join(dir, 'module');
     mkdirSync(this.moduleDir, { recursive: true, mode: 0o700 });
-    this.db = new DatabaseSync(path.join(dir, 'inventory.sqlite'));
-    // WAL survives a process crash with every committed transaction intact.
-    this.db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000;');
-    this.db.exec(SCHEMA);
+    const file = path.join(dir, 'inventory.sqlite');
+    const existed = existsSync(file);
+    try {
+      this.db = new DatabaseSync(file);
+      // WAL survives a process crash with every committed transaction intact.
+      this.db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000;');
+      const check = this.db.prepare('PRAGMA quick_check').all() as { quick_check: string }[];
+      const problems = check.map((r) => r.quick_check).filter((r) => r !== 'ok');
+      if (problems.length > 0) throw new Error(problems.slice(0, 3).join('; '));
+      this.db.exec(SCHEMA);
+    } catch (error) {
+      throw new Error(`inventory database ${file} cannot be used: ${(error as Error).message}`);
+    }
+    const modules = this.removeTemporaryFiles();
+    const recorded = (this.stmt('SELECT count(*) AS n FROM module').get() as { n: number }).n;
+    if (recorded === 0 && modules > 0) {
+      this.db.close();
+      const how = existed ? 'has no module records' : 'is new';
+      throw new Error(
+        `inventory database ${file} ${how} but ${this.moduleDir} holds ${modules} module files: ` +
+          'restore the database from a backup, or move the module files away to start afresh',
+      );
+    }
+  }
+
+  /** Remove files left by interrupted writes (their names start with a dot); returns the number of module files. */
+  private removeTemporaryFiles(): number {
+    let modules = 0;
+    for (const name of readdirSync(this.moduleDir)) {
+      if (name.startsWith('.')) rmSync(path.join(this.moduleDir, name), { force: true });
+      else modules++;
+    }
+    return modules;
   }
 
   private stmt(sql: string): StatementSync {
@@ -93,21 +128,25 @@ export class Store implements NonceStore {
     return path.join(this.moduleDir, hash);
   }
 
+  /** Module bytes, checked against their hash (a file damaged on disk is an error, never run). */
   readModule(hash: string): Uint8Array {
-    return new Uint8Array(readFileSync(this.modulePath(hash)));
+    const bytes = new Uint8Array(readFileSync(this.modulePath(hash)));
+    if (sha256(bytes) !== hash) throw new ModuleCorruptError(hash);
+    return bytes;
   }
 
-  /** Write module bytes durably and record them; a no-op when already stored. */
+  /** Write module bytes durably and record them; a no-op when already stored intact (a damaged copy is replaced). */
   putModule(hash: string, bytes: Uint8Array): void {
-    if (this.hasModule(hash)) return;
     const file = this.modulePath(hash);
     let present = false;
     try {
-      present = statSync(file).size === bytes.byteLength;
+      present = statSync(file).size === bytes.byteLength && sha256(new Uint8Array(readFileSync(file))) === hash;
     } catch {
       present = false;
     }
+    if (present && this.hasModule(hash)) return;
     if (!present) {
+      rmSync(file, { force: true });
       const tmp = path.join(this.moduleDir, `.${hash}.${process.pid}.${randomUUID()}`);
       const fd = openSync(tmp, 'w', 0o400);
       try {
@@ -120,6 +159,31 @@ export class Store implements NonceStore {
       syncDir(this.moduleDir);
     }
     this.stmt('INSERT OR IGNORE INTO module (hash, size, created) VALUES (?, ?, ?)').run(hash, bytes.byteLength, Date.now());
+  }
+
+  /** Remove every module nobody refers to (what an earlier run kept in its cache of unpinned modules); returns how many. */
+  collectUnreferenced(): number {
+    const rows = this.stmt(
+      `SELECT hash FROM module WHERE NOT EXISTS (SELECT 1 FROM pin WHERE pin.module = module.hash)
+         AND NOT EXISTS (SELECT 1 FROM instance WHERE instance.module = module.hash OR instance.checkpoint = module.hash)
+         AND NOT EXISTS (SELECT 1 FROM source_sha256 WHERE source_sha256.module = module.hash)`,
+    ).all() as { hash: string }[];
+    let n = 0;
+    for (const { hash } of rows) if (this.collectModule(hash)) n++;
+    return n;
+  }
+
+  /** Forget which source URIs named a module (a cache entry), so that it can be collected. */
+  forgetSources(hash: string): void {
+    this.stmt('DELETE FROM source_sha256 WHERE module = ?').run(hash);
+  }
+
+  /** Whether a principal has anything here (a pin or an instance). */
+  knowsPrincipal(principal: string): boolean {
+    return (
+      this.stmt('SELECT 1 FROM pin WHERE principal = ? LIMIT 1').get(principal) !== undefined ||
+      this.stmt('SELECT 1 FROM instance WHERE principal = ? LIMIT 1').get(principal) !== undefined
+    );
   }
 
   /** Remove a module nobody refers to (no pin, no instance, no checkpoint). */
@@ -211,6 +275,19 @@ export class Store implements NonceStore {
   recordSource(uri: string, hash: string): void {
     this.stmt('INSERT OR IGNORE INTO source_sha256 (source, module) VALUES (?, ?)').run(uri, hash);
   }
+}
+
+/** A module file whose content does not match its name. */
+export class ModuleCorruptError extends Error {
+  readonly code = 'ERR_MODULE_CORRUPT';
+  constructor(hash: string) {
+    super(`module file ${hash} is damaged: its content does not match its hash`);
+    this.name = 'ModuleCorruptError';
+  }
+}
+
+function sha256(bytes: Uint8Array): string {
+  return createHash('sha256').update(bytes).digest('hex');
 }
 
 function sameList(a: readonly string[], b: readonly string[]): boolean {

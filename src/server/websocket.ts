@@ -16,9 +16,14 @@ import type { ServerInstance } from './instances.ts';
 import { MODULE_PATH } from './module-api.ts';
 import { createInstance, extantModule, pinModule, sourceModule, uploadModule, type Program } from './operations.ts';
 import { instanceIdError, moduleKeyError, Query } from './query.ts';
+import { withRequestSource } from './request-source.ts';
 import { checkOrigin, cleanPath, resolveRoute } from './router.ts';
 
 const FIRST_MESSAGE_MAX = 4096;
+/** Largest message of program input (the module of a call may be larger: up to principal.maxmodulesize). */
+const INPUT_MESSAGE_MAX = 1024 * 1024;
+/** Input bytes a connection may have waiting for the program before its socket is paused. */
+const INBOX_BYTES = 1024 * 1024;
 const WASM = 'application/wasm';
 
 type Target =
@@ -38,7 +43,9 @@ export function createUpgradeHandler(parts: ServerParts): {
   upgrade: (req: IncomingMessage, socket: Duplex, head: Buffer) => void;
   close: () => void;
 } {
-  const wss = new WebSocketServer({ noServer: true, maxPayload: parts.config.principal.maxmodulesize + FIRST_MESSAGE_MAX });
+  // A call may send its module in one message; io carries only input.
+  const calls = new WebSocketServer({ noServer: true, maxPayload: parts.config.principal.maxmodulesize + FIRST_MESSAGE_MAX });
+  const io = new WebSocketServer({ noServer: true, maxPayload: INPUT_MESSAGE_MAX });
   return {
     upgrade(req, socket, head) {
       let target: Target;
@@ -48,9 +55,9 @@ export function createUpgradeHandler(parts: ServerParts): {
         rejectUpgrade(socket, error);
         return;
       }
-      wss.handleUpgrade(req, socket, head, (ws) => {
+      (target.kind === 'io' ? io : calls).handleUpgrade(req, socket, head, (ws) => {
         const began = performance.now();
-        session(parts, ws, target)
+        withRequestSource(req.socket.remoteAddress, () => session(parts, ws, target))
           .catch((error: unknown) => closeWithError(parts, ws, error))
           .finally(() => {
             if (target.kind === 'call') {
@@ -61,8 +68,10 @@ export function createUpgradeHandler(parts: ServerParts): {
       });
     },
     close() {
-      for (const ws of wss.clients) ws.terminate();
-      wss.close();
+      for (const server of [calls, io]) {
+        for (const ws of server.clients) ws.terminate();
+        server.close();
+      }
     },
   };
 }
@@ -151,9 +160,16 @@ function truncateReason(reason: string): string {
   return out;
 }
 
-/** Messages of one connection, in order, as a pull-based queue. */
+/**
+ * Messages of one connection, in order, as a pull-based queue. Its socket is
+ * paused while INBOX_BYTES wait here, so a client that sends faster than the
+ * program reads is held back by TCP instead of filling memory.
+ */
 class Inbox {
   private readonly queue: { data: Buffer; binary: boolean }[] = [];
+  private queued = 0;
+  /** Past the first messages (and a call's module) only input comes, in messages of INPUT_MESSAGE_MAX at most. */
+  private inputOnly = false;
   private waiting: ((m: { data: Buffer; binary: boolean } | null) => void) | undefined;
   private closed = false;
   private readonly ws: WebSocket;
@@ -162,6 +178,10 @@ class Inbox {
     this.ws = ws;
     ws.on('message', (data: RawData, binary: boolean) => {
       const buf = Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as ArrayBuffer);
+      if (this.inputOnly && buf.byteLength > INPUT_MESSAGE_MAX) {
+        ws.close(1009, 'message too big');
+        return;
+      }
       const m = { data: buf, binary };
       if (this.waiting) {
         const w = this.waiting;
@@ -169,11 +189,18 @@ class Inbox {
         w(m);
       } else {
         this.queue.push(m);
-        if (this.queue.length > 16) ws.pause();
+        this.queued += buf.byteLength;
+        if (this.queued >= INBOX_BYTES) ws.pause();
       }
     });
     ws.on('close', () => this.end());
     ws.on('error', () => this.end());
+  }
+
+  /** From now on, messages are program input. */
+  input(): void {
+    this.inputOnly = true;
+    if (this.queue.some((m) => m.data.byteLength > INPUT_MESSAGE_MAX)) this.ws.close(1009, 'message too big');
   }
 
   private end(): void {
@@ -185,18 +212,28 @@ class Inbox {
     }
   }
 
-  /** The next message, or null when the connection has closed. */
-  next(): Promise<{ data: Buffer; binary: boolean } | null> {
+  /** The next message, or null when the connection has closed; rejects after `timeoutMs` when given. */
+  next(timeoutMs?: number): Promise<{ data: Buffer; binary: boolean } | null> {
     const m = this.queue.shift();
-    if (this.queue.length <= 4 && this.ws.isPaused) this.ws.resume();
+    if (m) this.queued -= m.data.byteLength;
+    if (this.queued < INBOX_BYTES / 4 && this.ws.isPaused) this.ws.resume();
     if (m) return Promise.resolve(m);
     if (this.closed) return Promise.resolve(null);
-    return new Promise((resolve) => (this.waiting = resolve));
+    return new Promise((resolve, reject) => {
+      const timer = timeoutMs === undefined ? undefined : setTimeout(() => {
+        this.waiting = undefined;
+        reject(new WsClose(1008, 'request timeout'));
+      }, timeoutMs);
+      this.waiting = (value) => {
+        clearTimeout(timer);
+        resolve(value);
+      };
+    });
   }
 }
 
-async function firstMessage(inbox: Inbox): Promise<Record<string, unknown>> {
-  const m = await inbox.next();
+async function firstMessage(inbox: Inbox, timeoutMs: number): Promise<Record<string, unknown>> {
+  const m = await inbox.next(timeoutMs);
   if (!m) throw new WsClose(1000, '');
   if (m.data.byteLength > FIRST_MESSAGE_MAX) throw new WsClose(1009, 'message too big');
   try {
@@ -221,7 +258,7 @@ async function session(parts: ServerParts, ws: WebSocket, target: Target): Promi
   const inbox = new Inbox(ws);
   let first: Record<string, unknown>;
   try {
-    first = await firstMessage(inbox);
+    first = await firstMessage(inbox, parts.config.http.bodytimeout * 1000);
   } catch (error) {
     if (error instanceof WsClose && error.code === -1) {
       ws.terminate();
@@ -229,7 +266,10 @@ async function session(parts: ServerParts, ws: WebSocket, target: Target): Promi
     }
     throw error;
   }
-  if (target.kind === 'io') return ioSession(parts, ws, inbox, target.id, first);
+  if (target.kind === 'io') {
+    inbox.input();
+    return ioSession(parts, ws, inbox, target.id, first);
+  }
   return callSession(parts, ws, inbox, target, first);
 }
 
@@ -247,7 +287,7 @@ async function callSession(parts: ServerParts, ws: WebSocket, inbox: Inbox, t: E
     const length = typeof first.content_length === 'number' ? first.content_length : -1;
     if (length < 0 || !Number.isSafeInteger(length)) throw new HttpError(411, 'length required');
     program = await uploadModule(parts, caller, t.key!, length, async () => {
-      const m = await inbox.next();
+      const m = await inbox.next(parts.config.http.bodytimeout * 1000);
       if (!m) throw new WsClose(1000, '');
       if (!m.binary) throw new WsClose(1003, 'module must be sent as a binary message');
       if (m.data.byteLength !== length) throw badRequest('content decode error');
@@ -264,6 +304,7 @@ async function callSession(parts: ServerParts, ws: WebSocket, inbox: Inbox, t: E
     program = extantModule(parts, caller, t.key!);
   }
   if (t.pin) pinModule(parts, caller, program.hash, t.tags);
+  inbox.input();
 
   const inst = await createInstance(parts, caller, program, { fn: t.fn, tags: t.instanceTags, transient: true });
   const abort = new AbortController();

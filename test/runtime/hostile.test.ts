@@ -119,6 +119,35 @@ describe('preemption', () => {
     assert.deepEqual(await spinner.done, { state: 'KILLED', cause: 'NORMAL', result: 0 });
   });
 
+  for (const [file, fn] of [['wat/bulk.wasm', 'fill'], ['wat/bulk.wasm', 'copy'], ['wat/table_copy.wasm', 'spin']]) {
+    it(`a loop of large bulk operations (${file} ${fn}) is preempted, suspended, time-limited and killed`, async () => {
+      const spinner = await launch(file, { function: fn });
+      // Other instances get slices while it runs.
+      const r = await runProgram('examples/hello.wasm', { function: 'twice' });
+      assert.equal(r.output, 'hello, world\nhello, world\n');
+      spinner.program.suspend();
+      assert.deepEqual(await spinner.done, { state: 'SUSPENDED', cause: 'NORMAL', result: 0 });
+      const again = spinner.program.run();
+      await until(() => spinner.program.instance.fuelConsumed > 2_000_000, 10000, 'progress after resume');
+      spinner.program.kill();
+      assert.deepEqual(await again, { state: 'KILLED', cause: 'NORMAL', result: 0 });
+      const limited = await runProgram(file, { function: fn, connect: false, timeLimit: 200 });
+      assert.equal(limited.status.limit, 'time');
+      assert.equal(limited.status.error, 'time limit exceeded: 200 ms');
+    });
+  }
+
+  it('a loop that holds a reference is preempted, suspended and killed like any other', async () => {
+    const spinner = await launch('wat/refloop.wasm', { function: 'spin' });
+    const r = await runProgram('examples/hello.wasm', { function: 'twice' });
+    assert.equal(r.output, 'hello, world\nhello, world\n');
+    spinner.program.suspend();
+    assert.deepEqual(await spinner.done, { state: 'SUSPENDED', cause: 'NORMAL', result: 0 });
+    const again = spinner.program.run();
+    spinner.program.kill();
+    assert.deepEqual(await again, { state: 'KILLED', cause: 'NORMAL', result: 0 });
+  });
+
   it('suspends an endless loop and resumes it', async () => {
     const l = await launch('wat/loop.wasm', { function: 'spin' });
     await until(() => l.program.instance.fuelConsumed > 1_000_000, 10000, 'some progress');

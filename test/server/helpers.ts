@@ -118,7 +118,8 @@ export function request(url: string, options: RequestOptions = {}): Promise<Repl
   return new Promise((resolve, reject) => {
     const headers: Record<string, string | string[]> = { ...options.headers };
     if (options.body !== undefined && !options.chunked) headers['Content-Length'] = String(Buffer.byteLength(options.body));
-    const req = http.request(url, { method: options.method ?? 'GET', headers }, (res) => {
+    // A connection per request: a kept-alive one can be closed by the server just as it is reused.
+    const req = http.request(url, { method: options.method ?? 'GET', headers, agent: false }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => {
@@ -127,7 +128,7 @@ export function request(url: string, options: RequestOptions = {}): Promise<Repl
       });
       res.on('error', reject);
     });
-    req.on('error', reject);
+    req.on('error', (error: Error) => reject(new Error(`${options.method ?? 'GET'} ${url}: ${error.message}`, { cause: error })));
     if (options.body !== undefined && options.chunked) {
       req.write(options.body);
       req.end();

@@ -112,13 +112,21 @@ describe('gate-server modules', () => {
       chunked: true,
     });
     assert.equal(chunked.status, 411);
+    // A stored module and an unknown one get the same answer: the server does not tell what it has.
     const known = await alice.request(`/gate-0/module/sha256/${helloHash}?action=pin`, {
       method: 'PUT',
       headers: { 'Content-Type': 'application/wasm' },
       body: hello.subarray(0, 100),
     });
+    const unknown = await alice.request(`/gate-0/module/sha256/${'0'.repeat(64)}?action=pin`, {
+      method: 'PUT',
+      headers: { 'Content-Type': 'application/wasm' },
+      body: hello.subarray(0, 100),
+    });
     assert.equal(known.status, 400);
-    assert.equal(known.text, 'invalid module content\n');
+    assert.equal(known.text, 'module hash does not match content\n');
+    assert.equal(unknown.status, known.status);
+    assert.equal(unknown.text, known.text);
   });
 
   it('checks content type, body and credentials in order', async () => {

@@ -98,7 +98,8 @@ describe('WorkerExecutor', () => {
   it('runs hello in a worker and streams its output', async () => {
     const inst = await executor.create(createOptions('examples/hello.wasm', 'greet'));
     assert.equal(inst.status.state, State.SUSPENDED);
-    assert.equal(inst.memoryLimit, PAGES * 65536);
+    // Its memory and its table of one entry.
+    assert.equal(inst.memoryLimit, PAGES * 65536 + 32);
     assert.notEqual(executor.workerOf(inst), undefined);
     const { status, output } = await runWithClient(inst);
     assert.deepEqual(status, { state: State.HALTED, cause: Cause.NORMAL, result: 0 });
@@ -450,6 +451,44 @@ describe('WorkerExecutor watchdog', () => {
       const insts = await Promise.all([1, 2].map(() => executor.create(createOptions('examples/hello.wasm', 'greet'))));
       assert.deepEqual(new Set(insts.map((i) => executor.workerOf(i))), new Set(ids));
       for (const inst of insts) assert.equal((await runWithClient(inst)).output, 'hello, world\n');
+    } finally {
+      await executor.close();
+    }
+  });
+});
+
+describe('WorkerExecutor peers', () => {
+  it('lets instances in different worker processes meet through the peer service', async () => {
+    const channel = `gate-peer-test-${crypto.randomUUID()}`;
+    const executor = new WorkerExecutor({
+      workers: 2,
+      cacheDir,
+      services: { module: new URL('../../src/services/node/registry.ts', import.meta.url), options: { peer: { enabled: true, channel } } },
+      relayChannels: [channel],
+    });
+    try {
+      const alice = 'ed25519:' + 'A'.repeat(43);
+      const program = (fn: string, log: Uint8Array[]) =>
+        executor.create(createOptions('services/peer.wasm', fn, { context: { instance: crypto.randomUUID(), principal: alice, scope: [] }, debug: (c) => log.push(c) }));
+      const echoerLog: Uint8Array[] = [];
+      const echoer = await program('echoer', echoerLog);
+      const echoed = echoer.run();
+      await until(() => Buffer.concat(echoerLog).toString().startsWith('joined\n'), 10000, 'the echoer to join');
+      // Peers learn of each other a moment after they join (the announcement crosses the server): a caller
+      // that found none yet halts at once, and the next one is started.
+      let callerLog: Uint8Array[] = [];
+      for (let tries = 0; ; tries++) {
+        callerLog = [];
+        const caller = await program('caller', callerLog);
+        if (tries === 0) assert.notEqual(executor.workerOf(echoer), executor.workerOf(caller), 'one in each worker');
+        assert.equal((await caller.run()).state, State.HALTED);
+        caller.release();
+        if (Buffer.concat(callerLog).toString() !== 'no peers\n' || tries === 50) break;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      assert.equal((await echoed).state, State.HALTED);
+      assert.equal(Buffer.concat(callerLog).toString(), 'connected\necho=msg0\necho=msg1\necho=msg2\ndone\n');
+      assert.equal(Buffer.concat(echoerLog).toString(), 'joined\naccepted\nechoed=msg0\nechoed=msg1\nechoed=msg2\ndone\n');
     } finally {
       await executor.close();
     }

@@ -13,6 +13,12 @@ export interface EngineOptions {
   schedule?: (fn: () => void) => void;
   /** Milliseconds on a monotonic clock. */
   now?: () => number;
+  /**
+   * Called before each slice with what is about to run, and with undefined
+   * when no slice follows (a host reports it, to know whom to blame should
+   * a slice never end).
+   */
+  onSlice?: (r: Runnable | undefined) => void;
 }
 
 /** Something the engine can run a slice of. */
@@ -42,6 +48,7 @@ export class Engine {
   readonly now: () => number;
   private readonly sliceMs: number;
   private readonly schedule: (fn: () => void) => void;
+  private readonly onSlice: ((r: Runnable | undefined) => void) | undefined;
   private readonly runQueue: Runnable[] = [];
   private scheduled = false;
 
@@ -49,6 +56,7 @@ export class Engine {
     this.sliceMs = options.sliceMs ?? DEFAULT_SLICE_MS;
     this.schedule = options.schedule ?? defaultSchedule();
     this.now = options.now ?? (() => performance.now());
+    this.onSlice = options.onSlice;
   }
 
   /** The stack module shared by this engine's instances prepared by our rewrite (made on first use). */
@@ -80,7 +88,11 @@ export class Engine {
   private runNext(): void {
     this.scheduled = false;
     const r = this.runQueue.shift();
-    if (r) r.step(this.now() + this.sliceMs);
+    if (r) {
+      this.onSlice?.(r);
+      r.step(this.now() + this.sliceMs);
+      if (this.runQueue.length === 0) this.onSlice?.(undefined);
+    }
     if (this.runQueue.length > 0 && !this.scheduled) {
       this.scheduled = true;
       this.schedule(() => this.runNext());

@@ -6,6 +6,8 @@
 
 import { checkImports, isBlockingImport } from '../abi/imports.ts';
 import { parseModule, type ModuleInfo } from '../wasm/module.ts';
+import { PrepareError } from './errors.ts';
+import { checkModuleLimits, lowerTableMaxima, tableBytes } from './limits.ts';
 import { START_EXPORT } from './names.ts';
 import type { ImportInfo, PreparedModule, ProgramInfo } from './prepared.ts';
 import { moduleSites, rewriteModule } from './rewrite.ts';
@@ -41,15 +43,7 @@ export interface PrepareOptions {
   everything?: boolean;
 }
 
-/** The module is not acceptable; the message says why. */
-export class PrepareError extends Error {
-  readonly code: string;
-  constructor(code: string, message: string) {
-    super(message);
-    this.name = 'PrepareError';
-    this.code = code;
-  }
-}
+export { PrepareError };
 
 const valueTypeNames: Record<number, string> = { 0x7f: 'i32', 0x7e: 'i64', 0x7d: 'f32', 0x7c: 'f64', 0x7b: 'v128', 0x70: 'funcref', 0x6f: 'externref' };
 
@@ -63,7 +57,13 @@ export async function prepareModule(bytes: Uint8Array, options: PrepareOptions =
       throw new PrepareError('ERR_MODULE_INVALID', `invalid module: ${(error as Error).message.replace(/^WebAssembly\.compile\(\): /, '')}`);
     }
   }
-  const info = parseModule(bytes);
+  let info = parseModule(bytes);
+  // Tables get the entry limit as their maximum (limits.ts), before anything reads their section.
+  const lowered = lowerTableMaxima(bytes, info);
+  if (lowered !== bytes) {
+    bytes = lowered;
+    info = parseModule(bytes);
+  }
   const memoryCount = info.memories.length + info.importedMemories;
   if (memoryCount > 1) {
     // Snapshots hold one memory, as Gate's do.
@@ -73,6 +73,8 @@ export async function prepareModule(bytes: Uint8Array, options: PrepareOptions =
     // A tail call leaves no frame to save: Gate's stack format has no place for one.
     throw new PrepareError('ERR_MODULE_FEATURE', 'module uses tail calls, which are not supported (a suspended stack cannot hold them)');
   }
+  // Bounds on what the rewrite's work grows with, before it starts (limits.ts).
+  checkModuleLimits(bytes, info);
   const imports = importList(info);
   if (abi) {
     checkImports(imports);
@@ -116,6 +118,7 @@ function rewrite(
     everything,
     blocking: [...blocking],
     costs: uncheckedCosts(info, rewritten.graph),
+    tableBytes: tableBytes(info),
   };
   return { bytes: rewritten.bytes, info: programInfo, version: PREPARE_VERSION };
 }

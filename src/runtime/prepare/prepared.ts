@@ -34,6 +34,17 @@ export interface ProgramInfo {
    * have no checks of their own; the host charges it per call.
    */
   costs: Record<string, number>;
+  /** V8 heap its tables may take per instance, at their prepared maxima (limits.ts). */
+  tableBytes: number;
+}
+
+/**
+ * The memory an instance of the program may hold: its linear memory at its
+ * maximum (`limitPages` when it has none) plus its tables. What the server
+ * counts against memory limits.
+ */
+export function instanceMemoryBytes(info: ProgramInfo, limitPages: number): number {
+  return (info.memory.maximum ?? limitPages) * 65536 + info.tableBytes;
 }
 
 export interface PreparedModule {

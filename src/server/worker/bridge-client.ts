@@ -1,6 +1,6 @@
-// Main-thread side of a client connection to a program in a worker: reads the
+// Server side of a client connection to a program in a worker: reads the
 // client's input stream and writes its output stream, exchanging bytes with
-// the worker's ProgramBridge over a MessagePort. Credit based in both
+// the worker's ProgramBridge over a port (ports.ts). Credit based in both
 // directions (see protocol.ts), so a slow client or a slow program holds back
 // the other side instead of filling memory.
 //
@@ -8,7 +8,7 @@
 // connection; a connect that never joins leaves them untouched, as
 // OriginConnector.connect does in process.
 
-import type { MessagePort } from 'node:worker_threads';
+import type { Port } from './ports.ts';
 import { reasonText, STREAM_CHUNK, STREAM_WINDOW, type FromProgram, type ToProgram } from './protocol.ts';
 
 const ignore = (): void => {};
@@ -23,7 +23,7 @@ export interface ClientStreams {
 export class ClientBridge {
   /** Resolves as OriginConnector.connect does: true once a joined connection is over, false if none was joined. */
   readonly done: Promise<boolean>;
-  readonly #port: MessagePort;
+  readonly #port: Port;
   readonly #client: ClientStreams;
   #resolve!: (joined: boolean) => void;
   #settled = false;
@@ -46,7 +46,7 @@ export class ClientBridge {
     this.#post({ t: 'abort', message: reasonText(this.#client.signal?.reason) });
   };
 
-  constructor(port: MessagePort, client: ClientStreams) {
+  constructor(port: Port, client: ClientStreams) {
     this.#port = port;
     this.#client = client;
     this.done = new Promise<boolean>((resolve) => {
@@ -70,9 +70,9 @@ export class ClientBridge {
     this.#settle(this.#joined);
   }
 
-  #post(m: ToProgram, transfer?: ArrayBuffer[]): void {
+  #post(m: ToProgram): void {
     if (this.#settled) return;
-    this.#port.postMessage(m, transfer);
+    this.#port.postMessage(m);
   }
 
   #settle(joined: boolean): void {
@@ -167,10 +167,9 @@ export class ClientBridge {
     if (reader === null || this.#inputDone) return;
     while (this.#rest !== null && this.#inFlight < STREAM_WINDOW) {
       const n = Math.min(STREAM_CHUNK, this.#rest.byteLength);
-      // A copy: the client may still own the chunk's buffer, so it is never transferred.
-      const piece = this.#rest.slice(0, n);
+      const piece = this.#rest.subarray(0, n);
       this.#inFlight += n;
-      this.#post({ t: 'in-data', chunk: piece }, [piece.buffer]);
+      this.#post({ t: 'in-data', chunk: piece });
       this.#rest = n < this.#rest.byteLength ? this.#rest.subarray(n) : null;
     }
     if (this.#rest !== null || this.#inFlight >= STREAM_WINDOW || this.#reading) return;

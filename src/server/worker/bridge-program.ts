@@ -1,16 +1,16 @@
 // Worker side of a client connection: web streams for the program's origin
-// service whose bytes travel over a MessagePort to the main thread, where the
+// service whose bytes travel over a port (ports.ts) to the server, where the
 // client's own streams are (bridge-client.ts). Both directions are credit
 // based: a side sends at most STREAM_WINDOW bytes that the other side has not
-// acknowledged, so neither thread buffers more than that per direction.
+// acknowledged, so neither process buffers more than that per direction.
 
-import type { MessagePort } from 'node:worker_threads';
-import { ownedCopy, reasonText, STREAM_WINDOW, type FromProgram, type ToProgram } from './protocol.ts';
+import type { Port } from './ports.ts';
+import { reasonText, STREAM_WINDOW, type FromProgram, type ToProgram } from './protocol.ts';
 
 export class ProgramBridge {
   readonly input: ReadableStream<Uint8Array> | null;
   readonly output: WritableStream<Uint8Array> | null;
-  readonly #port: MessagePort;
+  readonly #port: Port;
   readonly #abort = new AbortController();
 
   // Client → program.
@@ -26,7 +26,7 @@ export class ProgramBridge {
   #creditWaiter: { resolve: () => void; reject: (e: Error) => void } | null = null;
   #closeWaiter: { resolve: () => void; reject: (e: Error) => void } | null = null;
 
-  constructor(port: MessagePort, hasInput: boolean, hasOutput: boolean) {
+  constructor(port: Port, hasInput: boolean, hasOutput: boolean) {
     this.#port = port;
     this.input = hasInput ? this.#makeInput() : null;
     this.output = hasOutput ? this.#makeOutput() : null;
@@ -47,8 +47,8 @@ export class ProgramBridge {
     this.#post({ t: 'done', joined });
   }
 
-  #post(m: FromProgram, transfer?: ArrayBuffer[]): void {
-    this.#port.postMessage(m, transfer);
+  #post(m: FromProgram): void {
+    this.#port.postMessage(m);
   }
 
   #receive(m: ToProgram): void {
@@ -134,9 +134,9 @@ export class ProgramBridge {
       },
       write: (chunk) => {
         if (this.#outputFailure) throw this.#outputFailure;
-        const copy = ownedCopy(chunk);
-        this.#inFlight += copy.byteLength;
-        this.#post({ t: 'out-data', chunk: copy }, [copy.buffer]);
+        // Serialized at once (the program may reuse its buffer afterwards).
+        this.#inFlight += chunk.byteLength;
+        this.#post({ t: 'out-data', chunk });
         if (this.#inFlight < STREAM_WINDOW) return;
         return new Promise<void>((resolve, reject) => {
           this.#creditWaiter = { resolve, reject };

@@ -1,68 +1,93 @@
-// A worker thread of the WorkerExecutor. Two roles (workerData.role):
+// A worker process of the WorkerExecutor. Two roles (set by its first message):
 //
-// - instances: hosts many program instances on this thread's engine (green
+// - instances: hosts many program instances on this process's engine (green
 //   threads, see src/runtime/instance/engine.ts) and answers heartbeats. It
-//   never instruments modules itself: the compiled programs arrive from the
-//   preparer, so nothing here blocks the event loop for long.
-// - prepare: validates and instruments modules with Binaryen (seconds for
-//   big programs) through the on-disk ModuleCache, and sends back the
-//   compiled WebAssembly.Module, which V8 shares between threads without
-//   compiling it again.
+//   never instruments modules itself: prepared programs arrive from the
+//   server and are only compiled here, so nothing blocks the event loop for
+//   long. It reports the instance whose slice it begins, so that a worker
+//   that stops answering blames the right one.
+// - prepare: validates and rewrites modules (docs/engine.md) through the
+//   on-disk ModuleCache, and sends back the prepared program. The server
+//   kills it past a deadline or a memory cap.
+//
+// A worker ends when its server does: a guard thread kills the process when
+// its parent is gone, even if the main thread is stuck in a program.
 
-import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
-import { sharedEngine } from '../../host/engine.ts';
+import { writeSync } from 'node:fs';
+import { Worker } from 'node:worker_threads';
+import { nodeEngine } from '../../host/engine.ts';
 import { ModuleCache, sha256Hex } from '../../host/module-cache.ts';
 import { ProgramInstance } from '../../host/program-instance.ts';
 import { isSnapshot, restoreInstance, snapshotInstance } from '../../host/snapshot.ts';
+import type { Runnable } from '../../runtime/instance/engine.ts';
 import type { CompiledModule } from '../../runtime/instance/instance.ts';
+import { instanceMemoryBytes } from '../../runtime/prepare/prepared.ts';
 import { State } from '../../runtime/instance/status.ts';
 import { readSnapshot } from '../../runtime/snapshot/read.ts';
 import { Registry } from '../../services/index.ts';
 import { classify, ExecError } from '../executor.ts';
 import { ProgramBridge } from './bridge-program.ts';
-import {
-  ownedCopy,
-  type CreateReply,
-  type CreateRequest,
-  type ErrorInfo,
-  type FromWorker,
-  type InspectReply,
-  type PrepareReply,
-  type ToWorker,
-  type WorkerSetup,
-} from './protocol.ts';
+import { PortHub } from './ports.ts';
+import { SLICE_FD, type CreateReply, type CreateRequest, type ErrorInfo, type FromWorker, type InspectReply, type PrepareReply, type ToWorker, type WorkerSetup } from './protocol.ts';
 
-const setup = workerData as WorkerSetup;
-const port = parentPort!;
-
-function post(m: FromWorker, transfer?: ArrayBuffer[]): void {
-  port.postMessage(m, transfer);
+function post(m: FromWorker): void {
+  if (process.connected) process.send!(m);
 }
+
+/**
+ * Whose slice this worker is in, told over a pipe of its own (SLICE_FD)
+ * with a synchronous write: a message on the IPC channel may still sit in
+ * this process's queue when a slice that never ends begins, and the server
+ * would then blame no one. Each record is an int32: an instance id, or -1
+ * (idle).
+ */
+let sliceReported: number | undefined;
+const sliceRecord = new Int32Array(1);
+
+function reportSlice(id: number | undefined): void {
+  sliceReported = id;
+  sliceRecord[0] = id ?? -1;
+  try {
+    writeSync(SLICE_FD, new Uint8Array(sliceRecord.buffer));
+  } catch {
+    // The server is gone (or not reading): nothing to tell.
+  }
+}
+
+// Kill this process once the server is gone. A thread of its own, since the
+// main thread may be held by a program that cannot be interrupted.
+new Worker(
+  `const ppid = ${process.ppid};
+   setInterval(() => { if (process.ppid !== ppid) process.kill(${process.pid}, 'SIGKILL'); }, 500);`,
+  { eval: true },
+).unref();
+process.on('disconnect', () => process.exit(0));
 
 function errorInfo(error: unknown): ErrorInfo {
   const e = classify(error);
   return { kind: e.kind, message: e.message };
 }
 
-function answer(req: number, work: () => Promise<unknown> | unknown, transfer?: (value: unknown) => ArrayBuffer[]): void {
+function answer(req: number, work: () => Promise<unknown> | unknown): void {
   Promise.resolve()
     .then(work)
     .then(
-      (value) => post({ ev: 'reply', req, value }, transfer?.(value)),
+      (value) => post({ ev: 'reply', req, value }),
       (error: unknown) => post({ ev: 'fail', req, error: errorInfo(error) }),
     );
 }
 
-/** Key of a compiled program: the same for every snapshot of it. */
+/** Key of a prepared program: the same for every snapshot of it. */
 function shareKey(program: Uint8Array, maxMemoryPages: number): string {
   return `${sha256Hex(program)}:${maxMemoryPages}`;
 }
 
+let setup: WorkerSetup;
+const ports = new PortHub((envelope) => post({ ev: 'port', ...envelope }));
+
 // --- prepare role ---
 
-const cache = new ModuleCache(setup.role === 'prepare' ? setup.cacheDir : null);
-/** Programs already sent to the main thread. */
-const sent = new Set<string>();
+let cache: ModuleCache;
 
 async function prepare(bytes: Uint8Array, maxMemoryPages: number): Promise<PrepareReply> {
   const snapshot = isSnapshot(bytes);
@@ -70,18 +95,27 @@ async function prepare(bytes: Uint8Array, maxMemoryPages: number): Promise<Prepa
   const compiled = await cache.get(program, { maxMemoryPages });
   const key = shareKey(compiled.program, maxMemoryPages);
   const facts = { snapshot, entries: compiled.prepared.info.entries };
-  if (sent.has(key)) return { key, share: null, facts };
-  sent.add(key);
-  const share = { key, program: compiled.program, prepared: compiled.prepared, module: compiled.module, maxMemoryPages };
-  return { key, share, facts };
+  return { key, share: { key, program: compiled.program, prepared: compiled.prepared, maxMemoryPages }, facts };
 }
 
 // --- instances role ---
 
-const engine = setup.role === 'instances' ? sharedEngine() : undefined;
-const registry = setup.role === 'instances' ? loadRegistry() : undefined;
-registry?.catch(() => {}); // reported by each create
-const compiledByKey = new Map<string, CompiledModule>();
+/**
+ * Instance ids by their runnable, to report whose slice begins: the server
+ * blames the instance whose slice it was told of last. Reported when the
+ * instance changes, and when the engine idles (few records even for a busy
+ * loop).
+ */
+const slices = new Map<Runnable, number>();
+const engine = nodeEngine({
+  onSlice(r) {
+    const id = r === undefined ? undefined : slices.get(r);
+    if (id !== undefined && id !== sliceReported) reportSlice(id);
+    else if (r === undefined && sliceReported !== undefined) reportSlice(undefined);
+  },
+});
+let registry: Promise<Registry>;
+const compiledByKey = new Map<string, Promise<CompiledModule>>();
 const hosted = new Map<number, Promise<ProgramInstance>>();
 
 async function loadRegistry(): Promise<Registry> {
@@ -102,37 +136,74 @@ class NeedProgram extends Error {
   }
 }
 
-async function create(m: CreateRequest): Promise<ProgramInstance> {
-  if (m.share) {
-    const c: CompiledModule = { prepared: m.share.prepared, module: m.share.module, program: m.share.program };
-    compiledByKey.set(m.share.key, c);
-    cache.seed(c, { maxMemoryPages: m.share.maxMemoryPages });
+/**
+ * Work on one instance outside a slice (restoring it, capturing it) is
+ * reported as its slice is: should the worker die in it, that instance is
+ * to blame (a table too big for the heap, say).
+ */
+async function working<T>(id: number, work: () => T | Promise<T>): Promise<T> {
+  if (sliceReported !== id) reportSlice(id);
+  try {
+    return await work();
+  } finally {
+    if (sliceReported === id) reportSlice(undefined);
   }
+}
+
+/** Compile a prepared program (off this event loop: V8 compiles in the background) and offer it to the cache. */
+function receiveShare(share: NonNullable<CreateRequest['share']>): void {
+  const compiling = WebAssembly.compile(share.prepared.bytes as Uint8Array<ArrayBuffer>).then((module) => {
+    const c: CompiledModule = { prepared: share.prepared, module, program: share.program };
+    cache.seed(c, { maxMemoryPages: share.maxMemoryPages });
+    return c;
+  });
+  compiling.catch(() => compiledByKey.delete(share.key));
+  compiledByKey.set(share.key, compiling);
+}
+
+/** The server let a program go (no instance here uses it): its instances already hold their module. */
+function forgetShare(key: string): void {
+  const compiling = compiledByKey.get(key);
+  compiledByKey.delete(key);
+  compiling?.then((c) => cache.drop(c.program, { maxMemoryPages: Number(key.slice(key.lastIndexOf(':') + 1)) })).catch(() => {});
+}
+
+async function create(m: CreateRequest): Promise<ProgramInstance> {
+  if (m.share) receiveShare(m.share);
   let key = m.key;
   if (m.snapshot && key === null) {
-    // Never prepare here (it would hold up this thread's instances): name the program instead.
+    // Never prepare here (it would hold up this worker's instances): name the program instead.
     key = shareKey((await readSnapshot(m.snapshot)).program, m.maxMemoryPages);
     if (!compiledByKey.has(key)) throw new NeedProgram(key);
   }
-  const compiled = key === null ? undefined : compiledByKey.get(key);
-  if (!compiled) throw new ExecError('internal', `program ${key} was not shared with this worker`);
+  const compiling = key === null ? undefined : compiledByKey.get(key);
+  if (!compiling) throw new ExecError('internal', `program ${key} was not shared with this worker`);
+  const compiled = await compiling;
   const id = m.id;
   const common = {
-    engine: engine!,
-    registry: await registry!,
+    engine,
+    registry: await registry,
     context: m.context,
     function: m.function,
     timeLimit: m.timeLimit,
     timeResolution: m.timeResolution,
-    debug: m.debug
-      ? (chunk: Uint8Array) => {
-          const copy = ownedCopy(chunk);
-          post({ ev: 'debug', id, chunk: copy }, [copy.buffer]);
-        }
-      : undefined,
+    debug: m.debug ? (chunk: Uint8Array) => post({ ev: 'debug', id, chunk }) : undefined,
   };
-  if (m.snapshot) return restoreInstance(m.snapshot, { ...common, cache, maxMemoryPages: m.maxMemoryPages });
-  return new ProgramInstance({ ...common, compiled });
+  const snapshot = m.snapshot;
+  const program = await working(id, () =>
+    snapshot ? restoreInstance(snapshot, { ...common, cache, maxMemoryPages: m.maxMemoryPages }) : new ProgramInstance({ ...common, compiled }),
+  );
+  slices.set(program.instance, id);
+  return program;
+}
+
+function forget(id: number): void {
+  const p = hosted.get(id);
+  hosted.delete(id);
+  p?.then((program) => {
+    program.kill();
+    slices.delete(program.instance);
+  }).catch(() => {});
 }
 
 /** Apply work to an instance after the messages before it (its create first). */
@@ -147,15 +218,45 @@ function stopped(program: ProgramInstance): void {
 }
 
 function connect(m: Extract<ToWorker, { op: 'connect' }>): void {
-  const bridge = new ProgramBridge(m.port as MessagePort, m.input, m.output);
+  const bridge = new ProgramBridge(ports.open(m.port), m.input, m.output);
   withInstance(m.id, (program) => program.connect(bridge.input, bridge.output, bridge.signal, () => bridge.joined())).then(
     (joined) => bridge.done(joined),
     () => bridge.done(false),
   );
 }
 
+/**
+ * BroadcastChannels joined across processes: what this process's threads
+ * post on one goes to the server, which posts it in the other workers.
+ */
+const relays = new Map<string, BroadcastChannel>();
+
+function relay(channel: string): void {
+  const bc = new BroadcastChannel(channel);
+  bc.onmessage = (ev: MessageEvent) => post({ ev: 'broadcast', channel, data: ev.data });
+  (bc as unknown as { unref?: () => void }).unref?.();
+  relays.set(channel, bc);
+}
+
+function start(m: WorkerSetup): void {
+  setup = m;
+  for (const channel of setup.relayChannels ?? []) relay(channel);
+  cache = new ModuleCache(setup.role === 'prepare' ? setup.cacheDir : null, setup.cacheBytes);
+  if (setup.role === 'instances') {
+    registry = loadRegistry();
+    registry.catch(() => {}); // reported by each create
+  }
+  post({ ev: 'ready' });
+}
+
 function handle(m: ToWorker): void {
   switch (m.op) {
+    case 'setup':
+      start(m.setup);
+      return;
+    case 'port':
+      ports.deliver(m);
+      return;
     case 'ping':
       post({ ev: 'pong', seq: m.seq });
       return;
@@ -169,8 +270,8 @@ function handle(m: ToWorker): void {
       answer(m.req, async (): Promise<CreateReply> => {
         try {
           const program = await p;
-          const pages = program.compiled.prepared.info.memory.maximum ?? m.maxMemoryPages;
-          return { status: program.status, memoryLimit: pages * 65536 };
+          const info = program.compiled.prepared.info;
+          return { status: program.status, memoryLimit: instanceMemoryBytes(info, m.maxMemoryPages), tableBytes: info.tableBytes };
         } catch (error) {
           if (error instanceof NeedProgram) return { need: error.key };
           throw error;
@@ -192,44 +293,53 @@ function handle(m: ToWorker): void {
     case 'kill':
       withInstance(m.id, (program) => program.kill()).catch(() => {});
       return;
-    case 'release': {
-      const p = hosted.get(m.id);
-      hosted.delete(m.id);
-      p?.then((program) => program.kill()).catch(() => {});
+    case 'release':
+      forget(m.id);
       return;
-    }
+    case 'forget':
+      forgetShare(m.key);
+      return;
+    case 'broadcast':
+      relays.get(m.channel)?.postMessage(m.data);
+      return;
     case 'snapshot':
       answer(
         m.req,
         () =>
           withInstance(m.id, (program) => {
             stopped(program);
-            return snapshotInstance(program).then(ownedCopy);
+            return working(m.id, () => snapshotInstance(program));
           }),
-        (bytes) => [(bytes as Uint8Array<ArrayBuffer>).buffer],
       );
       return;
     case 'inspect':
       answer(
         m.req,
         () =>
-          withInstance(m.id, (program): InspectReply => {
+          withInstance(m.id, (program): Promise<InspectReply> => {
             stopped(program);
-            const state = program.instance.capture();
-            return { memory: ownedCopy(state.memory), globals: [...state.globals.entries()].sort((a, b) => a[0] - b[0]) };
+            return working(m.id, () => {
+              const state = program.instance.capture();
+              return { memory: state.memory, globals: [...state.globals.entries()].sort((a, b) => a[0] - b[0]) };
+            });
           }),
-        (reply) => [(reply as InspectReply).memory.buffer as ArrayBuffer],
       );
       return;
     case 'connect':
       connect(m);
       return;
     case 'block':
-      // Test hook (WorkerExecutorOptions.testHooks): stop answering anything, as a runaway program would.
-      if (setup.testBlock) Atomics.wait(new Int32Array(setup.testBlock), 0, 0);
+      // Test hook (WorkerExecutorOptions.testHooks): stop answering for good,
+      // as a program V8 cannot interrupt would, in instance m.id's slice.
+      if (!setup.testHooks) return;
+      if (m.id !== undefined) reportSlice(m.id);
+      if (m.how === 'heap') {
+        const hog: unknown[] = [];
+        for (;;) hog.push(new Array(1 << 20).fill(hog.length));
+      }
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0);
       return;
   }
 }
 
-port.on('message', (m: ToWorker) => handle(m));
-post({ ev: 'ready' });
+process.on('message', (m: ToWorker) => handle(m));

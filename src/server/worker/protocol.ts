@@ -1,44 +1,55 @@
-// Messages between the WorkerExecutor (main thread) and its worker threads.
-// Everything here must survive structured cloning: plain data, typed arrays,
-// WebAssembly.Module (V8 shares compiled code between threads), MessagePort.
+// Messages between the WorkerExecutor (the server's process) and its worker
+// processes, over each child's IPC channel with V8 serialization: plain data
+// and typed arrays. Client connections travel as ports multiplexed on the
+// same channel (ports.ts).
 
-import type { MessagePort } from 'node:worker_threads';
 import type { ExecErrorKind, ProgramFacts } from '../executor.ts';
+import type { PortEnvelope } from './ports.ts';
 import type { PreparedModule } from '../../runtime/prepare/prepared.ts';
 import type { Status } from '../../runtime/instance/status.ts';
 import type { ServiceContext } from '../../runtime/service/service.ts';
+
+/**
+ * The worker's file descriptor of the pipe on which it tells whose slice it
+ * is in: int32 records, an instance id or -1 (idle), written synchronously
+ * (see entry.ts).
+ */
+export const SLICE_FD = 4;
 
 /** Bytes one side may have in flight on a connection, per direction, before the other side acknowledges them. */
 export const STREAM_WINDOW = 256 * 1024;
 /** Largest data message on a connection (bigger client chunks are split). */
 export const STREAM_CHUNK = 64 * 1024;
 
-/** How a worker thread is set up (its workerData). */
+/** How a worker process is set up (its first message). */
 export interface WorkerSetup {
-  /** instances: runs program instances; prepare: instruments modules (slow, so kept off the instance threads). */
+  /** instances: runs program instances; prepare: instruments modules (slow, so kept off the instance workers). */
   role: 'instances' | 'prepare';
   /** ModuleCache directory (null: memory only). */
   cacheDir: string | null;
+  /** Bytes the ModuleCache directory is kept below (preparers). */
+  cacheBytes?: number;
   /** A module exporting createRegistry(options) → Registry (or a promise of one), for server-wide services. */
   servicesModule?: string;
   servicesOptions?: unknown;
-  /** Set only by tests: lets the main thread block this thread (Int32Array over a SharedArrayBuffer). */
-  testBlock?: SharedArrayBuffer;
+  /** Set only by tests: the worker obeys { op: 'block' } by blocking for good, as a runaway would. */
+  testHooks?: boolean;
+  /** BroadcastChannels to join across worker processes (the peer service's hubs meet on one). */
+  relayChannels?: string[];
 }
 
-/** A failure as it crosses the thread boundary (Error objects lose their kind and code when cloned). */
+/** A failure as it crosses the process boundary (Error objects lose their kind and code when cloned). */
 export interface ErrorInfo {
   kind: ExecErrorKind;
   message: string;
 }
 
-/** A prepared, compiled program, made once by the preparer and handed to instance workers. */
+/** A prepared program, made once by a preparer and handed to the instance workers, which compile it. */
 export interface ProgramShare {
-  /** sha256 of the program and the memory limit: identifies the compiled form. */
+  /** sha256 of the program and the memory limit: identifies the prepared form. */
   key: string;
   program: Uint8Array;
   prepared: PreparedModule;
-  module: WebAssembly.Module;
   maxMemoryPages: number;
 }
 
@@ -46,7 +57,7 @@ export interface CreateRequest {
   op: 'create';
   req: number;
   id: number;
-  /** The compiled program, unless this worker already has it. */
+  /** The prepared program, unless this worker already has it. */
   share: ProgramShare | null;
   /** The program's key; null for a snapshot whose program the main thread does not know yet. */
   key: string | null;
@@ -60,8 +71,9 @@ export interface CreateRequest {
   debug: boolean;
 }
 
-/** Main thread → worker. */
+/** Server → worker. */
 export type ToWorker =
+  | { op: 'setup'; setup: WorkerSetup }
   | { op: 'ping'; seq: number }
   | { op: 'prepare'; req: number; bytes: Uint8Array; maxMemoryPages: number }
   | CreateRequest
@@ -71,27 +83,31 @@ export type ToWorker =
   | { op: 'release'; id: number }
   | { op: 'snapshot'; req: number; id: number }
   | { op: 'inspect'; req: number; id: number }
-  | { op: 'connect'; id: number; port: MessagePort; input: boolean; output: boolean }
-  | { op: 'block' };
+  | { op: 'connect'; id: number; port: number; input: boolean; output: boolean }
+  | ({ op: 'port' } & PortEnvelope)
+  | { op: 'forget'; key: string }
+  | { op: 'broadcast'; channel: string; data: unknown }
+  | { op: 'block'; id?: number; how: 'loop' | 'heap' };
 
 export interface PrepareReply {
   key: string;
-  /** Null when this preparer has sent the same program before (the main thread keeps every one). */
-  share: ProgramShare | null;
+  share: ProgramShare;
   facts: ProgramFacts;
 }
 
 /** The instance exists, or (for a snapshot) the worker lacks its program and names it. */
-export type CreateReply = { status: Status; memoryLimit: number } | { need: string };
+export type CreateReply = { status: Status; memoryLimit: number; tableBytes: number } | { need: string };
 
 export interface InspectReply {
   memory: Uint8Array;
   globals: [number, number | bigint][];
 }
 
-/** Worker → main thread. */
+/** Worker → server. */
 export type FromWorker =
   | { ev: 'ready' }
+  | { ev: 'broadcast'; channel: string; data: unknown }
+  | ({ ev: 'port' } & PortEnvelope)
   | { ev: 'pong'; seq: number }
   | { ev: 'reply'; req: number; value: unknown }
   | { ev: 'fail'; req: number; error: ErrorInfo }
@@ -99,7 +115,7 @@ export type FromWorker =
   | { ev: 'run-error'; id: number; error: ErrorInfo }
   | { ev: 'debug'; id: number; chunk: Uint8Array };
 
-/** Main thread → worker on a connection's port. */
+/** Server → worker on a connection's port. */
 export type ToProgram =
   | { t: 'in-data'; chunk: Uint8Array }
   | { t: 'in-end' }
@@ -109,7 +125,7 @@ export type ToProgram =
   | { t: 'out-failed'; message: string }
   | { t: 'abort'; message: string };
 
-/** Worker → main thread on a connection's port. */
+/** Worker → server on a connection's port. */
 export type FromProgram =
   | { t: 'join' }
   | { t: 'done'; joined: boolean }
@@ -118,14 +134,6 @@ export type FromProgram =
   | { t: 'out-data'; chunk: Uint8Array }
   | { t: 'out-end' }
   | { t: 'out-abort'; message: string };
-
-/** A copy of bytes that owns its whole buffer, so that the buffer can be transferred. */
-export function ownedCopy(bytes: Uint8Array): Uint8Array<ArrayBuffer> {
-  if (bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength && bytes.buffer instanceof ArrayBuffer) {
-    return bytes as Uint8Array<ArrayBuffer>;
-  }
-  return bytes.slice() as Uint8Array<ArrayBuffer>;
-}
 
 export function reasonText(reason: unknown): string {
   if (reason instanceof Error) return reason.message;

@@ -1,19 +1,18 @@
-// An instance living in a worker thread, seen from the main thread. Its
-// status is kept in step with the worker through the ordered messages of the
-// worker's port: RUNNING from run() until the worker reports the stop.
+// An instance living in a worker process, seen from the server. Its status
+// is kept in step with the worker through the ordered messages of the
+// worker's channel: RUNNING from run() until the worker reports the stop.
 
-import { MessageChannel } from 'node:worker_threads';
 import { Cause, State, type Status } from '../../runtime/instance/status.ts';
-import { ExecError, type ExecInstance, type Inspection } from '../executor.ts';
+import { ExecError, type ExecInstance, type Inspection, type LostAs } from '../executor.ts';
 import { ClientBridge } from './bridge-client.ts';
+import type { WorkerProcess } from './process.ts';
 import type { ErrorInfo, InspectReply } from './protocol.ts';
-import type { WorkerThread } from './thread.ts';
 
 const RUNNING: Status = { state: State.RUNNING, cause: Cause.NORMAL, result: 0 };
 
 export class RemoteInstance implements ExecInstance {
   readonly id: number;
-  readonly thread: WorkerThread;
+  readonly worker: WorkerProcess;
   readonly memoryLimit: number;
   /** Instance UUID (for reports). */
   readonly name: string;
@@ -22,27 +21,32 @@ export class RemoteInstance implements ExecInstance {
   private settle: { resolve: (s: Status) => void; reject: (e: Error) => void } | undefined;
   private released = false;
   private lostError: ExecError | undefined;
+  /** Set when the worker was lost under it (see ExecInstance.lost). */
+  lostAs: LostAs | undefined;
   private readonly bridges = new Set<ClientBridge>();
   private readonly debug: ((chunk: Uint8Array) => void) | undefined;
   private readonly onForget: () => void;
+  private readonly onLost: (() => void) | undefined;
 
   constructor(options: {
     id: number;
-    thread: WorkerThread;
+    worker: WorkerProcess;
     name: string;
     status: Status;
     memoryLimit: number;
     debug?: (chunk: Uint8Array) => void;
     /** Called once the instance is released and no run is in progress. */
     onForget: () => void;
+    onLost?: () => void;
   }) {
     this.id = options.id;
-    this.thread = options.thread;
+    this.worker = options.worker;
     this.name = options.name;
     this.current = options.status;
     this.memoryLimit = options.memoryLimit;
     this.debug = options.debug;
     this.onForget = options.onForget;
+    this.onLost = options.onLost;
   }
 
   get status(): Status {
@@ -59,7 +63,7 @@ export class RemoteInstance implements ExecInstance {
     }
     // Other checks (entry function, halted without one) are the worker's.
     this.running = true;
-    this.thread.post({ op: 'run', id: this.id, function: fn || undefined });
+    this.worker.post({ op: 'run', id: this.id, function: fn || undefined });
     return new Promise<Status>((resolve, reject) => {
       this.settle = { resolve, reject };
     });
@@ -75,16 +79,16 @@ export class RemoteInstance implements ExecInstance {
       return Promise.reject(new TypeError('origin connect: client stream is locked'));
     }
     if (this.lostError || this.released || signal?.aborted) return Promise.resolve(false);
-    const { port1, port2 } = new MessageChannel();
-    const bridge = new ClientBridge(port1, { input, output, signal, onJoin });
+    const port = this.worker.ports.open();
+    const bridge = new ClientBridge(port, { input, output, signal, onJoin });
     this.bridges.add(bridge);
     bridge.done.finally(() => this.bridges.delete(bridge));
-    this.thread.post({ op: 'connect', id: this.id, port: port2, input: input !== null, output: output !== null }, [port2]);
+    this.worker.post({ op: 'connect', id: this.id, port: port.id, input: input !== null, output: output !== null });
     return bridge.done;
   }
 
   suspend(): void {
-    if (this.running) this.thread.post({ op: 'suspend', id: this.id });
+    if (this.running) this.worker.post({ op: 'suspend', id: this.id });
   }
 
   kill(): void {
@@ -93,26 +97,26 @@ export class RemoteInstance implements ExecInstance {
       // As in process: a stopped instance becomes KILLED at once.
       this.current = { state: State.KILLED, cause: Cause.NORMAL, result: 0 };
     }
-    this.thread.post({ op: 'kill', id: this.id });
+    this.worker.post({ op: 'kill', id: this.id });
   }
 
   snapshot(): Promise<Uint8Array> {
     const refused = this.refusal('instance must not be running');
     if (refused) return Promise.reject(refused);
-    return this.thread.request<Uint8Array>((req) => ({ op: 'snapshot', req, id: this.id }));
+    return this.worker.request<Uint8Array>((req) => ({ op: 'snapshot', req, id: this.id }));
   }
 
   async inspect(): Promise<Inspection> {
     const refused = this.refusal('instance must be stopped');
     if (refused) throw refused;
-    const reply = await this.thread.request<InspectReply>((req) => ({ op: 'inspect', req, id: this.id }));
+    const reply = await this.worker.request<InspectReply>((req) => ({ op: 'inspect', req, id: this.id }));
     return { memory: reply.memory, globals: reply.globals };
   }
 
   release(): void {
     if (this.released) return;
     this.released = true;
-    if (!this.lostError) this.thread.post({ op: 'release', id: this.id });
+    if (!this.lostError) this.worker.post({ op: 'release', id: this.id });
     // A run in progress still reports its end (release kills it), and the instance counts until then.
     if (!this.running) this.onForget();
   }
@@ -153,11 +157,24 @@ export class RemoteInstance implements ExecInstance {
     }
   }
 
-  /** The worker is gone (stuck or crashed): the instance ends as KILLED with cause INTERNAL. */
-  lost(error: ExecError): void {
+  /**
+   * The worker is gone (stuck or crashed). A bystander ends as KILLED with
+   * cause INTERNAL (its state can be restored from elsewhere); the instance
+   * whose slice held the worker ends KILLED, its error naming the limit.
+   */
+  lost(error: ExecError, as: LostAs = 'bystander', offence?: string): void {
     if (this.lostError) return;
     this.lostError = error;
-    this.current = { state: State.KILLED, cause: Cause.INTERNAL, result: 0, error: error.message };
+    this.lostAs = as;
+    this.current =
+      as === 'offender' && offence
+        ? { state: State.KILLED, cause: Cause.NORMAL, result: 0, error: offence }
+        : { state: State.KILLED, cause: Cause.INTERNAL, result: 0, error: error.message };
+    try {
+      this.onLost?.();
+    } catch {
+      // The owner's bookkeeping must not keep the instance from ending.
+    }
     for (const b of this.bridges) b.lost(error);
     if (this.running) {
       this.running = false;

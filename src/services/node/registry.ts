@@ -13,7 +13,7 @@ import { nodeHttpTransport } from './localhost-http.ts';
 
 export interface NodeServicesConfig extends ServicesConfig {
   peer?: ServicesConfig['peer'] & {
-    /** BroadcastChannel joining the worker threads' peer hubs (default `gate-peer`). */
+    /** BroadcastChannel joining the peer hubs of the server's workers (default `gate-peer`). */
     channel?: string;
   };
   grpc?: {
@@ -34,7 +34,8 @@ const threadHubs = new Map<string, BroadcastPeerHub>();
 
 /**
  * This thread's peer hub on the channel: instances in all threads of the
- * process (the server's worker threads) that use the channel see each other.
+ * process that use the channel see each other (the server relays the
+ * channel between its worker processes).
  */
 export function threadPeerHub(channel = 'gate-peer'): BroadcastPeerHub {
   let hub = threadHubs.get(channel);
