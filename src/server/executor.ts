@@ -5,7 +5,7 @@
 import { nodeEngine } from '../host/engine.ts';
 import { ModuleCache } from '../host/module-cache.ts';
 import { ProgramInstance } from '../host/program-instance.ts';
-import { isSnapshot, restoreInstance, snapshotInstance } from '../host/snapshot.ts';
+import { captureInstance, isSnapshot, restoreInstance, snapshotInstance } from '../host/snapshot.ts';
 import type { Engine } from '../runtime/instance/engine.ts';
 import { instanceMemoryBytes } from '../runtime/prepare/prepared.ts';
 import { State, type Status } from '../runtime/instance/status.ts';
@@ -233,14 +233,14 @@ class LocalInstance implements ExecInstance {
 
   async inspect(): Promise<Inspection> {
     if (this.program.status.state === State.RUNNING) throw new ExecError('state', 'instance must be stopped');
-    const state = this.program.instance.capture();
+    const state = await captureInstance(this.program);
     return { memory: state.memory, globals: [...state.globals.entries()].sort((a, b) => a[0] - b[0]) };
   }
 
   release(): void {
     if (this.released) return;
     this.released = true;
-    this.program.kill();
+    this.program.dispose();
     this.onRelease();
   }
 }

@@ -29,3 +29,13 @@ export class Exit extends Error {
     this.result = status === 0 ? 0 : 1;
   }
 }
+
+/** Bad input from whoever launched the instance (not the program's fault). */
+export class InstanceError extends Error {
+  readonly code: string;
+  constructor(code: string, message: string) {
+    super(message);
+    this.name = 'InstanceError';
+    this.code = code;
+  }
+}

@@ -18,7 +18,7 @@ import { Worker } from 'node:worker_threads';
 import { nodeEngine } from '../../host/engine.ts';
 import { ModuleCache, sha256Hex } from '../../host/module-cache.ts';
 import { ProgramInstance } from '../../host/program-instance.ts';
-import { isSnapshot, restoreInstance, snapshotInstance } from '../../host/snapshot.ts';
+import { captureInstance, isSnapshot, restoreInstance, snapshotInstance } from '../../host/snapshot.ts';
 import type { Runnable } from '../../runtime/instance/engine.ts';
 import type { CompiledModule } from '../../runtime/instance/instance.ts';
 import { instanceMemoryBytes } from '../../runtime/prepare/prepared.ts';
@@ -201,7 +201,7 @@ function forget(id: number): void {
   const p = hosted.get(id);
   hosted.delete(id);
   p?.then((program) => {
-    program.kill();
+    program.dispose();
     slices.delete(program.instance);
   }).catch(() => {});
 }
@@ -318,8 +318,8 @@ function handle(m: ToWorker): void {
         () =>
           withInstance(m.id, (program): Promise<InspectReply> => {
             stopped(program);
-            return working(m.id, () => {
-              const state = program.instance.capture();
+            return working(m.id, async () => {
+              const state = await captureInstance(program);
               return { memory: state.memory, globals: [...state.globals.entries()].sort((a, b) => a[0] - b[0]) };
             });
           }),

@@ -1,0 +1,174 @@
+// Hibernation: an instance whose run has waited (for input, a service's
+// reply, a connection or a timer) longer than a set time is written to
+// storage as a snapshot and its memory goes back to the engine's pool; the
+// event that ends its wait loads it back and it goes on, none the wiser
+// (Instance.captureWaiting, evict, materialize). Its services stay up
+// meanwhile, so any of them can wake it. When the pool is full, those that
+// have waited longest hibernate at once, so that the pool's capacity bounds
+// the live instances, not all of them.
+//
+// Nothing here is bound to Node: where the snapshots go is the storage's
+// business (files in a server's data directory).
+
+import type { Engine } from '../runtime/instance/engine.ts';
+import { readSnapshot } from '../runtime/snapshot/read.ts';
+import type { InstanceState } from '../runtime/snapshot/state.ts';
+import type { Hibernation, ProgramInstance } from './program-instance.ts';
+import { snapshotWaiting } from './snapshot.ts';
+
+/** Where hibernated instances' snapshots are kept. */
+export interface HibernationStorage {
+  /** Keep a snapshot; resolves with its name once it is durable. */
+  write(bytes: Uint8Array): Promise<string>;
+  read(name: string): Promise<Uint8Array>;
+  /** A snapshot written for nothing (the instance woke first). */
+  discard(name: string): void;
+}
+
+/** What an owner learns when one of its instances hibernates. */
+export interface Hibernated {
+  /** The snapshot's name in the storage. */
+  name: string;
+  size: number;
+  /** No service has anything under way: the instance may be dropped and restored from the snapshot when needed (continueWait). */
+  idle: boolean;
+  /** When its timer ends the wait (Date.now() milliseconds), if it has one. */
+  wakeAt: number | null;
+}
+
+export interface HibernatorOptions {
+  engine: Engine;
+  storage: HibernationStorage;
+  /** Milliseconds an instance waits before it hibernates (Infinity: only when the pool is full). */
+  idleMs: number;
+  /** One of the instances hibernated. */
+  hibernated?: (p: ProgramInstance, h: Hibernated) => void;
+  /** A hibernated instance has its body back (its wait ended, or it is wanted). */
+  woken?: (p: ProgramInstance) => void;
+  /** Milliseconds on a monotonic clock (default performance.now). */
+  now?: () => number;
+}
+
+/** Snapshots written at once at most: each holds a copy of an instance's memory. */
+const CONCURRENT = 8;
+
+export class Hibernator implements Hibernation {
+  private readonly engine: Engine;
+  private readonly storage: HibernationStorage;
+  private readonly idleMs: number;
+  private readonly options: HibernatorOptions;
+  private readonly now: () => number;
+  /** Instances whose run waits, by when it began (oldest first: a wait that begins is added last). */
+  private readonly waits = new Map<ProgramInstance, number>();
+  /** Being written. */
+  private readonly writing = new Set<ProgramInstance>();
+  private timer: ReturnType<typeof setTimeout> | undefined;
+  private timerAt = Infinity;
+  private count = { hibernated: 0, woken: 0 };
+
+  constructor(options: HibernatorOptions) {
+    this.options = options;
+    this.engine = options.engine;
+    this.storage = options.storage;
+    this.idleMs = options.idleMs;
+    this.now = options.now ?? (() => performance.now());
+    this.engine.memories.onFull = () => this.makeRoom();
+  }
+
+  /** Hibernations and wakes so far. */
+  get stats(): { hibernated: number; woken: number; waiting: number; writing: number } {
+    return { ...this.count, waiting: this.waits.size, writing: this.writing.size };
+  }
+
+  waiting(p: ProgramInstance, waiting: boolean): void {
+    this.waits.delete(p);
+    if (!waiting) return;
+    this.waits.set(p, this.now());
+    // Someone waits for a memory: this one may give it.
+    if (this.engine.memories.waiters > 0) this.sweep();
+    else this.schedule();
+  }
+
+  forget(p: ProgramInstance): void {
+    this.waits.delete(p);
+  }
+
+  /** The pool is full: those that have waited longest go now, one for each taker waiting (see sweep). */
+  private makeRoom(): void {
+    this.sweep();
+  }
+
+  private schedule(): void {
+    if (this.idleMs === Infinity || this.waits.size === 0) return;
+    const [oldest] = this.waits.values();
+    const at = oldest + this.idleMs;
+    if (this.timer !== undefined && this.timerAt <= at) return;
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.timerAt = at;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      this.timerAt = Infinity;
+      this.sweep();
+    }, Math.max(0, at - this.now()));
+    (this.timer as { unref?: () => void }).unref?.();
+  }
+
+  /**
+   * Hibernate those that have waited long enough, a few at a time, and
+   * before their time as many as wait for a memory (less those being
+   * written, each of which will give one back).
+   */
+  private sweep(): void {
+    const now = this.now();
+    let urgent = this.engine.memories.waiters - this.writing.size;
+    for (const [p, since] of this.waits) {
+      if (this.writing.size >= CONCURRENT) break;
+      if (this.writing.has(p)) continue;
+      if (urgent <= 0 && now - since < this.idleMs) break;
+      urgent--;
+      this.waits.delete(p);
+      this.writing.add(p);
+      void this.hibernate(p).finally(() => {
+        this.writing.delete(p);
+        this.sweep();
+      });
+    }
+    this.schedule();
+  }
+
+  /**
+   * Hibernate an instance now if its run waits (whatever the time). Null
+   * when it does not wait, a service cannot be saved, or it woke before
+   * its snapshot was written.
+   */
+  async hibernate(p: ProgramInstance): Promise<Hibernated | null> {
+    let snapshot: Awaited<ReturnType<typeof snapshotWaiting>>;
+    try {
+      snapshot = await snapshotWaiting(p);
+    } catch {
+      return null; // a state that cannot be written (a reference on its stack): it stays live
+    }
+    if (!snapshot) return null;
+    let name: string;
+    try {
+      name = await this.storage.write(snapshot.bytes);
+    } catch {
+      return null; // storage failing only costs memory
+    }
+    const load = async (): Promise<InstanceState> => {
+      this.count.woken++;
+      this.options.woken?.(p);
+      return (await readSnapshot(await this.storage.read(name))).state;
+    };
+    if (!p.instance.evict(snapshot.wait, load)) {
+      this.storage.discard(name); // it woke while being written
+      return null;
+    }
+    this.waits.delete(p);
+    this.count.hibernated++;
+    const wakeAt = snapshot.wakeAfter === null ? null : Date.now() + Number(snapshot.wakeAfter / 1_000_000n);
+    const h: Hibernated = { name, size: snapshot.bytes.byteLength, idle: snapshot.idle, wakeAt };
+    this.options.hibernated?.(p, h);
+    return h;
+  }
+}
