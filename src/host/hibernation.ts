@@ -34,6 +34,20 @@ export interface Hibernated {
   idle: boolean;
   /** When its timer ends the wait (Date.now() milliseconds), if it has one. */
   wakeAt: number | null;
+  /** Its run waits in the snapshot (a hibernation); false: a stopped instance was stored (HostedProgram). */
+  waiting: boolean;
+}
+
+/** A stopped instance in memory that can give its memory back (HostedProgram). */
+export interface Resting {
+  /** Store it and let it go; false when it cannot (any more). */
+  giveBack(): Promise<boolean>;
+}
+
+/** Who hears of one instance's hibernations (HostedProgram). */
+export interface HibernationListener {
+  hibernated(h: Hibernated): void;
+  woken(): void;
 }
 
 export interface HibernatorOptions {
@@ -60,8 +74,15 @@ export class Hibernator implements Hibernation {
   private readonly now: () => number;
   /** Instances whose run waits, by when it began (oldest first: a wait that begins is added last). */
   private readonly waits = new Map<ProgramInstance, number>();
+  /** Stopped instances in memory, by when they stopped. */
+  private readonly rests = new Map<Resting, number>();
   /** Being written. */
-  private readonly writing = new Set<ProgramInstance>();
+  private readonly writing = new Set<ProgramInstance | Resting>();
+  private readonly listeners = new WeakMap<ProgramInstance, HibernationListener>();
+  /** Hibernated, their bodies in storage. */
+  private readonly stored = new WeakSet<ProgramInstance>();
+  /** Hibernated when the host began to close: they stay so. */
+  private readonly frozen = new WeakSet<ProgramInstance>();
   private timer: ReturnType<typeof setTimeout> | undefined;
   private timerAt = Infinity;
   private count = { hibernated: 0, woken: 0 };
@@ -76,8 +97,8 @@ export class Hibernator implements Hibernation {
   }
 
   /** Hibernations and wakes so far. */
-  get stats(): { hibernated: number; woken: number; waiting: number; writing: number } {
-    return { ...this.count, waiting: this.waits.size, writing: this.writing.size };
+  get stats(): { hibernated: number; woken: number; waiting: number; resting: number; writing: number } {
+    return { ...this.count, waiting: this.waits.size, resting: this.rests.size, writing: this.writing.size };
   }
 
   waiting(p: ProgramInstance, waiting: boolean): void {
@@ -89,8 +110,33 @@ export class Hibernator implements Hibernation {
     else this.schedule();
   }
 
+  /** A stopped instance in memory that may give it back (true), or one that no longer can (false). */
+  resting(r: Resting, resting: boolean): void {
+    this.rests.delete(r);
+    if (!resting) return;
+    this.rests.set(r, this.now());
+    if (this.engine.memories.waiters > 0) this.sweep();
+    else this.schedule();
+  }
+
   forget(p: ProgramInstance): void {
     this.waits.delete(p);
+    this.stored.delete(p);
+  }
+
+  /** Tell `listener` of p's hibernations and wakes. */
+  listen(p: ProgramInstance, listener: HibernationListener): void {
+    this.listeners.set(p, listener);
+  }
+
+  /**
+   * The host is closing: if p is hibernated (its body in storage), nothing
+   * will load it back any more, and true is returned (its snapshot holds it).
+   */
+  freeze(p: ProgramInstance): boolean {
+    if (!this.stored.has(p)) return false;
+    this.frozen.add(p);
+    return true;
   }
 
   /** The pool is full: those that have waited longest go now, one for each taker waiting (see sweep). */
@@ -99,9 +145,10 @@ export class Hibernator implements Hibernation {
   }
 
   private schedule(): void {
-    if (this.idleMs === Infinity || this.waits.size === 0) return;
-    const [oldest] = this.waits.values();
-    const at = oldest + this.idleMs;
+    if (this.idleMs === Infinity || (this.waits.size === 0 && this.rests.size === 0)) return;
+    const [waited] = this.waits.values();
+    const [rested] = this.rests.values();
+    const at = Math.min(waited ?? Infinity, rested ?? Infinity) + this.idleMs;
     if (this.timer !== undefined && this.timerAt <= at) return;
     if (this.timer !== undefined) clearTimeout(this.timer);
     this.timerAt = at;
@@ -120,20 +167,28 @@ export class Hibernator implements Hibernation {
    */
   private sweep(): void {
     const now = this.now();
-    let urgent = this.engine.memories.waiters - this.writing.size;
-    for (const [p, since] of this.waits) {
-      if (this.writing.size >= CONCURRENT) break;
-      if (this.writing.has(p)) continue;
-      if (urgent <= 0 && now - since < this.idleMs) break;
-      urgent--;
-      this.waits.delete(p);
-      this.writing.add(p);
-      void this.hibernate(p).finally(() => {
-        this.writing.delete(p);
-        this.sweep();
-      });
-    }
+    const budget = { urgent: this.engine.memories.waiters - this.writing.size };
+    // Waiting runs first (they hibernate), then stopped instances (they are stored).
+    this.sweepQueue(this.waits, (p) => this.hibernate(p), now, budget);
+    this.sweepQueue(this.rests, (r) => r.giveBack(), now, budget);
     this.schedule();
+  }
+
+  private sweepQueue<T extends ProgramInstance | Resting>(queue: Map<T, number>, go: (x: T) => Promise<unknown>, now: number, budget: { urgent: number }): void {
+    for (const [x, since] of queue) {
+      if (this.writing.size >= CONCURRENT) return;
+      if (this.writing.has(x)) continue;
+      if (budget.urgent <= 0 && now - since < this.idleMs) return;
+      budget.urgent--;
+      queue.delete(x);
+      this.writing.add(x);
+      void go(x)
+        .catch(() => {})
+        .finally(() => {
+          this.writing.delete(x);
+          this.sweep();
+        });
+    }
   }
 
   /**
@@ -156,8 +211,11 @@ export class Hibernator implements Hibernation {
       return null; // storage failing only costs memory
     }
     const load = async (): Promise<InstanceState> => {
+      if (this.frozen.has(p)) return new Promise<InstanceState>(() => {}); // the host is closing
+      this.stored.delete(p);
       this.count.woken++;
       this.options.woken?.(p);
+      this.listeners.get(p)?.woken();
       return (await readSnapshot(await this.storage.read(name))).state;
     };
     if (!p.instance.evict(snapshot.wait, load)) {
@@ -165,10 +223,12 @@ export class Hibernator implements Hibernation {
       return null;
     }
     this.waits.delete(p);
+    this.stored.add(p);
     this.count.hibernated++;
     const wakeAt = snapshot.wakeAfter === null ? null : Date.now() + Number(snapshot.wakeAfter / 1_000_000n);
-    const h: Hibernated = { name, size: snapshot.bytes.byteLength, idle: snapshot.idle, wakeAt };
+    const h: Hibernated = { name, size: snapshot.bytes.byteLength, idle: snapshot.idle, wakeAt, waiting: true };
     this.options.hibernated?.(p, h);
+    this.listeners.get(p)?.hibernated(h);
     return h;
   }
 }

@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { Cause, State, statusToJSON, type Status } from '../runtime/instance/status.ts';
 import type { Limits } from './config.ts';
 import { conflict, instanceNotFound, limitExceeded, HttpError } from './errors.ts';
-import { ExecError, type ExecInstance, type Executor, type Inspection } from './executor.ts';
+import { ExecError, type ExecInstance, type Executor, type HibernationReport, type Inspection } from './executor.ts';
 import { ownerOf } from './request-source.ts';
 import type { Logger } from './log.ts';
 import type { Metrics } from './metrics.ts';
@@ -46,6 +46,8 @@ export class ServerInstance {
   restoring = false;
   /** Its worker was lost during shutdown: its record stays as a crash leaves it, to resume at the next start. */
   lostAtShutdown = false;
+  /** Its checkpoint is a hibernation snapshot in which its run waits (see InstanceRecord.hibernation). */
+  hibernation: { wakeAt: number | null; idle: boolean } | null = null;
   limits: Limits;
   /** Resolves when the current run has stopped and the status is settled. */
   stopped: Promise<void> = Promise.resolve();
@@ -102,7 +104,7 @@ export interface InstancesOptions {
   metrics: Metrics;
   /** Anonymous instances that may run at once (server-wide). */
   maxAnonymous?: number;
-  /** Instances (of all principals, in any state, holding a memory) the server keeps at once, and the setting named when it is full. */
+  /** Persistent instances (of all principals, in any state, hibernated included) the server keeps at once, and the setting named when it is full. */
   maxInstances?: { value: number; key: string };
   /** access.anonymoustimelimit: the run time limit of anonymous calls when not 0, named in their error. */
   anonymousTimeLimit?: number;
@@ -128,7 +130,9 @@ export class Instances {
   private readonly maxInstances: { value: number; key: string } | undefined;
   private readonly anonymousTimeLimit: number;
   private readonly pending = new Map<string | undefined, Pending>();
-  private pendingTotal = 0;
+  /** Persistent instances being created, and those registered (what server.maxinstances counts). */
+  private pendingKept = 0;
+  private kept = 0;
 
   constructor(options: InstancesOptions) {
     this.store = options.store;
@@ -142,6 +146,7 @@ export class Instances {
     this.metrics.addGauges(() => [
       { name: 'gate_instances', help: 'Instances by state.', values: this.countByState() },
       { name: 'gate_instance_memory_limit_bytes', help: 'Sum of the memory limits of running instances.', values: [[{}, this.runningMemory()]] },
+      { name: 'gate_hibernated_instances', help: 'Running instances hibernated: their run waits on disk, not in memory.', values: [[{}, this.hibernatedCount()]] },
       {
         name: 'gate_worker_instances',
         help: 'Instances per execution worker (stuck=1 when the watchdog gave up on it).',
@@ -154,6 +159,12 @@ export class Instances {
     const counts = new Map<string, number>(['RUNNING', 'SUSPENDED', 'HALTED', 'TERMINATED', 'KILLED'].map((s) => [s, 0]));
     for (const inst of this.all()) counts.set(inst.status.state, (counts.get(inst.status.state) ?? 0) + 1);
     return [...counts].map(([state, n]) => [{ state }, n]);
+  }
+
+  private hibernatedCount(): number {
+    let n = 0;
+    for (const inst of this.all()) if (inst.active && inst.exec?.hibernating) n++;
+    return n;
   }
 
   private runningMemory(principal?: string): number {
@@ -180,6 +191,7 @@ export class Instances {
   }
 
   private register(inst: ServerInstance): void {
+    if (!inst.transient) this.kept++;
     if (inst.principal === undefined) {
       this.anonymous.add(inst);
       return;
@@ -190,6 +202,7 @@ export class Instances {
   }
 
   private unregister(inst: ServerInstance): void {
+    if (!inst.transient) this.kept--;
     if (inst.principal === undefined) this.anonymous.delete(inst);
     else this.owned.get(inst.principal)?.delete(inst.id);
   }
@@ -206,7 +219,7 @@ export class Instances {
       pending.running++;
       pending.memory += memory;
     }
-    this.pendingTotal++;
+    if (!c.transient) this.pendingKept++;
     const inst = new ServerInstance({
       id,
       principal: c.principal,
@@ -233,7 +246,7 @@ export class Instances {
         pending.running--;
         pending.memory -= memory;
       }
-      this.pendingTotal--;
+      if (!c.transient) this.pendingKept--;
       if (pending.instances === 0) this.pending.delete(c.principal);
     }
     // Registration happens after the awaits: check the id again.
@@ -271,10 +284,9 @@ export class Instances {
   /** The limits a new instance must fit, counting the creates under way. */
   private checkCreate(c: CreateInstance, id: string, memory: number): void {
     const pending = this.pending.get(c.principal);
-    if (this.maxInstances) {
-      let live = this.pendingTotal + this.anonymous.size;
-      for (const m of this.owned.values()) live += m.size;
-      if (live >= this.maxInstances.value) {
+    // Calls (transient) are bounded by the running limits and the memory pool instead: a server full of kept instances still answers calls.
+    if (this.maxInstances && !c.transient) {
+      if (this.kept + this.pendingKept >= this.maxInstances.value) {
         throw new HttpError(503, `instance limit of the server reached (${this.maxInstances.key})`).failing('RESOURCE_LIMIT');
       }
     }
@@ -301,7 +313,27 @@ export class Instances {
       timeLimit: inst.limits.timelimit > 0 ? inst.limits.timelimit * 1000 : undefined,
       timeResolution: parseDuration(inst.limits.timeresolution),
       onLost: () => this.lost(inst),
+      // Persistent instances hibernate: their snapshots are checkpoints.
+      hibernate: !inst.transient && inst.principal !== undefined,
+      onHibernated: (h: HibernationReport) => this.hibernated(inst, h),
     };
+  }
+
+  /**
+   * The instance hibernated: its snapshot (a module file the executor wrote)
+   * is its checkpoint now, and its record says that its run waits in it.
+   */
+  private hibernated(inst: ServerInstance, h: HibernationReport): void {
+    this.store.adoptModule(h.checkpoint, h.size);
+    if (inst.deleted || inst.transient || inst.principal === undefined) {
+      this.store.collectModule(h.checkpoint);
+      return;
+    }
+    const old = inst.checkpoint;
+    inst.checkpoint = h.checkpoint;
+    inst.hibernation = h.waiting ? { wakeAt: h.wakeAt, idle: h.idle } : null;
+    this.writeRecord(inst);
+    if (old && old !== inst.checkpoint) this.store.collectModule(old);
   }
 
   /** A new execution of a persistent instance from its last checkpoint (or from its module when it has none). */
@@ -412,6 +444,7 @@ export class Instances {
 
   private onStop(inst: ServerInstance, status: Status): void {
     inst.running = false;
+    inst.hibernation = null; // the stop's checkpoint replaces the hibernation snapshot
     // Lost with its worker: restored from its last checkpoint (see lost()), or left for the next start.
     if (inst.restoring || inst.lostAtShutdown) return;
     if (status.limit === 'time') {
@@ -463,6 +496,7 @@ export class Instances {
       checkpoint: inst.checkpoint,
       resume: inst.resumeAtStart,
       created: inst.created,
+      hibernation: inst.hibernation,
     });
   }
 
@@ -552,6 +586,7 @@ export class Instances {
   private persist(inst: ServerInstance): void {
     if (!inst.transient || inst.principal === undefined) return;
     inst.transient = false;
+    if (!inst.deleted) this.kept++;
     this.writeRecord(inst);
   }
 
@@ -698,6 +733,13 @@ export class Instances {
 
   /** Load the recorded instances and resume those that were running. */
   async load(limitsFor: (principal: string) => Limits): Promise<void> {
+    // Many instances of one module are common (each hibernated one is created with its module's bytes).
+    const modules = new Map<string, Uint8Array>();
+    const bytes = (hash: string): Uint8Array => {
+      let b = modules.get(hash);
+      if (!b) modules.set(hash, (b = this.modules.bytes(hash)));
+      return b;
+    };
     for (const rec of this.store.instances()) {
       const inst = new ServerInstance({
         id: rec.id,
@@ -712,7 +754,34 @@ export class Instances {
       });
       inst.checkpoint = rec.checkpoint;
       this.register(inst);
+      if (rec.hibernation && rec.checkpoint && rec.status.state === State.RUNNING && (await this.reviveDormant(inst, rec, bytes))) continue;
       await this.revive(inst, rec);
+    }
+  }
+
+  /**
+   * A run that hibernated waiting goes on waiting in its snapshot: the
+   * executor keeps it dropped until something needs it, at no cost now. One
+   * whose services had something under way is restored at once, so that
+   * they resume. False when the executor cannot (it is then restored as a
+   * suspended program).
+   */
+  private async reviveDormant(inst: ServerInstance, rec: InstanceRecord, bytes: (hash: string) => Uint8Array): Promise<boolean> {
+    const hibernation = rec.hibernation!;
+    try {
+      inst.hibernation = hibernation;
+      inst.exec = await this.executor.create({
+        ...this.execOptions(inst, bytes(inst.module), inst.module),
+        context: { instance: inst.id, principal: inst.principal, scope: [] },
+        dormant: { checkpoint: rec.checkpoint!, wakeAt: hibernation.idle ? hibernation.wakeAt : Date.now() },
+      });
+      this.start(inst);
+      return true;
+    } catch (error) {
+      inst.hibernation = null;
+      inst.exec = undefined;
+      this.log.warn('hibernated instance restored as suspended', { principal: inst.principal, instance: inst.id, error: (error as Error).message });
+      return false;
     }
   }
 
@@ -752,8 +821,11 @@ export class Instances {
    */
   async shutdown(): Promise<void> {
     this.closing = true;
+    // Hibernated ones stay as their hibernation snapshots hold them: nothing to do for them.
+    const frozen = (await this.executor.freeze?.()) ?? new Set<string>();
     const waits: Promise<void>[] = [];
     for (const inst of [...this.all()]) {
+      if (frozen.has(inst.id) && inst.hibernation) continue;
       if (inst.active) {
         if (inst.transient || inst.principal === undefined) this.kill(inst);
         else {
@@ -766,7 +838,7 @@ export class Instances {
     await Promise.all(waits);
     // Records of instances that stopped by themselves meanwhile must not resume.
     for (const inst of this.all()) {
-      if (inst.lostAtShutdown) continue;
+      if (inst.lostAtShutdown || (frozen.has(inst.id) && inst.hibernation)) continue;
       if (inst.resumeAtStart && inst.stored.state !== State.SUSPENDED) {
         inst.resumeAtStart = false;
         this.writeRecord(inst);
@@ -788,6 +860,7 @@ export class Instances {
   async checkpointRunning(): Promise<void> {
     for (const inst of [...this.all()]) {
       if (!inst.running || inst.paused || inst.transient || inst.principal === undefined || this.closing) continue;
+      if (inst.exec?.hibernating) continue; // its hibernation snapshot is its checkpoint
       const previous = inst.checkpoint;
       await this.paused(inst, async () => {
         // The stop wrote the checkpoint, recorded as running so that a crash resumes it.

@@ -25,6 +25,13 @@ export interface InstanceRecord {
   /** The instance was running when it was last checkpointed: run it again at startup. */
   resume: boolean;
   created: number;
+  /**
+   * Set when the checkpoint is a hibernation snapshot: the run waits in it
+   * (RUNNING), and goes on from it when something needs it. `wakeAt`: when
+   * its timer ends the wait; `idle`: none of its services had anything
+   * under way (otherwise it is restored at startup to resume them).
+   */
+  hibernation?: { wakeAt: number | null; idle: boolean } | null;
 }
 
 const SCHEMA = `
@@ -43,6 +50,9 @@ CREATE TABLE IF NOT EXISTS nonce (
 CREATE INDEX IF NOT EXISTS nonce_expire ON nonce (expire);
 CREATE TABLE IF NOT EXISTS source_sha256 (source TEXT PRIMARY KEY, module TEXT NOT NULL) STRICT;
 `;
+
+/** Columns added since the first schema (a database made before them gets them). */
+const ADDED_COLUMNS = [['instance', 'hibernation', 'TEXT']] as const;
 
 export class Store implements NonceStore {
   readonly dir: string;
@@ -70,6 +80,10 @@ export class Store implements NonceStore {
       const problems = check.map((r) => r.quick_check).filter((r) => r !== 'ok');
       if (problems.length > 0) throw new Error(problems.slice(0, 3).join('; '));
       this.db.exec(SCHEMA);
+      for (const [table, column, type] of ADDED_COLUMNS) {
+        const has = (this.db.prepare(`PRAGMA table_info(${table})`).all() as { name: string }[]).some((c) => c.name === column);
+        if (!has) this.db.exec(`ALTER TABLE ${table} ADD COLUMN ${column} ${type}`);
+      }
     } catch (error) {
       throw new Error(`inventory database ${file} cannot be used: ${(error as Error).message}`);
     }
@@ -161,6 +175,14 @@ export class Store implements NonceStore {
     this.stmt('INSERT OR IGNORE INTO module (hash, size, created) VALUES (?, ?, ?)').run(hash, bytes.byteLength, Date.now());
   }
 
+  /**
+   * Record a module file written elsewhere with the same care as
+   * putModule (a hibernation snapshot a worker process wrote).
+   */
+  adoptModule(hash: string, size: number): void {
+    this.stmt('INSERT OR IGNORE INTO module (hash, size, created) VALUES (?, ?, ?)').run(hash, size, Date.now());
+  }
+
   /** Remove every module nobody refers to (what an earlier run kept in its cache of unpinned modules); returns how many. */
   collectUnreferenced(): number {
     const rows = this.stmt(
@@ -235,11 +257,23 @@ export class Store implements NonceStore {
 
   putInstance(r: InstanceRecord): void {
     this.stmt(
-      `INSERT INTO instance (principal, id, module, function, status, tags, checkpoint, resume, created)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+      `INSERT INTO instance (principal, id, module, function, status, tags, checkpoint, resume, created, hibernation)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT (principal, id) DO UPDATE SET module = excluded.module, function = excluded.function,
-         status = excluded.status, tags = excluded.tags, checkpoint = excluded.checkpoint, resume = excluded.resume`,
-    ).run(r.principal, r.id, r.module, r.function, JSON.stringify(r.status), JSON.stringify(r.tags), r.checkpoint, r.resume ? 1 : 0, r.created);
+         status = excluded.status, tags = excluded.tags, checkpoint = excluded.checkpoint, resume = excluded.resume,
+         hibernation = excluded.hibernation`,
+    ).run(
+      r.principal,
+      r.id,
+      r.module,
+      r.function,
+      JSON.stringify(r.status),
+      JSON.stringify(r.tags),
+      r.checkpoint,
+      r.resume ? 1 : 0,
+      r.created,
+      r.hibernation ? JSON.stringify(r.hibernation) : null,
+    );
   }
 
   deleteInstance(principal: string, id: string): void {
@@ -258,6 +292,7 @@ export class Store implements NonceStore {
       checkpoint: (r.checkpoint as string | null) ?? null,
       resume: r.resume === 1,
       created: r.created as number,
+      hibernation: r.hibernation ? (JSON.parse(r.hibernation as string) as InstanceRecord['hibernation']) : null,
     }));
   }
 

@@ -79,10 +79,26 @@ export class MemoryPool {
     return this.inUse < this.capacity;
   }
 
-  /** Resolves when a take may succeed (another waiter may still get there first: check hasRoom again). */
-  room(): Promise<void> {
-    if (this.hasRoom) return Promise.resolve();
-    const room = new Promise<void>((resolve) => this.waiting.push(resolve));
+  /**
+   * Resolves true when a take may succeed (another waiter may still get
+   * there first: check hasRoom again), false when `timeoutMs` passed first.
+   */
+  room(timeoutMs = Infinity): Promise<boolean> {
+    if (this.hasRoom) return Promise.resolve(true);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const room = new Promise<boolean>((resolve) => {
+      const waiter = () => {
+        clearTimeout(timer);
+        resolve(true);
+      };
+      this.waiting.push(waiter);
+      if (timeoutMs !== Infinity) {
+        timer = setTimeout(() => {
+          this.waiting = this.waiting.filter((w) => w !== waiter);
+          resolve(false);
+        }, timeoutMs);
+      }
+    });
     this.onFull?.(); // counts this waiter
     return room;
   }
