@@ -85,8 +85,7 @@ export class Membership {
     }, every);
     this.timer.unref();
     // Servers that died while none was up have instances waiting.
-    this.beating = this.beating.then(() => this.sweep());
-    await this.beating;
+    await this.sweepNow();
   }
 
   private async listen(): Promise<void> {
@@ -150,6 +149,13 @@ export class Membership {
     } catch (error) {
       this.events?.warn('cluster heartbeat failed', { error: (error as Error).message });
     }
+  }
+
+  /** Take over the instances of servers without a lease now (after the heartbeat under way). */
+  sweepNow(): Promise<void> {
+    const swept = this.beating.then(() => this.sweep());
+    this.beating = swept.catch(() => {});
+    return swept;
   }
 
   /** Take over the instances of servers without a lease. */
