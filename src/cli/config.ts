@@ -5,7 +5,7 @@
 
 import os from 'node:os';
 import path from 'node:path';
-import { ConfigError, configHome, key, loadConfig, type ConfigOf, type Step } from '../server/config-loader.ts';
+import { ConfigError, configHome, key, loadConfig, type ConfigOf, type Step } from '../server/config/config-loader.ts';
 import { CliError } from './errors.ts';
 
 export const CLIENT_KEYS = {

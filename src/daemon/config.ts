@@ -3,7 +3,7 @@
 // one trusted user. `gate call --in-process` reads the same files, so a
 // program sees the same services there as in the daemon.
 
-import { parseArgs, serverConfigFiles, type ParsedArgs } from '../server/config.ts';
+import { parseArgs, serverConfigFiles, type ParsedArgs } from '../server/config/config.ts';
 import { daemonPaths } from './paths.ts';
 
 /** Settings that differ from gate-server's: one trusted user, generous limits. */

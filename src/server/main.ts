@@ -3,10 +3,10 @@
 // instances are suspended and checkpointed, and resume at the next start.
 
 import { mkdirSync } from 'node:fs';
-import { listenAddress, translateArgs } from './args.ts';
-import { describe, parseArgs, type Config } from './config.ts';
-import type { Executor } from './executor.ts';
-import { Logger } from './log.ts';
+import { listenAddress, translateArgs } from './config/args.ts';
+import { describe, parseArgs, type Config } from './config/config.ts';
+import type { Executor } from './exec/executor.ts';
+import { Logger } from './obs/log.ts';
 import { startServer, type RunningServer } from './server.ts';
 
 const USAGE = `Usage: gate-server [options]
@@ -36,7 +36,7 @@ const SHUTDOWN_DEADLINE = 30;
  */
 async function workerExecutor(config: Config): Promise<Executor | undefined> {
   if (config.runtime.workers <= 0) return undefined;
-  const { WorkerExecutor, workerExecutorOptions } = await import('./worker-executor.ts');
+  const { WorkerExecutor, workerExecutorOptions } = await import('./exec/worker-executor.ts');
   const log = new Logger(config.log.level, { format: config.log.format });
   return new WorkerExecutor(workerExecutorOptions(config, (report) => log.error('worker lost', { ...report })));
 }

@@ -9,7 +9,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
-import { Logger } from '../../src/server/log.ts';
+import { Logger } from '../../src/server/obs/log.ts';
 import { startServer, type ConfigInput, type RunningServer } from '../../src/server/server.ts';
 import { root } from '../helpers.ts';
 

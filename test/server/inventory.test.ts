@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { Store } from '../../src/server/store.ts';
+import { Store } from '../../src/server/store/store.ts';
 import type { InstanceRecord, Inventory } from '../../src/server/store/inventory.ts';
 import { Membership } from '../../src/server/store/pg-membership.ts';
 import { SqliteInventory } from '../../src/server/store/sqlite-inventory.ts';

@@ -9,7 +9,7 @@
 
 import { createHash } from 'node:crypto';
 import pg from 'pg';
-import { ModuleCorruptError } from '../store.ts';
+import { ModuleCorruptError } from './store.ts';
 import type { InstanceRecord, Inventory, OwnedInstanceRecord } from './inventory.ts';
 
 /** PostgreSQL's code for a foreign key violation. */

@@ -4,7 +4,7 @@
 // promise, so the order of writes is the order of calls, as it always was.
 // One server owns every instance: ownership always holds.
 
-import type { Store } from '../store.ts';
+import type { Store } from './store.ts';
 import type { InstanceRecord, Inventory, OwnedInstanceRecord } from './inventory.ts';
 
 export class SqliteInventory implements Inventory {

@@ -2,7 +2,7 @@
 // a stopped instance. Breakpoints are not supported by this runtime: a
 // request that would set one is answered 501; clearing them is a no-op.
 
-import { statusToJSON } from '../runtime/instance/status.ts';
+import { statusToJSON } from '../../runtime/instance/status.ts';
 import type { ServerParts } from './context.ts';
 import { conflict, HttpError } from './errors.ts';
 import type { ServerInstance } from './instances.ts';

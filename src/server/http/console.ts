@@ -9,11 +9,11 @@ import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { fileURLToPath } from 'node:url';
-import { HttpError } from './errors.ts';
+import { HttpError } from '../api/errors.ts';
 
 export const CONSOLE_ROOT = '/console/';
 
-const srcDir = fileURLToPath(new URL('..', import.meta.url));
+const srcDir = fileURLToPath(new URL('../..', import.meta.url));
 
 interface Asset {
   type: string;

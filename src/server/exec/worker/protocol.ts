@@ -5,9 +5,9 @@
 
 import type { ExecErrorKind, ProgramFacts } from '../executor.ts';
 import type { PortEnvelope } from './ports.ts';
-import type { PreparedModule } from '../../runtime/prepare/prepared.ts';
-import type { Status } from '../../runtime/instance/status.ts';
-import type { ServiceContext } from '../../runtime/service/service.ts';
+import type { PreparedModule } from '../../../runtime/prepare/prepared.ts';
+import type { Status } from '../../../runtime/instance/status.ts';
+import type { ServiceContext } from '../../../runtime/service/service.ts';
 
 /**
  * The worker's file descriptor of the pipe on which it tells whose slice it

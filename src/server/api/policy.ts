@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import type { Credentials } from './auth.ts';
 import { principalId } from './auth.ts';
-import type { Config, Limits } from './config.ts';
+import type { Config, Limits } from '../config/config.ts';
 import { HttpError } from './errors.ts';
 
 /** Operations that may create or run instances, as Gate's policy methods distinguish them. */

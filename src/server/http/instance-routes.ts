@@ -3,15 +3,17 @@
 // update, debug.
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { statusToJSON } from '../runtime/instance/status.ts';
-import { credentialsOf, listCaller, ownerCaller, type ServerParts } from './context.ts';
-import { debugInstance, parseDebugRequest } from './debug.ts';
-import { badRequest, HttpError, notFound, unsupportedAction } from './errors.ts';
-import { acceptsJSON, readSmallBody, requireContentType, requireJSON, sendEmpty, sendJSON } from './http.ts';
-import { MODULE_PATH, websocketRequired } from './module-api.ts';
-import { checkTags, pinModule } from './operations.ts';
+import { statusToJSON } from '../../runtime/instance/status.ts';
+import { ownerCaller, type ServerParts } from '../api/context.ts';
+import { credentialsOf, listCaller } from './caller.ts';
+import { debugInstance, parseDebugRequest } from '../api/debug.ts';
+import { badRequest, HttpError, notFound, unsupportedAction } from '../api/errors.ts';
+import { acceptsJSON, readSmallBody, requireContentType, requireJSON, sendEmpty, sendJSON } from './messages.ts';
+import { MODULE_PATH, websocketRequired } from './module-routes.ts';
+import { checkTags, pinModule } from '../api/operations.ts';
 import { clientGone, serveIO } from './program-io.ts';
-import { instanceIdError, type Query } from './query.ts';
+import { instanceIdError } from '../api/ids.ts';
+import type { Query } from './query.ts';
 
 export async function handleInstanceList(parts: ServerParts, req: IncomingMessage, res: ServerResponse, q: Query): Promise<void> {
   const caller = listCaller(parts, req, res, q);

@@ -3,11 +3,11 @@
 // the final status follows in the Gate-Status trailer (api.md §6.4, §9.3).
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { statusToJSON } from '../runtime/instance/status.ts';
-import type { ServerParts } from './context.ts';
-import { HttpError } from './errors.ts';
-import { requestInput, responseOutput, wantsTrailers } from './http.ts';
-import type { ServerInstance } from './instances.ts';
+import { statusToJSON } from '../../runtime/instance/status.ts';
+import type { ServerParts } from '../api/context.ts';
+import { HttpError } from '../api/errors.ts';
+import { requestInput, responseOutput, wantsTrailers } from './messages.ts';
+import type { ServerInstance } from '../api/instances.ts';
 
 /** An AbortSignal that fires when the client goes away before the response is complete. */
 export function clientGone(res: ServerResponse): AbortSignal {

@@ -1,20 +1,17 @@
 // Everything a request handler needs, assembled once by startServer(), and
 // the caller of a request: credentials (or none), principal id and limits.
 
-import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Credentials, Verifier } from './auth.ts';
-import type { Config, Limits } from './config.ts';
-import type { Executor } from './executor.ts';
+import type { Config, Limits } from '../config/config.ts';
+import type { Executor } from '../exec/executor.ts';
 import type { Instances } from './instances.ts';
-import type { Logger } from './log.ts';
-import type { Metrics } from './metrics.ts';
+import type { Logger } from '../obs/log.ts';
+import type { Metrics } from '../obs/metrics.ts';
 import type { Modules } from './modules.ts';
 import type { NewcomerLimiter } from './newcomers.ts';
 import type { Operation, Policy } from './policy.ts';
 import type { Source } from './sources.ts';
-import type { Inventory } from './store/inventory.ts';
-import { requireEmptyBody, requireJSON, requireNoContentType, sendEmpty } from './http.ts';
-import type { Query } from './query.ts';
+import type { Inventory } from '../store/inventory.ts';
 import { requestSource } from './request-source.ts';
 
 export interface ServerParts {
@@ -44,33 +41,11 @@ export interface Caller {
   readonly scope: string[];
 }
 
-/** Verify the request's Authorization header, if any (a present header is always verified). */
-export function credentialsOf(parts: ServerParts, req: IncomingMessage): Credentials | undefined {
-  return parts.verifier.verifyHeaders(req.headersDistinct.authorization);
-}
-
 /** Authorize an operation that needs a principal: absent credentials are a 401. */
 export function ownerCaller(parts: ServerParts, creds: Credentials | undefined, op: Operation): Caller {
   if (!creds) throw parts.verifier.missing();
   parts.policy.check(op, creds, () => parts.verifier.missing());
   return callerOf(parts, creds);
-}
-
-/**
- * A list request (POST of the collection, no content, JSON accepted) by an
- * authorized principal. Other methods (feature detection) are answered here
- * with an empty response, and the result is undefined.
- */
-export function listCaller(parts: ServerParts, req: IncomingMessage, res: ServerResponse, q: Query): Caller | undefined {
-  if (req.method !== 'POST') {
-    sendEmpty(res);
-    return undefined;
-  }
-  q.done();
-  requireNoContentType(req);
-  requireEmptyBody(req);
-  requireJSON(req);
-  return ownerCaller(parts, credentialsOf(parts, req), 'authorize');
 }
 
 /** Authorize an operation that anonymous callers may do when the policy admits them. */

@@ -4,16 +4,16 @@
 // restart). Execution itself goes through the Executor.
 
 import { randomUUID } from 'node:crypto';
-import { Cause, State, statusToJSON, type Status } from '../runtime/instance/status.ts';
-import type { Limits } from './config.ts';
+import { Cause, State, statusToJSON, type Status } from '../../runtime/instance/status.ts';
+import type { Limits } from '../config/config.ts';
 import { conflict, instanceNotFound, limitExceeded, HttpError } from './errors.ts';
-import { ExecError, type ExecInstance, type Executor, type Inspection } from './executor.ts';
+import { ExecError, type ExecInstance, type Executor, type Inspection } from '../exec/executor.ts';
 import { ownerOf } from './request-source.ts';
-import type { Logger } from './log.ts';
-import type { Metrics } from './metrics.ts';
+import type { Logger } from '../obs/log.ts';
+import type { Metrics } from '../obs/metrics.ts';
 import { execHttpError, pagesFor, sha256Hex, type Modules } from './modules.ts';
-import { parseDuration } from './config.ts';
-import type { InstanceRecord, Inventory, OwnedInstanceRecord } from './store/inventory.ts';
+import { parseDuration } from '../config/config.ts';
+import type { InstanceRecord, Inventory, OwnedInstanceRecord } from '../store/inventory.ts';
 
 export class ServerInstance {
   readonly id: string;

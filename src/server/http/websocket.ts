@@ -8,15 +8,16 @@
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
-import { statusToJSON, type Status } from '../runtime/instance/status.ts';
-import { AuthError, type Credentials } from './auth.ts';
-import { anyCaller, ownerCaller, type Caller, type ServerParts } from './context.ts';
-import { badRequest, HttpError, notFound, unsupportedAction } from './errors.ts';
-import type { ServerInstance } from './instances.ts';
-import { MODULE_PATH } from './module-api.ts';
-import { createInstance, extantModule, pinModule, sourceModule, uploadModule, type Program } from './operations.ts';
-import { instanceIdError, moduleKeyError, Query } from './query.ts';
-import { withRequestSource } from './request-source.ts';
+import { statusToJSON, type Status } from '../../runtime/instance/status.ts';
+import { AuthError, type Credentials } from '../api/auth.ts';
+import { anyCaller, ownerCaller, type Caller, type ServerParts } from '../api/context.ts';
+import { badRequest, HttpError, notFound, unsupportedAction } from '../api/errors.ts';
+import type { ServerInstance } from '../api/instances.ts';
+import { MODULE_PATH } from './module-routes.ts';
+import { createInstance, extantModule, pinModule, sourceModule, uploadModule, type Program } from '../api/operations.ts';
+import { instanceIdError, moduleKeyError } from '../api/ids.ts';
+import { Query } from './query.ts';
+import { withRequestSource } from '../api/request-source.ts';
 import { checkOrigin, cleanPath, resolveRoute } from './router.ts';
 
 const FIRST_MESSAGE_MAX = 4096;

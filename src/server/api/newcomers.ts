@@ -5,7 +5,7 @@
 // have pins or instances) or admitted lately pass freely.
 
 import { HttpError } from './errors.ts';
-import { RecentMap } from './recent-map.ts';
+import { RecentMap } from '../util/recent-map.ts';
 
 /** Sources and admitted principals remembered (older ones start afresh). */
 const SOURCES_KEPT = 10_000;

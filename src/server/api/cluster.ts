@@ -10,9 +10,9 @@
 import { randomUUID } from 'node:crypto';
 import { HttpError } from './errors.ts';
 import type { Instances, RemoteInstances } from './instances.ts';
-import type { Logger } from './log.ts';
-import type { OwnedInstanceRecord } from './store/inventory.ts';
-import type { Membership } from './store/pg-membership.ts';
+import type { Logger } from '../obs/log.ts';
+import type { OwnedInstanceRecord } from '../store/inventory.ts';
+import type { Membership } from '../store/pg-membership.ts';
 
 /** Seconds a server waits for another to hand an instance over (it suspends it and writes its checkpoint). */
 const HANDOVER_SECONDS = 30;

@@ -10,11 +10,10 @@ import { createHash, randomUUID } from 'node:crypto';
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
-import type { NonceStore } from './auth.ts';
-import type { Status } from '../runtime/instance/status.ts';
-import type { InstanceRecord } from './store/inventory.ts';
+import type { Status } from '../../runtime/instance/status.ts';
+import type { InstanceRecord } from './inventory.ts';
 
-export type { InstanceRecord } from './store/inventory.ts';
+export type { InstanceRecord } from './inventory.ts';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT;
@@ -33,7 +32,8 @@ CREATE INDEX IF NOT EXISTS nonce_expire ON nonce (expire);
 CREATE TABLE IF NOT EXISTS source_sha256 (source TEXT PRIMARY KEY, module TEXT NOT NULL) STRICT;
 `;
 
-export class Store implements NonceStore {
+/** The data directory's store; its check() is the nonce record of the token verifier (api/auth.ts). */
+export class Store {
   readonly dir: string;
   readonly moduleDir: string;
   private readonly db: DatabaseSync;

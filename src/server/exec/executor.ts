@@ -2,16 +2,16 @@
 // Executor interface, so execution can happen in this thread (InProcess) or
 // in a pool of worker processes (worker-executor.ts) without the handlers noticing.
 
-import { nodeEngine } from '../host/engine.ts';
-import { ModuleCache } from '../host/module-cache.ts';
-import { ProgramInstance } from '../host/program-instance.ts';
-import { isSnapshot, restoreInstance, snapshotInstance } from '../host/snapshot.ts';
-import type { Engine } from '../runtime/instance/engine.ts';
-import { instanceMemoryBytes } from '../runtime/prepare/prepared.ts';
-import { State, type Status } from '../runtime/instance/status.ts';
-import type { ServiceContext } from '../runtime/service/service.ts';
-import { readSnapshot } from '../runtime/snapshot/read.ts';
-import { Registry } from '../services/index.ts';
+import { nodeEngine } from '../../host/engine.ts';
+import { ModuleCache } from '../../host/module-cache.ts';
+import { ProgramInstance } from '../../host/program-instance.ts';
+import { isSnapshot, restoreInstance, snapshotInstance } from '../../host/snapshot.ts';
+import type { Engine } from '../../runtime/instance/engine.ts';
+import { instanceMemoryBytes } from '../../runtime/prepare/prepared.ts';
+import { State, type Status } from '../../runtime/instance/status.ts';
+import type { ServiceContext } from '../../runtime/service/service.ts';
+import { readSnapshot } from '../../runtime/snapshot/read.ts';
+import { Registry } from '../../services/index.ts';
 
 /** What kind of failure an executor reports; the handlers map kinds to HTTP statuses (busy: a limit of the server, 503). */
 export type ExecErrorKind = 'module' | 'entry' | 'state' | 'busy' | 'internal';

@@ -3,10 +3,10 @@
 
 import { createHash } from 'node:crypto';
 import { badRequest, HttpError } from './errors.ts';
-import { ExecError, type Executor, type ProgramFacts } from './executor.ts';
-import { RecentMap } from './recent-map.ts';
-import { ModuleCorruptError } from './store.ts';
-import type { Inventory } from './store/inventory.ts';
+import { ExecError, type Executor, type ProgramFacts } from '../exec/executor.ts';
+import { RecentMap } from '../util/recent-map.ts';
+import { ModuleCorruptError } from '../store/store.ts';
+import type { Inventory } from '../store/inventory.ts';
 
 export function sha256Hex(bytes: Uint8Array): string {
   return createHash('sha256').update(bytes).digest('hex');

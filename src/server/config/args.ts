@@ -2,7 +2,7 @@
 // and the listen address syntax of http.addr.
 
 import { ConfigError } from './config.ts';
-import type { Listen } from './server.ts';
+import type { Listen } from '../server.ts';
 
 /** Our long flags become Gate-style -f / -o steps, processed in order. */
 export function translateArgs(argv: string[]): string[] {

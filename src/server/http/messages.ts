@@ -3,7 +3,7 @@
 // and the web streams the runtime's origin connections use.
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { badRequest, HttpError } from './errors.ts';
+import { badRequest, HttpError } from '../api/errors.ts';
 
 export const JSON_TYPE = 'application/json; charset=utf-8';
 export const TEXT_TYPE = 'text/plain; charset=utf-8';

@@ -28,16 +28,16 @@ import path from 'node:path';
 import v8 from 'node:v8';
 import { pathToFileURL } from 'node:url';
 import { ExecError, type CreateOptions, type ExecInstance, type Executor, type ProgramFacts } from './executor.ts';
-import { defaultCacheDir } from '../host/module-cache.ts';
-import { isSnapshot } from '../host/snapshot.ts';
-import { tableBytes } from '../runtime/prepare/limits.ts';
-import { parseModule } from '../runtime/wasm/module.ts';
+import { defaultCacheDir } from '../../host/module-cache.ts';
+import { isSnapshot } from '../../host/snapshot.ts';
+import { tableBytes } from '../../runtime/prepare/limits.ts';
+import { parseModule } from '../../runtime/wasm/module.ts';
 import { PreparerPool, type PreparerLimits } from './worker/preparers.ts';
 import { WorkerProcess, type LossKind, type ProcessHandlers } from './worker/process.ts';
 import type { CreateReply, FromWorker, PrepareReply, ProgramShare, WorkerSetup } from './worker/protocol.ts';
 import { RemoteInstance } from './worker/remote-instance.ts';
-import { RecentMap } from './recent-map.ts';
-import type { Config } from './config.ts';
+import { RecentMap } from '../util/recent-map.ts';
+import type { Config } from '../config/config.ts';
 
 export interface WorkerExecutorOptions {
   /** Instance processes (default: available parallelism). */
@@ -137,7 +137,7 @@ export function workerExecutorOptions(config: Config, onWorkerLost?: (report: Wo
       workerHeap: 'runtime.workerheap',
     },
     // Every instance process builds the configured services (config.service) itself; peers meet across them.
-    services: { module: new URL('../services/node/registry.ts', import.meta.url), options: config.service },
+    services: { module: new URL('../../services/node/registry.ts', import.meta.url), options: config.service },
     relayChannels: config.service.peer.enabled ? [config.service.peer.channel] : [],
     onWorkerLost,
   };

@@ -2,7 +2,7 @@
 // is kept in step with the worker through the ordered messages of the
 // worker's channel: RUNNING from run() until the worker reports the stop.
 
-import { Cause, State, type Status } from '../../runtime/instance/status.ts';
+import { Cause, State, type Status } from '../../../runtime/instance/status.ts';
 import { ExecError, type ExecInstance, type Inspection, type LostAs } from '../executor.ts';
 import { ClientBridge } from './bridge-client.ts';
 import type { WorkerProcess } from './process.ts';

@@ -4,16 +4,16 @@
 // handlers. Every error becomes Gate's status plus one line of text.
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { AuthError } from './auth.ts';
+import { AuthError } from '../api/auth.ts';
 import { isConsolePath, serveConsole } from './console.ts';
-import type { ServerParts } from './context.ts';
-import { HttpError } from './errors.ts';
-import { acceptsJSON, requireJSON, sendEmpty, sendError, TEXT_TYPE } from './http.ts';
-import { handleInstance, handleInstanceList } from './instance-api.ts';
-import { handleModule, handleModuleList, handleSourceItem } from './module-api.ts';
-import { PermissionDenied } from './policy.ts';
+import type { ServerParts } from '../api/context.ts';
+import { HttpError } from '../api/errors.ts';
+import { acceptsJSON, requireJSON, sendEmpty, sendError, TEXT_TYPE } from './messages.ts';
+import { handleInstance, handleInstanceList } from './instance-routes.ts';
+import { handleModule, handleModuleList, handleSourceItem } from './module-routes.ts';
+import { PermissionDenied } from '../api/policy.ts';
 import { Query } from './query.ts';
-import { withRequestSource } from './request-source.ts';
+import { withRequestSource } from '../api/request-source.ts';
 
 export const API_ROOT = '/gate-0/';
 const CACHE_PUBLIC = 'public, max-age=3600';

@@ -15,16 +15,16 @@
 
 import { writeSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
-import { nodeEngine } from '../../host/engine.ts';
-import { ModuleCache, sha256Hex } from '../../host/module-cache.ts';
-import { ProgramInstance } from '../../host/program-instance.ts';
-import { isSnapshot, restoreInstance, snapshotInstance } from '../../host/snapshot.ts';
-import type { Runnable } from '../../runtime/instance/engine.ts';
-import type { CompiledModule } from '../../runtime/instance/instance.ts';
-import { instanceMemoryBytes } from '../../runtime/prepare/prepared.ts';
-import { State } from '../../runtime/instance/status.ts';
-import { readSnapshot } from '../../runtime/snapshot/read.ts';
-import { Registry } from '../../services/index.ts';
+import { nodeEngine } from '../../../host/engine.ts';
+import { ModuleCache, sha256Hex } from '../../../host/module-cache.ts';
+import { ProgramInstance } from '../../../host/program-instance.ts';
+import { isSnapshot, restoreInstance, snapshotInstance } from '../../../host/snapshot.ts';
+import type { Runnable } from '../../../runtime/instance/engine.ts';
+import type { CompiledModule } from '../../../runtime/instance/instance.ts';
+import { instanceMemoryBytes } from '../../../runtime/prepare/prepared.ts';
+import { State } from '../../../runtime/instance/status.ts';
+import { readSnapshot } from '../../../runtime/snapshot/read.ts';
+import { Registry } from '../../../services/index.ts';
 import { classify, ExecError } from '../executor.ts';
 import { ProgramBridge } from './bridge-program.ts';
 import { PortHub } from './ports.ts';

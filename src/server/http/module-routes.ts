@@ -3,8 +3,9 @@
 // modules named by a configured source.
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { anyCaller, credentialsOf, listCaller, ownerCaller, type Caller, type ServerParts } from './context.ts';
-import { badRequest, HttpError, notFound, unsupportedAction } from './errors.ts';
+import { anyCaller, ownerCaller, type Caller, type ServerParts } from '../api/context.ts';
+import { credentialsOf, listCaller } from './caller.ts';
+import { badRequest, HttpError, notFound, unsupportedAction } from '../api/errors.ts';
 import {
   acceptsWasm,
   contentLength,
@@ -16,7 +17,7 @@ import {
   sendEmpty,
   sendJSON,
   WASM_TYPE,
-} from './http.ts';
+} from './messages.ts';
 import {
   createInstance,
   extantModule,
@@ -26,10 +27,11 @@ import {
   unpinModule,
   uploadModule,
   type Program,
-} from './operations.ts';
+} from '../api/operations.ts';
 import { serveCall } from './program-io.ts';
-import { instanceIdError, moduleKeyError, Query } from './query.ts';
-import type { Source } from './sources.ts';
+import { instanceIdError, moduleKeyError } from '../api/ids.ts';
+import { Query } from './query.ts';
+import type { Source } from '../api/sources.ts';
 
 export const MODULE_PATH = '/gate-0/module/sha256/';
 
