@@ -26,6 +26,7 @@ import { createHandler } from './http/router.ts';
 import { HttpSource, IpfsSource, type Source } from './api/sources.ts';
 import { Store } from './store/store.ts';
 import { Cluster } from './api/cluster.ts';
+import { PeerBridge } from './api/peer-bridge.ts';
 import type { Inventory } from './store/inventory.ts';
 import { Membership } from './store/pg-membership.ts';
 import { SqliteInventory } from './store/sqlite-inventory.ts';
@@ -159,9 +160,15 @@ async function serve(options: ServerOptions): Promise<RunningServer> {
   const store = new Store(options.dataDir);
   const uuid = store.serverUuid(config.server.uuid);
   let membership: Membership | undefined;
+  let peers: PeerBridge | undefined;
   try {
-    if (config.database.url) membership = await Membership.join({ url: config.database.url, id: uuid, lease: config.database.lease });
+    if (config.database.url) {
+      membership = await Membership.join({ url: config.database.url, id: uuid, lease: config.database.lease });
+      // The peer service's hubs of all servers meet through the database.
+      if (config.service.peer.enabled) peers = await PeerBridge.open(config.service.peer.channel, config.database.url, uuid, (m) => log.warn(m));
+    }
   } catch (error) {
+    await membership?.close();
     store.close();
     throw error;
   }
@@ -251,6 +258,7 @@ async function serve(options: ServerOptions): Promise<RunningServer> {
     const url = 'path' in options.listen ? options.listen.path : `${scheme}://${hostForUrl(options.listen.host)}:${port}`;
     log.info('server started', { url, uuid, datadir: options.dataDir, audience: auds, policy: config.access.policy, local, cluster: !!cluster });
     return serving(parts, server, upgrades, url, async () => {
+      await peers?.close();
       await cluster?.close();
       if (ownExecutor) await executor.close();
       services?.close();
@@ -261,6 +269,7 @@ async function serve(options: ServerOptions): Promise<RunningServer> {
     // Never leave a server listening that cannot serve.
     if (server.listening) server.close();
     server.closeAllConnections();
+    await peers?.close();
     await cluster?.close();
     if (ownExecutor) await executor.close();
     services?.close();

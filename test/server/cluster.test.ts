@@ -32,9 +32,14 @@ if (missing) {
     before(async () => {
       pg = await startPostgres();
       database = await pg.createDatabase();
-      const config = { database: { url: database, lease: 1 }, runtime: { workers: 0 } };
-      a = await startTestServer(config);
-      b = await startTestServer(config);
+      const config = (n: number) => ({
+        database: { url: database, lease: 1 },
+        runtime: { workers: 0 },
+        // Each server's peer hubs on a channel of its own: they meet through the database (cluster-peers.test.ts).
+        service: { peer: { enabled: true, channel: `gate-peer-cluster-test-${process.pid}-${n}` } },
+      });
+      a = await startTestServer(config(1));
+      b = await startTestServer(config(2));
     });
     after(async () => {
       await a?.close();
