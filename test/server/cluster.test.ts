@@ -82,6 +82,9 @@ if (missing) {
       assert.equal(resumed.status, 200, resumed.text);
       const again = await ioLines(onB, id, /\n\d+\n/);
       assert.ok(firstNumber(again) > firstNumber(there), `continued after the suspension: ${JSON.stringify(again)}`);
+      // Its id is taken on every server.
+      const duplicate = await onA.post(`/gate-0/module/sha256/${counter}?action=launch&action=suspend&instance=${id}`);
+      assert.equal(duplicate.status, 409, duplicate.text);
       await onB.post(`/gate-0/instance/${id}?action=kill&action=wait`);
       assert.equal((await onA.post(`/gate-0/instance/${id}?action=delete`)).status, 200);
       assert.equal((await onB.post(`/gate-0/instance/${id}`)).status, 404);

@@ -43,7 +43,8 @@ export class Cluster implements RemoteInstances {
   start(): Promise<void> {
     return this.membership.start({
       adopt: (records, from) => {
-        this.log.warn('instances taken over from a server whose lease expired', { server: from, instances: records.length });
+        const what = from === this.id ? 'instances run again after this server joined the cluster again' : 'instances taken over from a server whose lease expired';
+        this.log.warn(what, { server: from, instances: records.length });
         this.instances.adopt(records).catch((error: unknown) => this.log.error('takeover failed', { error: String(error) }));
       },
       leaseLost: () => this.instances.dropOwned(),

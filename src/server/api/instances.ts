@@ -271,6 +271,10 @@ export class Instances {
     const id = c.id ?? randomUUID();
     const memory = c.limits.maxmemorysize;
     this.checkCreate(c, id, memory);
+    // In a cluster the id may be taken on another server.
+    if (this.remote && c.id !== undefined && c.principal !== undefined && (await this.inventory.instance(c.principal, id))) {
+      throw conflict('duplicate instance id').failing('INSTANCE_ID_EXISTS');
+    }
     // Reserved until the instance is registered (or fails), so that concurrent creates see each other.
     const pending = this.pendingOf(c.principal);
     pending.instances++;

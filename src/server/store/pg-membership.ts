@@ -144,6 +144,9 @@ export class Membership {
         this.events?.warn('cluster lease lost: this server did not renew it in time; its instances are dropped here', { server: this.id });
         this.events?.leaseLost();
         await this.renew(true);
+        // What nobody took over meanwhile is still this server's: it runs again here, from its checkpoint.
+        const mine = await this.inventory.ownedInstances(this.id);
+        if (mine.length > 0) this.events?.adopt(mine, this.id);
       }
       await this.sweep();
     } catch (error) {
