@@ -335,6 +335,8 @@ export class Instances {
     if (!c.suspend && runnable) this.start(inst, state === State.HALTED ? c.fn : undefined);
     else if (inst.transient) this.onStop(inst, inst.stored); // a call of it ends at once
     else if (state === State.HALTED && c.suspend) void this.checkpoint(inst); // halted at creation: keep that state
+    // In a cluster, the next request may reach another server: the record must be there by then.
+    if (this.remote && !inst.transient) await inst.recording;
     return inst;
   }
 
