@@ -14,6 +14,8 @@ const USAGE = `Usage: gate-server [options]
 Options:
   --listen ADDR       host:port, or a Unix socket path (default 127.0.0.1:6473)
   --data-dir DIR      inventory and modules (default \${XDG_STATE_HOME}/gate)
+  --database URL      postgres://USER@HOST:PORT/DB: share the inventory with
+                      the other servers naming it (docs/cluster.md)
   --config FILE       read a TOML configuration file (may repeat)
   -o KEY=VALUE        set one configuration key (may repeat)
   -f FILE, -F FILE    read a configuration file (-F forgets earlier ones)

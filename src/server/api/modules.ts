@@ -5,7 +5,8 @@ import { createHash } from 'node:crypto';
 import { badRequest, HttpError } from './errors.ts';
 import { ExecError, type Executor, type ProgramFacts } from '../exec/executor.ts';
 import { RecentMap } from '../util/recent-map.ts';
-import { ModuleCorruptError, type Store } from '../store/store.ts';
+import { ModuleCorruptError } from '../store/store.ts';
+import type { Inventory } from '../store/inventory.ts';
 
 export function sha256Hex(bytes: Uint8Array): string {
   return createHash('sha256').update(bytes).digest('hex');
@@ -34,7 +35,7 @@ const RECENT = 16;
 const RECENT_BYTES = 32 * 1024 * 1024;
 
 export class Modules {
-  private readonly store: Store;
+  private readonly inventory: Inventory;
   private readonly executor: Executor;
   private readonly recent = new RecentMap<string, Uint8Array>(RECENT, { of: (b) => b.byteLength, max: RECENT_BYTES });
   /**
@@ -47,8 +48,8 @@ export class Modules {
   private unpinnedTotal = 0;
   private readonly unpinnedBytes: number;
 
-  constructor(store: Store, executor: Executor, unpinnedBytes = Infinity) {
-    this.store = store;
+  constructor(inventory: Inventory, executor: Executor, unpinnedBytes = Infinity) {
+    this.inventory = inventory;
     this.executor = executor;
     this.unpinnedBytes = unpinnedBytes;
   }
@@ -59,8 +60,8 @@ export class Modules {
   }
 
   /** A stored module nothing may refer to now: it stays while the cache has room for it. */
-  release(hash: string): void {
-    const size = this.store.moduleSize(hash);
+  async release(hash: string): Promise<void> {
+    const size = await this.inventory.moduleSize(hash);
     if (size === undefined) return;
     const old = this.unpinned.get(hash);
     if (old) {
@@ -76,21 +77,17 @@ export class Modules {
       this.unpinned.delete(h);
       this.unpinnedTotal -= e.size;
       this.recent.delete(h);
-      this.store.forgetSources(h);
-      this.store.collectModule(h);
+      await this.inventory.forgetSources(h);
+      await this.inventory.collectModule(h);
     }
   }
 
-  has(hash: string): boolean {
-    return this.store.hasModule(hash);
-  }
-
-  size(hash: string): number | undefined {
-    return this.store.moduleSize(hash);
+  has(hash: string): Promise<boolean> {
+    return this.inventory.hasModule(hash);
   }
 
   /** Module bytes (a few recently used ones are kept in memory). */
-  bytes(hash: string): Uint8Array {
+  async bytes(hash: string): Promise<Uint8Array> {
     const cached = this.unpinned.get(hash);
     if (cached) {
       // Used again: newest in the cache.
@@ -100,7 +97,7 @@ export class Modules {
     let bytes = this.recent.get(hash);
     if (!bytes) {
       try {
-        bytes = this.store.readModule(hash);
+        bytes = await this.inventory.readModule(hash);
       } catch (error) {
         if (error instanceof ModuleCorruptError) throw new HttpError(500, `module ${hash} is damaged on the server: upload it again`);
         throw error;
@@ -123,9 +120,9 @@ export class Modules {
     } catch (error) {
       throw execHttpError(error);
     }
-    this.store.putModule(hash, bytes);
+    await this.inventory.putModule(hash, bytes);
     this.recent.set(hash, bytes);
-    this.release(hash);
+    await this.release(hash);
     return { hash, facts };
   }
 }
