@@ -157,7 +157,7 @@ async function inProcessRows(setup: ServerSetup, quick: boolean, progress: (m: s
 
 /** The same hello calls with instances in a pool of worker processes, when the server has one. */
 async function workerPoolRows(setup: ServerSetup, quick: boolean, progress: (m: string) => void): Promise<Row[]> {
-  const poolModule = path.join(root, 'src', 'server', 'worker-executor.ts');
+  const poolModule = path.join(root, 'src', 'server', 'exec', 'worker-executor.ts');
   if (!existsSync(poolModule)) return [];
   let executor: ClosableExecutor | undefined;
   let gate: RunningServer | undefined;
@@ -192,7 +192,7 @@ export async function run({ quick, progress }: BenchOptions): Promise<Row[]> {
   }
   const { startServer } = (await import(serverModule)) as { startServer: StartServer };
   let log: unknown;
-  const logModule = path.join(root, 'src', 'server', 'log.ts');
+  const logModule = path.join(root, 'src', 'server', 'obs', 'log.ts');
   if (existsSync(logModule)) {
     const { Logger } = (await import(logModule)) as { Logger: new (level: string) => unknown };
     log = new Logger('silent');

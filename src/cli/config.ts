@@ -1,11 +1,11 @@
 // Client configuration: ${XDG_CONFIG_HOME}/gate/client.toml and
 // client.d/*.toml, then -f/-F/-d files and -o key=value options, read by the
-// loader gate-server and gate-daemon use (src/server/config-loader.ts).
+// loader gate-server and gate-daemon use (src/server/config/config-loader.ts).
 // Gate's keys keep their meaning; `nonce` is ours (docs/cli.md).
 
 import os from 'node:os';
 import path from 'node:path';
-import { ConfigError, configHome, key, loadConfig, type ConfigOf, type Step } from '../server/config-loader.ts';
+import { ConfigError, configHome, key, loadConfig, type ConfigOf, type Step } from '../server/config/config-loader.ts';
 import { CliError } from './errors.ts';
 
 export const CLIENT_KEYS = {

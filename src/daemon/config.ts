@@ -1,9 +1,9 @@
-// gate-daemon's configuration: gate-server's keys (src/server/config.ts),
+// gate-daemon's configuration: gate-server's keys (src/server/config/config.ts),
 // read from daemon.toml and daemon.d/*.toml, over defaults of its own for
 // one trusted user. `gate call --in-process` reads the same files, so a
 // program sees the same services there as in the daemon.
 
-import { parseArgs, serverConfigFiles, type ParsedArgs } from '../server/config.ts';
+import { parseArgs, serverConfigFiles, type ParsedArgs } from '../server/config/config.ts';
 import { daemonPaths } from './paths.ts';
 
 /** Settings that differ from gate-server's: one trusted user, generous limits. */

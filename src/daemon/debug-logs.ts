@@ -6,7 +6,7 @@
 
 import { appendFileSync, mkdirSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
-import type { CreateOptions, ExecInstance, Executor, ProgramFacts } from '../server/executor.ts';
+import type { CreateOptions, ExecInstance, Executor, ProgramFacts } from '../server/exec/executor.ts';
 
 const MAX_LOG_BYTES = 1024 * 1024;
 

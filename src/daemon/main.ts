@@ -6,14 +6,14 @@
 // checkpointed, and they resume at the next start. Their debug logs go to
 // files in the runtime directory (debug-logs.ts).
 
-import type { Config } from '../server/config.ts';
+import type { Config } from '../server/config/config.ts';
 import { parseDaemonArgs } from './config.ts';
-import { InProcessExecutor, inProcessOptions, type Executor } from '../server/executor.ts';
-import { Logger } from '../server/log.ts';
-import { WorkerExecutor, workerExecutorOptions } from '../server/worker-executor.ts';
+import { InProcessExecutor, inProcessOptions, type Executor } from '../server/exec/executor.ts';
+import { Logger } from '../server/obs/log.ts';
+import { WorkerExecutor, workerExecutorOptions } from '../server/exec/worker-executor.ts';
 import { startServer, type RunningServer } from '../server/server.ts';
 import { DebugLoggingExecutor, DebugLogs } from './debug-logs.ts';
-import { acquirePidFile, releasePidFile, runningPid } from '../server/pid-lock.ts';
+import { acquirePidFile, releasePidFile, runningPid } from '../server/store/pid-lock.ts';
 import { daemonPaths } from './paths.ts';
 import { ensurePrivateDir } from './runtime-dir.ts';
 import { stopDaemon } from './stop.ts';

@@ -2,7 +2,7 @@
 // it to finish its graceful shutdown (instances suspended and saved).
 
 import { setTimeout as sleep } from 'node:timers/promises';
-import { processAlive, runningPid } from '../server/pid-lock.ts';
+import { processAlive, runningPid } from '../server/store/pid-lock.ts';
 import type { DaemonPaths } from './paths.ts';
 
 const GRACE_MS = 30_000;

@@ -3,10 +3,10 @@
 // instances are suspended and checkpointed, and resume at the next start.
 
 import { mkdirSync } from 'node:fs';
-import { listenAddress, translateArgs } from './args.ts';
-import { describe, parseArgs, type Config } from './config.ts';
-import type { Executor } from './executor.ts';
-import { Logger } from './log.ts';
+import { listenAddress, translateArgs } from './config/args.ts';
+import { describe, parseArgs, type Config } from './config/config.ts';
+import type { Executor } from './exec/executor.ts';
+import { Logger } from './obs/log.ts';
 import { startServer, type RunningServer } from './server.ts';
 
 const USAGE = `Usage: gate-server [options]
@@ -14,6 +14,8 @@ const USAGE = `Usage: gate-server [options]
 Options:
   --listen ADDR       host:port, or a Unix socket path (default 127.0.0.1:6473)
   --data-dir DIR      inventory and modules (default \${XDG_STATE_HOME}/gate)
+  --database URL      postgres://USER@HOST:PORT/DB: share the inventory with
+                      the other servers naming it (docs/cluster.md)
   --config FILE       read a TOML configuration file (may repeat)
   -o KEY=VALUE        set one configuration key (may repeat)
   -f FILE, -F FILE    read a configuration file (-F forgets earlier ones)
@@ -34,7 +36,7 @@ const SHUTDOWN_DEADLINE = 30;
  */
 async function workerExecutor(config: Config): Promise<Executor | undefined> {
   if (config.runtime.workers <= 0) return undefined;
-  const { WorkerExecutor, workerExecutorOptions } = await import('./worker-executor.ts');
+  const { WorkerExecutor, workerExecutorOptions } = await import('./exec/worker-executor.ts');
   const log = new Logger(config.log.level, { format: config.log.format });
   return new WorkerExecutor(workerExecutorOptions(config, (report) => log.error('worker lost', { ...report })));
 }

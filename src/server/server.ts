@@ -8,23 +8,28 @@ import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
 import path from 'node:path';
-import { Verifier } from './auth.ts';
-import { defaultConfig, type Config } from './config.ts';
-import type { ServerParts } from './context.ts';
-import { InProcessExecutor, inProcessOptions, type Executor } from './executor.ts';
-import { goJSON } from './http.ts';
-import { identityToken, readPrivateKey } from './identity.ts';
-import { Instances } from './instances.ts';
-import { Logger } from './log.ts';
-import { Metrics } from './metrics.ts';
-import { Modules } from './modules.ts';
-import { NewcomerLimiter } from './newcomers.ts';
-import { acquirePidFile, releasePidFile } from './pid-lock.ts';
-import { createPolicy } from './policy.ts';
-import { createHandler } from './router.ts';
-import { HttpSource, IpfsSource, type Source } from './sources.ts';
-import { Store } from './store.ts';
-import { createUpgradeHandler } from './websocket.ts';
+import { Verifier } from './api/auth.ts';
+import { defaultConfig, type Config } from './config/config.ts';
+import type { ServerParts } from './api/context.ts';
+import { InProcessExecutor, inProcessOptions, type Executor } from './exec/executor.ts';
+import { goJSON } from './http/messages.ts';
+import { identityToken, readPrivateKey } from './api/identity.ts';
+import { Instances } from './api/instances.ts';
+import { Logger } from './obs/log.ts';
+import { Metrics } from './obs/metrics.ts';
+import { Modules } from './api/modules.ts';
+import { NewcomerLimiter } from './api/newcomers.ts';
+import { acquirePidFile, releasePidFile } from './store/pid-lock.ts';
+import { createPolicy } from './api/policy.ts';
+import { createHandler } from './http/router.ts';
+import { HttpSource, IpfsSource, type Source } from './api/sources.ts';
+import { Store } from './store/store.ts';
+import { Cluster } from './api/cluster.ts';
+import { PeerBridge } from './api/peer-bridge.ts';
+import type { Inventory } from './store/inventory.ts';
+import { Membership } from './store/pg-membership.ts';
+import { SqliteInventory } from './store/sqlite-inventory.ts';
+import { createUpgradeHandler } from './http/websocket.ts';
 import { startServices } from '../services/node/registry.ts';
 
 export type Listen = { host: string; port: number } | { path: string };
@@ -112,6 +117,9 @@ function createSources(config: Config): Map<string, Source> {
   return sources;
 }
 
+/** Modules of a cluster stored this long ago and referred to by nothing are collected when a server starts. */
+const UNPINNED_SHARED_MS = 3600_000;
+
 /** Another process serves the data directory (its pid file is `server.pid` there). */
 export class DataDirInUse extends Error {
   readonly holder: number;
@@ -149,19 +157,37 @@ async function serve(options: ServerOptions): Promise<RunningServer> {
   const policy = createPolicy(config);
 
   const store = new Store(options.dataDir);
+  const uuid = store.serverUuid(config.server.uuid);
+  let membership: Membership | undefined;
+  let peers: PeerBridge | undefined;
+  try {
+    if (config.database.url) {
+      membership = await Membership.join({ url: config.database.url, id: uuid, lease: config.database.lease });
+      // The peer service's hubs of all servers meet through the database.
+      if (config.service.peer.enabled) peers = await PeerBridge.open(config.service.peer.channel, config.database.url, uuid, (m) => log.warn(m));
+    }
+  } catch (error) {
+    await membership?.close();
+    store.close();
+    throw error;
+  }
+  // The data dir keeps the nonces and the server's uuid in any case.
+  const inventory: Inventory = membership?.inventory ?? new SqliteInventory(store);
   const ownExecutor = !options.executor;
   // Without an executor from the caller, instances run here with the configured services.
   const services = ownExecutor ? await startServices(config.service, { log: (message) => log.warn(message) }) : undefined;
   const executor = options.executor ?? new InProcessExecutor(inProcessOptions(config, options.dataDir, services?.registry));
   const metrics = new Metrics();
-  const collected = store.collectUnreferenced();
+  // Other servers of a cluster may be about to pin what they stored lately.
+  const collected = await inventory.collectUnreferenced(membership ? Date.now() - UNPINNED_SHARED_MS : Infinity);
   if (collected > 0) log.info('unpinned modules of an earlier run removed', { modules: collected });
-  const modules = new Modules(store, executor, config.server.unpinnedmodules * 1024 * 1024);
+  const modules = new Modules(inventory, executor, config.server.unpinnedmodules * 1024 * 1024);
   metrics.addGauges(() => [
     { name: 'gate_unpinned_module_bytes', help: 'Bytes of stored modules nothing refers to (server.unpinnedmodules).', values: [[{}, modules.unpinnedSize]] },
   ]);
   const instances = new Instances({
-    store,
+    inventory,
+    serverId: uuid,
     modules,
     executor,
     log,
@@ -171,6 +197,8 @@ async function serve(options: ServerOptions): Promise<RunningServer> {
     // Live ones are bounded per process (runtime.maxinstances: its memory pool); hibernated ones need no memory.
     maxInstances: { value: config.server.maxinstances, key: `server.maxinstances = ${config.server.maxinstances}` },
   });
+
+  const cluster = membership ? new Cluster(membership, instances, log) : undefined;
 
   const tls = config.http.tls.certfile
     ? { cert: readFileSync(config.http.tls.certfile), key: readFileSync(config.http.tls.keyfile || config.http.tls.certfile) }
@@ -197,7 +225,6 @@ async function serve(options: ServerOptions): Promise<RunningServer> {
   try {
     const port = await listen(server, options.listen);
     const scheme = tls ? 'https' : 'http';
-    const uuid = store.serverUuid(config.server.uuid);
     const auds = audiences(config, options.listen, port);
     // Browsers' pages may use the API only from the server's own origins unless others are configured.
     if (config.http.origins.filter((o) => o !== '').length === 0) config.http.origins = ownOrigins(auds);
@@ -207,7 +234,7 @@ async function serve(options: ServerOptions): Promise<RunningServer> {
 
     const parts: ServerParts = {
       config,
-      store,
+      inventory,
       modules,
       instances,
       executor,
@@ -221,11 +248,14 @@ async function serve(options: ServerOptions): Promise<RunningServer> {
     };
 
     await instances.load((principal) => policy.limits({ principal: { id: principal, key: new Uint8Array(32) }, scope: [] }));
+    if (cluster) await cluster.start();
     upgrades = createUpgradeHandler(parts);
     handler = createHandler(parts);
     const url = 'path' in options.listen ? options.listen.path : `${scheme}://${hostForUrl(options.listen.host)}:${port}`;
-    log.info('server started', { url, uuid, datadir: options.dataDir, audience: auds, policy: config.access.policy, local });
+    log.info('server started', { url, uuid, datadir: options.dataDir, audience: auds, policy: config.access.policy, local, cluster: !!cluster });
     return serving(parts, server, upgrades, url, async () => {
+      await peers?.close();
+      await cluster?.close();
       if (ownExecutor) await executor.close();
       services?.close();
       store.close();
@@ -235,6 +265,8 @@ async function serve(options: ServerOptions): Promise<RunningServer> {
     // Never leave a server listening that cannot serve.
     if (server.listening) server.close();
     server.closeAllConnections();
+    await peers?.close();
+    await cluster?.close();
     if (ownExecutor) await executor.close();
     services?.close();
     store.close();

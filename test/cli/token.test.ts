@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { parseOpenSSHKey } from '../../src/cli/ssh-key.ts';
 import { signedBearer, unsignedBearer } from '../../src/cli/token.ts';
-import { Verifier, type NonceStore } from '../../src/server/auth.ts';
+import { Verifier, type NonceStore } from '../../src/server/api/auth.ts';
 import { openSSHKey } from './helpers.ts';
 
 const AUDIENCE = 'https://gate.example.net/gate-0/';

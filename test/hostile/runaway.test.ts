@@ -9,9 +9,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import { Logger } from '../../src/server/log.ts';
+import { Logger } from '../../src/server/obs/log.ts';
 import { startServer } from '../../src/server/server.ts';
-import { WorkerExecutor, type WorkerLostReport } from '../../src/server/worker-executor.ts';
+import { WorkerExecutor, type WorkerLostReport } from '../../src/server/exec/worker-executor.ts';
 import { Client, Principal, testCacheDir, wasm } from '../server/helpers.ts';
 import { anonymousCall, callStatus, CoTenant, GateServer, neverSeenHello, SHUTDOWN_WITHIN_MS, waitFor, within } from './harness.ts';
 

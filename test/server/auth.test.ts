@@ -8,7 +8,7 @@ import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { Logger } from '../../src/server/log.ts';
+import { Logger } from '../../src/server/obs/log.ts';
 import { startServer } from '../../src/server/server.ts';
 import { Client, Principal, request, sha256, startTestServer, testCacheDir, wasm, type TestServer } from './helpers.ts';
 
@@ -182,7 +182,7 @@ describe('gate-server local mode on a Unix socket', () => {
 
 describe('token test vector (auth.md §3.4, RFC 8037 key)', () => {
   it('verifies and yields the principal id of the key', async () => {
-    const { Verifier } = await import('../../src/server/auth.ts');
+    const { Verifier } = await import('../../src/server/api/auth.ts');
     const token =
       'eyJhbGciOiJFZERTQSIsImp3ayI6eyJrdHkiOiJPS1AiLCJjcnYiOiJFZDI1NTE5IiwieCI6IjExcVlBWUt4Q3JmVlNfN1R5V1FIT2c3aGN2UGFwaU1scndJYWFQY0hVUm8ifX0.eyJleHAiOjE3NjcyMjU2MDAsImF1ZCI6WyJodHRwczovL2V4YW1wbGUubmV0L2dhdGUtMC8iXSwic2NvcGUiOiJwcm9ncmFtOnN5c3RlbSJ9.3ZJkPFBAT7KoJJnXJwswI_j47X47AUcwLO4YFfZzc1drZ1Lo_iF22tZCWPzj03MYskbgs_SxufueGqp8AQrKDQ';
     const v = new Verifier({ audiences: ['https://example.net/gate-0/'], now: () => 1767225600 - 60 });

@@ -3,12 +3,13 @@
 // way Gate's client does, and a node:http request function that reports
 // trailers (fetch does not).
 
+import assert from 'node:assert/strict';
 import { createHash, generateKeyPairSync, sign, type KeyObject } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
-import { Logger } from '../../src/server/log.ts';
+import { Logger } from '../../src/server/obs/log.ts';
 import { startServer, type ConfigInput, type RunningServer } from '../../src/server/server.ts';
 import { root } from '../helpers.ts';
 
@@ -208,4 +209,15 @@ export function readUntil(res: http.IncomingMessage, pattern: RegExp): Promise<s
     res.on('data', onData);
     res.on('end', () => reject(new Error(`stream ended before ${pattern}: ${JSON.stringify(text)}`)));
   });
+}
+
+/** Connect to an instance's io and read until `pattern`; the connection is then cut. */
+export async function ioLines(c: Client, id: string, pattern: RegExp): Promise<string> {
+  const req = http.request(`${c.base}/gate-0/instance/${id}?action=io`, { method: 'POST', headers: c.auth() });
+  req.flushHeaders();
+  const res = await new Promise<http.IncomingMessage>((resolve) => req.on('response', resolve));
+  assert.equal(res.statusCode, 200);
+  const text = await readUntil(res, pattern);
+  req.destroy();
+  return text;
 }

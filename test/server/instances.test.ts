@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import http from 'node:http';
 import { after, before, describe, it } from 'node:test';
-import { Client, Principal, readUntil, sha256, startTestServer, wasm, type TestServer } from './helpers.ts';
+import { Client, ioLines, Principal, readUntil, sha256, startTestServer, wasm, type TestServer } from './helpers.ts';
 
 describe('gate-server instances', () => {
   let ts: TestServer;
@@ -24,15 +24,7 @@ describe('gate-server instances', () => {
   after(() => ts.close());
 
   /** Open an io connection and read until pattern; then hang up. */
-  async function ioRead(id: string, pattern: RegExp): Promise<string> {
-    const req = http.request(`${ts.url}/gate-0/instance/${id}?action=io`, { method: 'POST', headers: alice.auth() });
-    req.flushHeaders();
-    const res = await new Promise<http.IncomingMessage>((resolve) => req.on('response', resolve));
-    assert.equal(res.statusCode, 200);
-    const text = await readUntil(res, pattern);
-    req.destroy();
-    return text;
-  }
+  const ioRead = (id: string, pattern: RegExp) => ioLines(alice, id, pattern);
 
   it('launches with a fresh UUIDv4 and reports status, list and info', async () => {
     const r = await alice.post(`/gate-0/module/sha256/${hello}?action=launch&function=multi&instance-tag=demo`);

@@ -6,8 +6,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import { InProcessExecutor, type CreateOptions, type ExecInstance, type Executor } from '../../src/server/executor.ts';
-import { Logger } from '../../src/server/log.ts';
+import { InProcessExecutor, type CreateOptions, type ExecInstance, type Executor } from '../../src/server/exec/executor.ts';
+import { Logger } from '../../src/server/obs/log.ts';
 import { startServer } from '../../src/server/server.ts';
 import { Client, Principal, request, sha256, startTestServer, testCacheDir, wasm } from './helpers.ts';
 

@@ -4,58 +4,13 @@
 // instance record.
 
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { root } from '../helpers.ts';
-import { Client, Principal, readUntil, startTestServer, testCacheDir, wasm } from './helpers.ts';
-
-interface Proc {
-  child: ChildProcess;
-  url: string;
-  exited: Promise<number | null>;
-}
-
-function startProcess(dataDir: string, ...options: string[]): Promise<Proc> {
-  const child = spawn(
-    process.execPath,
-    [
-      path.join(root, 'bin/gate-server.js'),
-      ...['-F', '/dev/null', '--listen', '127.0.0.1:0', '--data-dir', dataDir, '-o', `runtime.cachedir=${testCacheDir}`, '-o', 'log.level=warn'],
-      ...options,
-    ],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  let stderr = '';
-  child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
-  return new Promise((resolve, reject) => {
-    let out = '';
-    child.stdout!.on('data', (c: Buffer) => {
-      out += c.toString();
-      const m = /listening on (http:\/\/\S+)\n/.exec(out);
-      if (m) resolve({ child, url: m[1], exited });
-    });
-    void exited.then((code) => reject(new Error(`gate-server exited (${code}): ${stderr}`)));
-  });
-}
-
-function client(url: string, principal: Principal): Client {
-  return new Client({ url, audience: `${url}/gate-0/` }, principal);
-}
-
-async function ioLines(c: Client, id: string, pattern: RegExp): Promise<string> {
-  const req = http.request(`${c.base}/gate-0/instance/${id}?action=io`, { method: 'POST', headers: c.auth() });
-  req.flushHeaders();
-  const res = await new Promise<http.IncomingMessage>((resolve) => req.on('response', resolve));
-  assert.equal(res.statusCode, 200);
-  const text = await readUntil(res, pattern);
-  req.destroy();
-  return text;
-}
+import { Client, ioLines, Principal, readUntil, startTestServer, wasm } from './helpers.ts';
+import { client, startProcess } from './processes.ts';
 
 describe('gate-server restart', () => {
   let dataDir: string;

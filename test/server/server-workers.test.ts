@@ -7,9 +7,9 @@ import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { Logger } from '../../src/server/log.ts';
+import { Logger } from '../../src/server/obs/log.ts';
 import { startServer, type RunningServer } from '../../src/server/server.ts';
-import { WorkerExecutor } from '../../src/server/worker-executor.ts';
+import { WorkerExecutor } from '../../src/server/exec/worker-executor.ts';
 import { Client, Principal, readUntil, sha256, testCacheDir, wasm } from './helpers.ts';
 
 describe('gate-server on worker threads', () => {

@@ -10,8 +10,8 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { sha256Hex } from '../../src/host/module-cache.ts';
 import { Cause, State, type Status } from '../../src/runtime/instance/status.ts';
-import { ExecError, InProcessExecutor, type CreateOptions, type ExecInstance } from '../../src/server/executor.ts';
-import { WorkerExecutor, type WorkerLostReport } from '../../src/server/worker-executor.ts';
+import { ExecError, InProcessExecutor, type CreateOptions, type ExecInstance } from '../../src/server/exec/executor.ts';
+import { WorkerExecutor, type WorkerLostReport } from '../../src/server/exec/worker-executor.ts';
 import { guest, until } from '../helpers.ts';
 
 const PAGES = 512;

@@ -1,7 +1,7 @@
 // Commands on one instance (wait, kill, suspend, resume, snapshot, delete,
 // update, status) and the instance list.
 
-import { instanceIdError } from '../../server/query.ts';
+import { instanceIdError } from '../../server/api/ids.ts';
 import { CliError } from '../errors.ts';
 import { INSTANCE_PATH } from '../http-client.ts';
 import { idFromLocation } from '../module-arg.ts';

@@ -26,7 +26,7 @@ import { PacketChannel, type ChannelState } from './channel.ts';
 import type { Engine } from './engine.ts';
 import { AbiViolation, Exit, InstanceError, Trap } from './errors.ts';
 import { FuelMeter, LimitExceeded } from './fuel-meter.ts';
-import { MemoryPoolFull } from './memory-pool.ts';
+import { fillMemory, MemoryPoolFull } from './memory-pool.ts';
 import { argumentValue, PortableStack, type PortableSaved, type SavedArgument, type TickHost } from './portable-stack.ts';
 import { portableFromSnapshot, portableForSnapshot, entryParamTypes, type FunctionReferences } from './stack-frames.ts';
 import { Cause, State, type Status } from './status.ts';
@@ -237,7 +237,7 @@ export class Instance implements TickHost {
           `snapshot memory size exceeds instance memory size limit (${pages} pages > ${maximum} pages)`,
         );
       }
-      this.body = this.liveBody(pages, false);
+      this.body = this.liveBody(pages);
       try {
         this.restoreState(options.restore, options.continueWait === true);
       } catch (error) {
@@ -249,12 +249,12 @@ export class Instance implements TickHost {
     // In embedder mode there is no default entry (no _start convention).
     this.entry = this.embedderImports ? options.function || undefined : resolveEntry(info.entries, options.function);
     if (!info.hasStart) this.phase = 'entry';
-    this.body = this.liveBody(initial, true);
+    this.body = this.liveBody(initial);
   }
 
-  /** A memory of `pages` pages from the engine's pool (zeroed unless the caller overwrites it all). */
-  private liveBody(pages: number, zero: boolean): Body {
-    const memory = this.engine.memories.take(pages, this.compiled.prepared.info.memory.maximum, zero);
+  /** A zeroed memory of `pages` pages from the engine's pool. */
+  private liveBody(pages: number): Body {
+    const memory = this.engine.memories.take(pages, this.compiled.prepared.info.memory.maximum);
     this.memory = memory;
     this.instance = undefined;
     this.refs = undefined;
@@ -298,7 +298,8 @@ export class Instance implements TickHost {
   private fillBody(state: InstanceState): void {
     // Instantiation applies the element segments; memory, globals, tables and drops come from the state.
     this.instantiate();
-    new Uint8Array(this.memory!.buffer).set(state.memory);
+    // Instantiation wrote the data segments: the state replaces all of it (untouched pages stay so).
+    fillMemory(this.memory!, state.memory);
     for (const [index, value] of state.globals) this.global(index).value = value;
     if (state.tables) this.restoreTables(state.tables);
     for (const d of state.dropped?.data ?? []) this.dropSegment(DROP_DATA_PREFIX, d);
@@ -551,7 +552,7 @@ export class Instance implements TickHost {
       if (!pool.hasRoom) await pool.room();
       if (this.body.kind !== 'loading') return; // disposed meanwhile
       try {
-        this.body = this.liveBody(state.memory.byteLength / PAGE, false);
+        this.body = this.liveBody(state.memory.byteLength / PAGE);
         break;
       } catch (error) {
         if (!(error instanceof MemoryPoolFull)) throw error;

@@ -10,12 +10,23 @@
 // A memory cannot shrink, and a program must see exactly its initial size
 // and its maximum, so memories are kept by maximum (the size classes: one per
 // instance memory limit in practice) and one is reused for an instance whose
-// initial size it does not exceed (grown to it). Contents are zeroed on
-// reuse, unless the taker overwrites every byte (a restore).
+// initial size it does not exceed (grown to it). A memory given back is
+// zeroed before it is kept, 4 KiB at a time and only where it is not zero
+// already: a page the program never touched stays untouched (reading it
+// does not make it resident), so a reused memory costs no more resident
+// memory than a new one. Only small memories are kept (a few, and none
+// larger than KEEP_MAX_BYTES): JavaScript cannot give pages back to the
+// system, so a big one is better let go for the garbage collector to free.
 
 import { InstanceError } from './errors.ts';
 
 const PAGE = 65536;
+/** Memories larger than this are not kept for reuse (zeroing them would take long, and their pages stay resident). */
+export const KEEP_MAX_BYTES = 4 * 1024 * 1024;
+/** Idle memories kept at most (each holds ~8 GiB of address space and its touched pages). */
+export const KEEP_IDLE = 256;
+/** Zeroing granularity: the system's page. */
+const CHUNK_WORDS = 1024;
 
 export interface MemoryPoolOptions {
   /** Memories handed out and kept at most. */
@@ -114,18 +125,14 @@ export class MemoryPool {
     for (const resolve of waiting) resolve();
   }
 
-  /**
-   * A memory of `initial` pages with this maximum (null: none). Zeroed,
-   * unless `zero` is false: then the caller must overwrite all of it.
-   * Throws MemoryPoolFull.
-   */
-  take(initial: number, maximum: number | null, zero = true): WebAssembly.Memory {
+  /** A zeroed memory of `initial` pages with this maximum (null: none). Throws MemoryPoolFull. */
+  take(initial: number, maximum: number | null): WebAssembly.Memory {
     if (this.inUse >= this.capacity) {
       this.onFull?.();
       if (this.inUse >= this.capacity) throw new MemoryPoolFull(this.capacity);
     }
     const key = maximum === null ? '' : String(maximum);
-    const memory = this.reuse(key, initial, zero) ?? this.create(key, initial, maximum);
+    const memory = this.reuse(key, initial) ?? this.create(key, initial, maximum);
     this.inUse++;
     this.handedOut.add(memory);
     this.lost.register(memory, 0, memory);
@@ -140,9 +147,11 @@ export class MemoryPool {
     this.inUse--;
     this.roomMade();
     const key = this.maxima.get(memory)!;
-    // Idle ones beyond what may be handed out would only hold address space.
+    // Idle ones beyond what may be handed out, or beyond a few, would only hold address space.
+    if (this.idleCount >= KEEP_IDLE || memory.buffer.byteLength > KEEP_MAX_BYTES) return;
     if (this.inUse + this.idleCount >= this.capacity) this.dropIdle();
     if (this.inUse + this.idleCount >= this.capacity) return;
+    zeroTouched(memory);
     let list = this.idle.get(key);
     if (!list) this.idle.set(key, (list = []));
     list.push(memory);
@@ -150,7 +159,7 @@ export class MemoryPool {
   }
 
   /** The kept memory of this class that is largest without exceeding `initial`, grown to it. */
-  private reuse(key: string, initial: number, zero: boolean): WebAssembly.Memory | undefined {
+  private reuse(key: string, initial: number): WebAssembly.Memory | undefined {
     const list = this.idle.get(key);
     if (!list) return undefined;
     let best = -1;
@@ -168,8 +177,7 @@ export class MemoryPool {
     list[best] = list[list.length - 1];
     list.pop();
     this.idleCount--;
-    // Pages added by growing are zero; the old ones held another instance's data.
-    if (zero && bestPages > 0) new Uint8Array(memory.buffer, 0, bestPages * PAGE).fill(0);
+    // Zeroed when it was given back; pages added by growing are zero.
     if (initial > bestPages) memory.grow(initial - bestPages);
     this.reused++;
     return memory;
@@ -210,4 +218,38 @@ export class MemoryPool {
     from.pop();
     this.idleCount--;
   }
+}
+
+/** Zero what is not zero, a system page at a time, reading (not touching) the rest. */
+function zeroTouched(memory: WebAssembly.Memory): void {
+  const words = new Int32Array(memory.buffer);
+  for (let start = 0; start < words.length; start += CHUNK_WORDS) {
+    if (!zeroWords(words, start, start + CHUNK_WORDS)) words.fill(0, start, start + CHUNK_WORDS);
+  }
+}
+
+/**
+ * Make a memory's contents equal `bytes` (of its size), touching only the
+ * system pages that are not zero in one or the other: a page zero in both
+ * stays untouched, not resident.
+ */
+export function fillMemory(memory: WebAssembly.Memory, bytes: Uint8Array): void {
+  const dst = new Uint8Array(memory.buffer);
+  const chunk = CHUNK_WORDS * 4;
+  if (bytes.byteOffset % 4 !== 0 || bytes.byteLength % chunk !== 0 || bytes.byteLength !== dst.byteLength) {
+    dst.set(bytes);
+    return;
+  }
+  const src = new Int32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength >> 2);
+  const old = new Int32Array(memory.buffer);
+  for (let start = 0; start < src.length; start += CHUNK_WORDS) {
+    const end = start + CHUNK_WORDS;
+    if (!zeroWords(src, start, end)) dst.set(bytes.subarray(start * 4, end * 4), start * 4);
+    else if (!zeroWords(old, start, end)) old.fill(0, start, end);
+  }
+}
+
+function zeroWords(words: Int32Array, start: number, end: number): boolean {
+  for (let i = start; i < end; i++) if (words[i] !== 0) return false;
+  return true;
 }

@@ -1,0 +1,128 @@
+// Known modules: content-addressed by SHA-256, validated by the executor
+// before they are stored, and read back from the store on demand.
+
+import { createHash } from 'node:crypto';
+import { badRequest, HttpError } from './errors.ts';
+import { ExecError, type Executor, type ProgramFacts } from '../exec/executor.ts';
+import { RecentMap } from '../util/recent-map.ts';
+import { ModuleCorruptError } from '../store/store.ts';
+import type { Inventory } from '../store/inventory.ts';
+
+export function sha256Hex(bytes: Uint8Array): string {
+  return createHash('sha256').update(bytes).digest('hex');
+}
+
+export function pagesFor(bytes: number): number {
+  return Math.max(0, Math.floor(bytes / 65536));
+}
+
+/** An executor failure as the client sees it. */
+export function execHttpError(error: unknown): Error {
+  if (error instanceof HttpError) return error;
+  if (error instanceof ExecError) {
+    if (error.kind === 'module') return badRequest(error.message).failing('MODULE_ERROR');
+    if (error.kind === 'entry') return new HttpError(404, error.message).failing('FUNCTION_NOT_FOUND');
+    if (error.kind === 'state') return new HttpError(409, error.message).failing('INSTANCE_STATUS');
+    if (error.kind === 'busy') return new HttpError(503, error.message).failing('RESOURCE_LIMIT');
+  }
+  return error as Error;
+}
+
+/** Seconds a newly stored module is kept whatever the cache holds: long enough to be pinned or used. */
+const YOUNG_SECONDS = 5;
+/** Module bytes kept in memory for reuse, by count and in all. */
+const RECENT = 16;
+const RECENT_BYTES = 32 * 1024 * 1024;
+
+export class Modules {
+  private readonly inventory: Inventory;
+  private readonly executor: Executor;
+  private readonly recent = new RecentMap<string, Uint8Array>(RECENT, { of: (b) => b.byteLength, max: RECENT_BYTES });
+  /**
+   * Stored modules that nothing may refer to yet (uploaded for a call, fetched
+   * from a source, unpinned), oldest use first, with their size and when
+   * they came: past `unpinnedBytes` the oldest ones go, unless by then
+   * something refers to them.
+   */
+  private readonly unpinned = new Map<string, { size: number; added: number }>();
+  private unpinnedTotal = 0;
+  private readonly unpinnedBytes: number;
+
+  constructor(inventory: Inventory, executor: Executor, unpinnedBytes = Infinity) {
+    this.inventory = inventory;
+    this.executor = executor;
+    this.unpinnedBytes = unpinnedBytes;
+  }
+
+  /** Bytes of modules held in the cache of unpinned modules. */
+  get unpinnedSize(): number {
+    return this.unpinnedTotal;
+  }
+
+  /** A stored module nothing may refer to now: it stays while the cache has room for it. */
+  async release(hash: string): Promise<void> {
+    const size = await this.inventory.moduleSize(hash);
+    if (size === undefined) return;
+    const old = this.unpinned.get(hash);
+    if (old) {
+      this.unpinned.delete(hash);
+      this.unpinnedTotal -= old.size;
+    }
+    this.unpinned.set(hash, { size, added: old?.added ?? Date.now() });
+    this.unpinnedTotal += size;
+    const young = Date.now() - YOUNG_SECONDS * 1000;
+    for (const [h, e] of this.unpinned) {
+      if (this.unpinnedTotal <= this.unpinnedBytes) break;
+      if (e.added > young) continue;
+      this.unpinned.delete(h);
+      this.unpinnedTotal -= e.size;
+      this.recent.delete(h);
+      await this.inventory.forgetSources(h);
+      await this.inventory.collectModule(h);
+    }
+  }
+
+  has(hash: string): Promise<boolean> {
+    return this.inventory.hasModule(hash);
+  }
+
+  /** Module bytes (a few recently used ones are kept in memory). */
+  async bytes(hash: string): Promise<Uint8Array> {
+    const cached = this.unpinned.get(hash);
+    if (cached) {
+      // Used again: newest in the cache.
+      this.unpinned.delete(hash);
+      this.unpinned.set(hash, cached);
+    }
+    let bytes = this.recent.get(hash);
+    if (!bytes) {
+      try {
+        bytes = await this.inventory.readModule(hash);
+      } catch (error) {
+        if (error instanceof ModuleCorruptError) throw new HttpError(500, `module ${hash} is damaged on the server: upload it again`);
+        throw error;
+      }
+    }
+    this.recent.set(hash, bytes);
+    return bytes;
+  }
+
+  /**
+   * Validate (prepare) and store a module. `expected` is the hash the client
+   * named, which must match the content; `owner` shares preparation fairly.
+   */
+  async add(bytes: Uint8Array, maxMemoryPages: number, expected?: string, owner?: string): Promise<{ hash: string; facts: ProgramFacts }> {
+    const hash = sha256Hex(bytes);
+    if (expected !== undefined && hash !== expected) throw badRequest('module hash does not match content').failing('MODULE_HASH_MISMATCH');
+    let facts: ProgramFacts;
+    try {
+      facts = await this.executor.prepare(bytes, hash, maxMemoryPages, owner);
+    } catch (error) {
+      throw execHttpError(error);
+    }
+    await this.inventory.putModule(hash, bytes);
+    this.recent.set(hash, bytes);
+    await this.release(hash);
+    return { hash, facts };
+  }
+}
