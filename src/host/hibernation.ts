@@ -85,6 +85,8 @@ export class Hibernator implements Hibernation {
   private readonly frozen = new WeakSet<ProgramInstance>();
   private timer: ReturnType<typeof setTimeout> | undefined;
   private timerAt = Infinity;
+  /** The host is closing: nothing hibernates any more. */
+  private stopped = false;
   private count = { hibernated: 0, woken: 0 };
 
   constructor(options: HibernatorOptions) {
@@ -129,6 +131,13 @@ export class Hibernator implements Hibernation {
     this.listeners.set(p, listener);
   }
 
+  /** The host is closing: no instance hibernates any more (those that have stay so: see freeze). */
+  stop(): void {
+    this.stopped = true;
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+
   /**
    * The host is closing: if p is hibernated (its body in storage), nothing
    * will load it back any more, and true is returned (its snapshot holds it).
@@ -145,7 +154,7 @@ export class Hibernator implements Hibernation {
   }
 
   private schedule(): void {
-    if (this.idleMs === Infinity || (this.waits.size === 0 && this.rests.size === 0)) return;
+    if (this.stopped || this.idleMs === Infinity || (this.waits.size === 0 && this.rests.size === 0)) return;
     const [waited] = this.waits.values();
     const [rested] = this.rests.values();
     const at = Math.min(waited ?? Infinity, rested ?? Infinity) + this.idleMs;
@@ -166,6 +175,7 @@ export class Hibernator implements Hibernation {
    * written, each of which will give one back).
    */
   private sweep(): void {
+    if (this.stopped) return;
     const now = this.now();
     const budget = { urgent: this.engine.memories.waiters - this.writing.size };
     // Waiting runs first (they hibernate), then stopped instances (they are stored).
@@ -197,6 +207,7 @@ export class Hibernator implements Hibernation {
    * its snapshot was written.
    */
   async hibernate(p: ProgramInstance): Promise<Hibernated | null> {
+    if (this.stopped) return null;
     let snapshot: Awaited<ReturnType<typeof snapshotWaiting>>;
     try {
       snapshot = await snapshotWaiting(p);

@@ -446,14 +446,15 @@ export class Instance implements TickHost {
     if (this.body.kind !== 'live') throw new InstanceError('ERR_INSTANCE_STORED', 'instance body is in storage: materialize() it first');
   }
 
-  private captureBody(status: Status, channel: ChannelState, monotonic: bigint): InstanceState {
+  /** `view`: the memory as it is (not a copy): for a capture used before the program can run again. */
+  private captureBody(status: Status, channel: ChannelState, monotonic: bigint, view = false): InstanceState {
     // An instance that never ran is instantiated now, for its initial memory and globals.
     this.instantiate();
     const globals = new Map<number, GlobalValue>();
     for (const index of this.compiled.prepared.info.mutableGlobals) globals.set(index, this.global(index).value as GlobalValue);
     const state: InstanceState = {
       status: { ...status },
-      memory: new Uint8Array(this.memory!.buffer).slice(),
+      memory: view ? new Uint8Array(this.memory!.buffer) : new Uint8Array(this.memory!.buffer).slice(),
       globals,
       channel,
       monotonic,
@@ -478,7 +479,8 @@ export class Instance implements TickHost {
    * (ServiceInstance.hibernate). `idle`: no service has anything under way
    * (the instance may be dropped from memory altogether); `wait` identifies
    * this wait for evict(). Null when the run is not waiting, or a service
-   * cannot be saved while it runs.
+   * cannot be saved while it runs. Its memory is the instance's own (a
+   * view, not a copy): valid until the run goes on.
    */
   captureWaiting(): { state: InstanceState; idle: boolean; wait: number; wakeAfter: bigint | null } | null {
     const s = this.state;
@@ -486,7 +488,8 @@ export class Instance implements TickHost {
     const channel = this.channel.hibernate();
     if (!channel) return null;
     const now = this.monotonicNow();
-    const state = this.captureBody({ state: State.SUSPENDED, cause: Cause.NORMAL, result: 0 }, channel.state, now);
+    // Memory as a view, not a copy: if the run goes on before the state is written, evict() refuses it and it is thrown away.
+    const state = this.captureBody({ state: State.SUSPENDED, cause: Cause.NORMAL, result: 0 }, channel.state, now, true);
     const remaining = s.deadline === null ? null : s.deadline > now ? s.deadline - now : 0n;
     const memo = s.wait.memo ?? [];
     state.pending = {

@@ -194,9 +194,9 @@ export class Instances {
 
   private runningMemory(principal?: string): number {
     let total = 0;
-    for (const inst of this.all()) {
-      if (inst.active && (principal === undefined || inst.principal === principal)) total += inst.exec?.memoryLimit ?? 0;
-    }
+    // A principal's own instances only: a create must not cost in proportion to the whole server.
+    const instances = principal === undefined ? this.all() : (this.owned.get(principal)?.values() ?? []);
+    for (const inst of instances) if (inst.active) total += inst.exec?.memoryLimit ?? 0;
     return total;
   }
 
@@ -393,7 +393,10 @@ export class Instances {
       onLost: () => this.lost(inst),
       // Persistent instances hibernate: their snapshots are checkpoints.
       hibernate: !inst.transient && inst.principal !== undefined,
-      onHibernated: (h: HibernationReport) => void this.hibernated(inst, h),
+      onHibernated: (h: HibernationReport) =>
+        this.hibernated(inst, h).catch((error: unknown) => {
+          this.log.error('hibernation not recorded', { principal: inst.principal, instance: inst.id, error: (error as Error).message });
+        }),
     };
   }
 
@@ -857,14 +860,23 @@ export class Instances {
       if (!b) modules.set(hash, (b = this.modules.bytes(hash)));
       return b;
     };
+    // Hibernated ones cost the workers nothing but an entry each: many are revived at once.
+    const dormant = new Set<Promise<void>>();
     for (const rec of records) {
       if (rec.principal !== undefined && this.owned.get(rec.principal)?.has(rec.id)) continue;
       const inst = this.fromRecord(rec);
       if (rec.note) this.log.warn('instance taken over', { principal: rec.principal, instance: rec.id, note: rec.note });
       this.register(inst);
-      if (rec.hibernation && rec.checkpoint && rec.status.state === State.RUNNING && !this.inventory.shared && (await this.reviveDormant(inst, rec, bytes))) continue;
+      if (rec.hibernation && rec.checkpoint && rec.status.state === State.RUNNING && !this.inventory.shared) {
+        const reviving = this.reviveDormant(inst, rec, bytes).then((ok) => (ok ? undefined : this.revive(inst, rec)));
+        dormant.add(reviving);
+        void reviving.finally(() => dormant.delete(reviving));
+        if (dormant.size >= DORMANT_AT_ONCE) await Promise.race(dormant);
+        continue;
+      }
       await this.revive(inst, rec);
     }
+    await Promise.all(dormant);
   }
 
   /**
@@ -1016,6 +1028,9 @@ export class Instances {
     }
   }
 }
+
+/** Hibernated instances revived at once at startup (each is a message to a worker and its answer). */
+const DORMANT_AT_ONCE = 64;
 
 function lostStatus(reason: string): Status {
   return { state: State.KILLED, cause: Cause.INTERNAL, result: 0, error: `instance state was lost: ${reason}` };

@@ -272,6 +272,7 @@ export class InProcessExecutor implements Executor {
   }
 
   async freeze(): Promise<Set<string>> {
+    this.hosting.hibernator.stop();
     const frozen = new Set<string>();
     for (const l of this.live) if (l.freeze()) frozen.add(l.name);
     return frozen;

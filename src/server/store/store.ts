@@ -30,6 +30,11 @@ CREATE TABLE IF NOT EXISTS nonce (
   PRIMARY KEY (scope, nonce)) STRICT, WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS nonce_expire ON nonce (expire);
 CREATE TABLE IF NOT EXISTS source_sha256 (source TEXT PRIMARY KEY, module TEXT NOT NULL) STRICT;
+CREATE INDEX IF NOT EXISTS source_module ON source_sha256 (module);
+CREATE INDEX IF NOT EXISTS pin_module ON pin (module);
+-- Whether a module is in use is asked at every checkpoint (and hibernation): not a scan of every instance.
+CREATE INDEX IF NOT EXISTS instance_module ON instance (module);
+CREATE INDEX IF NOT EXISTS instance_checkpoint ON instance (checkpoint);
 `;
 
 /** Columns added since the first schema (a database made before them gets them). */

@@ -216,6 +216,7 @@ async function create(m: CreateRequest): Promise<{ program: HostedProgram; info:
 
 /** The server is closing: the hibernated instances stay so (their checkpoints hold them); their ids. */
 async function freeze(): Promise<number[]> {
+  hosting.hibernator.stop();
   const frozen: number[] = [];
   for (const [id, p] of hosted) {
     const program = await p.catch(() => undefined);
