@@ -104,19 +104,20 @@ export class Hibernator implements Hibernation {
   }
 
   waiting(p: ProgramInstance, waiting: boolean): void {
-    this.waits.delete(p);
-    if (!waiting) return;
-    this.waits.set(p, this.now());
-    // Someone waits for a memory: this one may give it.
-    if (this.engine.memories.waiters > 0) this.sweep();
-    else this.schedule();
+    this.note(this.waits, p, waiting);
   }
 
   /** A stopped instance in memory that may give it back (true), or one that no longer can (false). */
   resting(r: Resting, resting: boolean): void {
-    this.rests.delete(r);
-    if (!resting) return;
-    this.rests.set(r, this.now());
+    this.note(this.rests, r, resting);
+  }
+
+  /** x begins (true) or ends (false) to be a candidate of this queue. */
+  private note<T>(queue: Map<T, number>, x: T, candidate: boolean): void {
+    queue.delete(x);
+    if (!candidate) return;
+    queue.set(x, this.now());
+    // Someone waits for a memory: this one may give it.
     if (this.engine.memories.waiters > 0) this.sweep();
     else this.schedule();
   }

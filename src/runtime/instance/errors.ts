@@ -1,4 +1,5 @@
-// Errors that end a run. Each carries what the instance reports.
+// Errors of instances: those that end a run (each carries what the instance
+// reports), and bad input from whoever launched the instance.
 
 import { Cause } from './status.ts';
 
