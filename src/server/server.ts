@@ -27,7 +27,7 @@ import { Store } from './store/store.ts';
 import { Cluster } from './api/cluster.ts';
 import { PeerBridge } from './api/peer-bridge.ts';
 import type { Inventory } from './store/inventory.ts';
-import { Membership } from './store/pg-membership.ts';
+import type { Membership } from './store/pg-membership.ts';
 import { SqliteInventory } from './store/sqlite-inventory.ts';
 import { createUpgradeHandler } from './http/websocket.ts';
 import { startServices } from '../services/node/registry.ts';
@@ -162,6 +162,8 @@ async function serve(options: ServerOptions): Promise<RunningServer> {
   let peers: PeerBridge | undefined;
   try {
     if (config.database.url) {
+      // PostgreSQL's client loads only for a cluster (~40 ms of every start otherwise).
+      const { Membership } = await import('./store/pg-membership.ts');
       membership = await Membership.join({ url: config.database.url, id: uuid, lease: config.database.lease });
       // The peer service's hubs of all servers meet through the database.
       if (config.service.peer.enabled) peers = await PeerBridge.open(config.service.peer.channel, config.database.url, uuid, (m) => log.warn(m));

@@ -7,7 +7,7 @@
 // suspend/restore work as within one server.
 
 import { PEER_HELLO } from '../../services/peer-network.ts';
-import { PgPeerRelay } from '../store/pg-peer-relay.ts';
+import type { PgPeerRelay } from '../store/pg-peer-relay.ts';
 
 export class PeerBridge {
   private readonly channel: BroadcastChannel;
@@ -22,6 +22,7 @@ export class PeerBridge {
     const channel = new BroadcastChannel(channelName);
     // Node: the channel alone does not keep the process alive.
     (channel as unknown as { unref?: () => void }).unref?.();
+    const { PgPeerRelay } = await import('../store/pg-peer-relay.ts');
     const relay = await PgPeerRelay.open(url, server, (data) => channel.postMessage(data), warn);
     channel.onmessage = (ev: MessageEvent) => relay.send(ev.data);
     // Hubs that started before the bridge announce their peers again, here and (relayed) on the other servers;
