@@ -97,7 +97,7 @@ export const SERVER_KEYS = {
   'runtime.cachedir': key.string('', 'prepared modules, shared with the gate command (default ${XDG_CACHE_HOME}/gate-ts)'),
   'runtime.cachesize': key.int(2048, 'MiB the prepared-module cache is kept below, removing what was used longest ago (0: no bound)'),
   'runtime.maxinstances': key.int(15_000, 'live instances (holding a memory) per worker process: its memory pool (V8 holds about 16,000 memories per process); when full, the longest waiting hibernate at once, else 503', 1),
-  'runtime.hibernate': key.number(10, 'seconds an instance may wait (for input, a reply, a connection, a timer) before it hibernates to the data dir (0: only when memory is short)'),
+  'runtime.hibernate': key.number(10, 'seconds a persistent instance may wait (for input, a reply, a connection, a timer) or stay stopped before it hibernates to the data dir and leaves memory (0: only when memory is short)'),
   'runtime.workerheap': key.int(0, "V8 heap of a worker process in MiB, where instances' tables live (0: Node's default)"),
   'runtime.workermemory': key.int(0, 'MiB of resident memory a worker process may reach before it is killed and replaced (0: no cap)'),
   'runtime.preparers': key.int(2, 'preparer processes (one is always left to owners other than the busiest)', 1),
