@@ -61,6 +61,8 @@ export class ServerInstance {
   recording: Promise<void> = Promise.resolve();
   /** Given to another server of the cluster (or taken by one): this server no longer runs it or writes its record. */
   handedOver = false;
+  /** Settles once a recorded instance being loaded (at startup, or taken over) runs, or is as it will stay. */
+  loaded: Promise<void> = Promise.resolve();
 
   constructor(init: { id: string; principal?: string; module: string; fn: string; transient: boolean; tags: string[]; limits: Limits; created?: number; status?: Status }) {
     this.id = init.id;
@@ -212,13 +214,18 @@ export class Instances {
    */
   async get(principal: string, id: string): Promise<ServerInstance> {
     const inst = this.owned.get(principal)?.get(id);
-    if (inst) return inst;
+    if (inst) {
+      // Registered already, maybe still being restored (a takeover under way): operations wait for it.
+      await inst.loaded;
+      return inst;
+    }
     if (!this.remote) throw instanceNotFound();
     const record = await this.inventory.instance(principal, id);
     if (!record) throw instanceNotFound();
     if (record.owner !== this.serverId) await this.remote.acquire(record);
     const moved = this.owned.get(principal)?.get(id);
     if (!moved) throw instanceNotFound();
+    await moved.loaded;
     return moved;
   }
 
@@ -869,12 +876,14 @@ export class Instances {
       this.register(inst);
       if (rec.hibernation && rec.checkpoint && rec.status.state === State.RUNNING && !this.inventory.shared) {
         const reviving = this.reviveDormant(inst, rec, bytes).then((ok) => (ok ? undefined : this.revive(inst, rec)));
+        inst.loaded = reviving;
         dormant.add(reviving);
         void reviving.finally(() => dormant.delete(reviving));
         if (dormant.size >= DORMANT_AT_ONCE) await Promise.race(dormant);
         continue;
       }
-      await this.revive(inst, rec);
+      inst.loaded = this.revive(inst, rec);
+      await inst.loaded;
     }
     await Promise.all(dormant);
   }
