@@ -8,11 +8,10 @@ import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
 import path from 'node:path';
-import { defaultCacheDir } from '../host/module-cache.ts';
 import { Verifier } from './api/auth.ts';
 import { defaultConfig, type Config } from './config/config.ts';
 import type { ServerParts } from './api/context.ts';
-import { InProcessExecutor, type Executor } from './exec/executor.ts';
+import { InProcessExecutor, inProcessOptions, type Executor } from './exec/executor.ts';
 import { goJSON } from './http/messages.ts';
 import { identityToken, readPrivateKey } from './api/identity.ts';
 import { Instances } from './api/instances.ts';
@@ -179,7 +178,7 @@ async function serve(options: ServerOptions): Promise<RunningServer> {
   const ownExecutor = !options.executor;
   // Without an executor from the caller, instances run here with the configured services.
   const services = ownExecutor ? await startServices(config.service, { log: (message) => log.warn(message) }) : undefined;
-  const executor = options.executor ?? new InProcessExecutor({ cacheDir: config.runtime.cachedir || defaultCacheDir(), registry: services?.registry });
+  const executor = options.executor ?? new InProcessExecutor(inProcessOptions(config, options.dataDir, services?.registry));
   const metrics = new Metrics();
   // Other servers of a cluster may be about to pin what they stored lately.
   const collected = await inventory.collectUnreferenced(membership ? Date.now() - UNPINNED_SHARED_MS : Infinity);
@@ -197,11 +196,8 @@ async function serve(options: ServerOptions): Promise<RunningServer> {
     metrics,
     maxAnonymous: config.access.anonymousprocs,
     anonymousTimeLimit: config.access.anonymoustimelimit,
-    // V8 holds at most ~16,000 memories per process: the cap is per worker process.
-    maxInstances: {
-      value: config.runtime.maxinstances * Math.max(1, config.runtime.workers),
-      key: `runtime.maxinstances = ${config.runtime.maxinstances} per worker process`,
-    },
+    // Live ones are bounded per process (runtime.maxinstances: its memory pool); hibernated ones need no memory.
+    maxInstances: { value: config.server.maxinstances, key: `server.maxinstances = ${config.server.maxinstances}` },
   });
 
   const cluster = membership ? new Cluster(membership, instances, log) : undefined;
