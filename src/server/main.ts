@@ -73,8 +73,6 @@ async function main(): Promise<void> {
     process.exitCode = 1;
     return;
   }
-  process.stdout.write(`gate-server listening on ${server.url}\n`);
-
   let stopping = false;
   const exitNow = (why: string) => {
     process.stderr.write(`gate-server: ${why}, exiting now\n`);
@@ -99,6 +97,8 @@ async function main(): Promise<void> {
   };
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGTERM', () => stop('SIGTERM'));
+  // Said only now: whoever waits for this line may signal at once (standard output to a pipe is written synchronously).
+  process.stdout.write(`gate-server listening on ${server.url}\n`);
 }
 
 await main();
