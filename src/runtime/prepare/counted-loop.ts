@@ -8,7 +8,7 @@
 // check) far better than one that may also leave when fuel runs out (SHA-256:
 // 1.28x plain V8 with the check, 1.05x without).
 
-import { CodeReader, Op } from '../wasm/instructions.ts';
+import { CodeReader, MiscOp, Op } from '../wasm/instructions.ts';
 import { isBulk } from './call-graph.ts';
 
 /** Iterations beyond this are never counted (the simulation below stays cheap). */
@@ -20,16 +20,16 @@ export interface CountedLoop {
   cost: number;
 }
 
-const I32_EQ = 0x46;
-const I32_NE = 0x47;
-const I32_LT_S = 0x48;
-const I32_LT_U = 0x49;
-const I32_GT_S = 0x4a;
-const I32_GT_U = 0x4b;
-const I32_LE_S = 0x4c;
-const I32_LE_U = 0x4d;
-const I32_GE_S = 0x4e;
-const I32_GE_U = 0x4f;
+export const I32_EQ = 0x46;
+export const I32_NE = 0x47;
+export const I32_LT_S = 0x48;
+export const I32_LT_U = 0x49;
+export const I32_GT_S = 0x4a;
+export const I32_GT_U = 0x4b;
+export const I32_LE_S = 0x4c;
+export const I32_LE_U = 0x4d;
+export const I32_GE_S = 0x4e;
+export const I32_GE_U = 0x4f;
 
 /** Whether the loop goes on with counter value i (after its step), by comparison op against limit. */
 function continues(cmp: number, i: number, limit: number): boolean {
@@ -74,7 +74,7 @@ function iterations(init: number, step: number, after: boolean, cmp: number, lim
   return null;
 }
 
-interface Recent {
+export interface Recent {
   op: number;
   index: number;
   value: number;
@@ -83,26 +83,34 @@ interface Recent {
 /** Instructions of the loop's own level a counted loop may have at most (longer ones are not analysed). */
 const MAX_LEVEL_INSTRUCTIONS = 4096;
 
+/** An innermost loop's body, as countedLoop and versionedLoop analyse it. */
+export interface LoopScan {
+  /** The instructions at the loop's own level, in order. */
+  level: Recent[];
+  /** Writes of each local in the body. */
+  writes: Map<number, number>;
+  /** Instructions of the body. */
+  cost: number;
+  /** Whether the body can be copied as it is (no ref.func, data.drop or elem.drop, which the rewrite changes). */
+  copyable: boolean;
+  /** Branches out of the loop and returns in it. */
+  exits: number;
+}
+
 /**
- * The loop whose body starts at `start` (just after its `loop` and block
- * type, which must be empty), if it is counted: innermost, calling nothing,
- * without bulk operations, with one branch to its own label, which is its
- * last instruction; a counter i stepped once by `local.get i; i32.const s;
- * i32.add; local.set|tee i` at the loop's own level and written nowhere else
- * in it, with `init(i)` its constant value on entry; and a test of i
- * against a constant at the loop's own level: the last `br_if 0` itself
- * (`local.tee i; br_if 0`, or `i32.const limit; <comparison>; br_if 0`
- * after `local.tee i` or `local.get i`), or, when the loop ends with `br 0`,
- * a `br_if` out of the loop after `local.get i; i32.const limit;
- * <comparison>`.
+ * The body of the loop starting at `start` (just after its `loop` and block
+ * type), if it is innermost, calls nothing, has no bulk operation or
+ * br_table, and has one branch to its own label, its last instruction at
+ * its own level (`br 0` or `br_if 0`).
  */
-export function countedLoop(reader: CodeReader, start: number, end: number, init: (local: number) => number | undefined): CountedLoop | null {
+export function scanLoop(reader: CodeReader, start: number, end: number): LoopScan | null {
   reader.reset(start, end);
   let depth = 0;
   let cost = 0;
   let backEdges = 0;
+  let copyable = true;
+  let exits = 0;
   const writes = new Map<number, number>();
-  // The instructions at the loop's own level, in order.
   const level: Recent[] = [];
   for (;;) {
     const op = reader.next();
@@ -132,26 +140,58 @@ export function countedLoop(reader: CodeReader, start: number, end: number, init
       case Op.Br:
       case Op.BrIf:
         if (reader.index === depth) backEdges++;
+        else if (reader.index > depth) exits++;
+        break;
+      case Op.Return:
+        exits++;
         break;
       case Op.LocalSet:
       case Op.LocalTee:
         writes.set(reader.index, (writes.get(reader.index) ?? 0) + 1);
         break;
+      case Op.RefFunc:
+        copyable = false;
+        break;
       case Op.PrefixMisc:
         if (isBulk(reader.sub)) return null;
+        if (reader.sub === MiscOp.DataDrop || reader.sub === MiscOp.ElemDrop) copyable = false;
         break;
     }
   }
   const last = level.length - 1;
   if (backEdges !== 1 || last < 0 || (level[last].op !== Op.Br && level[last].op !== Op.BrIf) || level[last].index !== 0) return null;
-  // A step of a counter: try each (a loop may step other locals the same way).
-  for (let at = 0; at + 3 <= last; at++) {
+  return { level, writes, cost, copyable, exits };
+}
+
+/** Positions where a counter is stepped by a constant at the loop's own level: `local.get i; i32.const s; i32.add; local.set|tee i`, i written nowhere else. */
+export function* steps(scan: LoopScan): Generator<{ counter: number; step: number; stepEnd: number }> {
+  const { level, writes } = scan;
+  for (let at = 0; at + 3 <= level.length - 1; at++) {
     const [get, constant, add, set] = level.slice(at, at + 4);
     if (get.op !== Op.LocalGet || constant.op !== Op.I32Const || add.op !== Op.I32Add) continue;
     if ((set.op !== Op.LocalSet && set.op !== Op.LocalTee) || set.index !== get.index) continue;
-    const first = init(get.index);
-    if (writes.get(get.index) !== 1 || first === undefined) continue;
-    const found = bound(level, get.index, first, constant.value, at + 3, cost);
+    if (writes.get(get.index) !== 1) continue;
+    yield { counter: get.index, step: constant.value, stepEnd: at + 3 };
+  }
+}
+
+/**
+ * The loop whose body starts at `start` (just after its `loop` and block
+ * type, which must be empty), if it is counted: as scanLoop says, with a
+ * counter i stepped once (see steps) with `init(i)` its constant value on
+ * entry, and a test of i against a constant at the loop's own level: the
+ * last `br_if 0` itself (`local.tee i; br_if 0`, or `i32.const limit;
+ * <comparison>; br_if 0` after `local.tee i` or `local.get i`), or, when the
+ * loop ends with `br 0`, a `br_if` out of the loop after `local.get i;
+ * i32.const limit; <comparison>`.
+ */
+export function countedLoop(reader: CodeReader, start: number, end: number, init: (local: number) => number | undefined): CountedLoop | null {
+  const scan = scanLoop(reader, start, end);
+  if (!scan) return null;
+  for (const { counter, step, stepEnd } of steps(scan)) {
+    const first = init(counter);
+    if (first === undefined) continue;
+    const found = bound(scan.level, counter, first, step, stepEnd, scan.cost);
     if (found) return found;
   }
   return null;

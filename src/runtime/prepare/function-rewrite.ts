@@ -29,6 +29,7 @@ import { CodeReader, Op, MiscOp } from '../wasm/instructions.ts';
 import type { ModuleInfo } from '../wasm/module.ts';
 import type { CallGraph } from './call-graph.ts';
 import { countedLoop } from './counted-loop.ts';
+import { versionedLoop, writeVersionCharge, writeVersionTest, type VersionedLoop } from './loop-version.ts';
 import { isBulk } from './call-graph.ts';
 import { instructionSites } from './call-sites.ts';
 import { EXTERNREF, F32, F64, FUNCREF, I32, I64, MISC, SIMD, SINGLE, UNKNOWN, V128, type Effect } from './operand-types.ts';
@@ -198,6 +199,10 @@ interface Plan {
   loopRegion: (number | undefined)[];
   /** The local that innermost loops count fuel in (-1: none needs it). */
   fuelLocal: number;
+  /** Versioned loops (loop-version.ts) by opener ordinal. */
+  versions: Map<number, VersionedLoop>;
+  /** Two i64 locals their entry tests use (-1: no versioned loop). */
+  versionLocal: number;
   localTypes: number[];
   params: number;
   results: readonly number[];
@@ -210,6 +215,10 @@ interface Plan {
 }
 
 const noTypes: readonly number[] = [];
+
+/** Frames wrapped around a loop whose tick sits outside it (see loopCheck), and around a versioned one (one more). */
+const WRAPPERS = 3;
+const WRAPPERS_VERSIONED = 4;
 
 // Opcodes the decoder's table does not name: a few numeric ones, and the
 // exception-handling instructions the rewrite adds (refused in programs).
@@ -292,6 +301,8 @@ export class FunctionRewriter {
       regionCost: [0],
       loopRegion: [],
       fuelLocal: -1,
+      versions: new Map(),
+      versionLocal: -1,
       localTypes,
       params: fnType.params.length,
       results: fnType.results,
@@ -509,6 +520,16 @@ export class FunctionRewriter {
               plan.regionCost[parentRegion] += charge;
             } else if (isLive) {
               plan.loopRegion[nf.opener] = nf.region;
+              // Not counted: maybe its iterations are known when it starts.
+              const version =
+                !ctx.everything && bt.params.length === 0 && bt.results.length === 0 ? versionedLoop(this.look, reader.pos, body.range.end) : null;
+              if (version) {
+                plan.versions.set(nf.opener, version);
+                if (plan.versionLocal < 0) {
+                  plan.versionLocal = addLocal(plan, I64);
+                  addLocal(plan, I64);
+                }
+              }
               const key = newSite({ kind: SITE_LOOP, wag: -1, extra: -1, types: stack.slice(0), target: -1, calleeParams: 0, aliases: [] });
               nf.loopKey = key;
               const e: Entry = {
@@ -763,12 +784,12 @@ export class FunctionRewriter {
     const wrapped = this.wrapped;
     wrapped.length = 0;
     this.deferred.length = 0;
-    const startLevel = (level: Level | null, region: number | undefined, wrap = false): void => {
+    const startLevel = (level: Level | null, region: number | undefined, wrap = 0): void => {
       levels.push(level);
       cursor.push(0);
       openD.push(0);
       loopRegionOf.push(region);
-      wrapped.push(wrap ? 1 : 0);
+      wrapped.push(wrap);
       if (level && level.entries.length > 0) this.levelStart(plan, level, openD, region);
       if (level && level.entries.length > 0 && level.entries[0].kind === E_LOOP) {
         cursor[cursor.length - 1] = 1;
@@ -840,6 +861,7 @@ export class FunctionRewriter {
             out.u8(0); // $retry
             out.u8(Op.End); // $retry
             out.u8(Op.End); // $exit
+            if (wrapped[top] === WRAPPERS_VERSIONED) out.u8(Op.End); // the versioned loop's block
           }
           levels.pop();
           cursor.pop();
@@ -866,8 +888,10 @@ export class FunctionRewriter {
           const level = plan.thenLevels[opener] ?? null;
           // A loop whose check needs nothing on the stack gets its tick outside (see loopCheck).
           const wrap = op === Op.Loop && level !== null && level.entries[0]?.kind === E_LOOP && level.entries[0].types.length === 0;
+          const version = wrap ? plan.versions.get(opener) : undefined;
           if (wrap) {
             out.bytes(ctx.bytes, copied, reader.start);
+            if (version) this.versioned(plan, version, opener, openD, body.range.end);
             const bt = ctx.bytes.subarray(reader.start + 1, reader.pos);
             out.u8(Op.Block); // $exit
             out.bytes(bt);
@@ -886,7 +910,7 @@ export class FunctionRewriter {
           out.bytes(ctx.bytes, copied, reader.pos);
           copied = reader.pos;
           this.openerOf[levels.length] = opener;
-          startLevel(level, op === Op.Loop ? plan.loopRegion[opener] : undefined, wrap);
+          startLevel(level, op === Op.Loop ? plan.loopRegion[opener] : undefined, !wrap ? 0 : version ? WRAPPERS_VERSIONED : WRAPPERS);
           break;
         }
         case Op.Return:
@@ -962,7 +986,7 @@ export class FunctionRewriter {
   /** The loop whose check is being written counts fuel in a local. */
   private localFuelNow = false;
 
-  /** Whether each open output frame is a loop wrapped for its tick (by depth). */
+  /** Per open output frame (by depth): the frames wrapped around it, a loop's for its tick (0: none). */
   private readonly wrapped: number[] = [];
 
   /** Opener ordinal of each open output frame (by depth), for `else`. */
@@ -974,8 +998,8 @@ export class FunctionRewriter {
     let extra = 0;
     for (let k = 0; k <= label && k <= top; k++) {
       extra += openD[top - k];
-      // Leaving a wrapped loop leaves its three wrappers too.
-      if (k < label && this.wrapped[top - k]) extra += 3;
+      // Leaving a wrapped loop leaves its wrappers too.
+      if (k < label) extra += this.wrapped[top - k];
     }
     if (label === top) extra++; // the try around the body
     return label + extra;
@@ -986,6 +1010,47 @@ export class FunctionRewriter {
     const top = levels.length - 1;
     for (let k = 0; k < label && k <= top; k++) if (levels[top - k]?.localFuel) return true;
     return false;
+  }
+
+  /**
+   * Before a versioned loop (loop-version.ts), whose opener the reader is
+   * at: a block around it and its checked form, the entry test, and when it
+   * passes, the charge and the loop copied as it is, its branches out
+   * relabelled, then out of the block.
+   */
+  private versioned(plan: Plan, v: VersionedLoop, opener: number, openD: number[], end: number): void {
+    const { out, ctx, reader, look } = this;
+    const fuel = ctx.engine.fuel;
+    out.u8(Op.Block);
+    out.u8(0x40);
+    writeVersionTest(out, v, this.loopCost(plan, plan.loopRegion[opener]), fuel, plan.versionLocal, plan.versionLocal + 1);
+    out.u8(Op.If);
+    out.u8(0x40);
+    writeVersionCharge(out, fuel, plan.versionLocal + 1);
+    // The copy: labels inside it stay; one past it crosses the if, the block, then what a branch from here crosses.
+    const outside = (label: number, inner: number): number => (label <= inner ? label : inner + 3 + this.relabel(label - inner - 1, openD));
+    look.reset(reader.start, end);
+    let copied = reader.start;
+    let inner = -1;
+    for (;;) {
+      const op = look.next();
+      if (op === Op.Block || op === Op.Loop || op === Op.If) {
+        inner++;
+      } else if (op === Op.End) {
+        if (inner-- === 0) break;
+      } else if (op === Op.Br || op === Op.BrIf) {
+        const label = outside(look.index, inner);
+        if (label !== look.index) {
+          out.bytes(ctx.bytes, copied, look.immStart);
+          out.u32(label);
+          copied = look.pos;
+        }
+      }
+    }
+    out.bytes(ctx.bytes, copied, look.pos);
+    out.u8(Op.Br);
+    out.u8(1); // out of the block
+    out.u8(Op.End); // if
   }
 
   /** Write the loop's local fuel count back to the global. */
@@ -1067,7 +1132,7 @@ export class FunctionRewriter {
     }
     openD[top] = Math.max(0, m - skip);
     const first = entries[0];
-    if (first.kind === E_LOOP && skip === 1 && this.wrapped[top] === 1 && m > skip && pending.length === 0) {
+    if (first.kind === E_LOOP && skip === 1 && this.wrapped[top] > 0 && m > skip && pending.length === 0) {
       // A loop's dispatch goes where its check fails: a rewind finds the
       // fuel at -1, so the normal path tests only the fuel.
       this.localFuelNow = level.localFuel;
@@ -1105,7 +1170,7 @@ export class FunctionRewriter {
         out.u8(Op.End);
         openD[top]--;
       }
-      const wrappedLoop = this.wrapped[top] === 1;
+      const wrappedLoop = this.wrapped[top] > 0;
       this.localFuelNow = level.localFuel;
       this.loopCheck(plan, entries[0], loopRegion === undefined ? 1 : plan.regionCost[loopRegion], wrappedLoop ? openD[top] + 1 : -1);
     }
