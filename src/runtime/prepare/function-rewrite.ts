@@ -29,6 +29,7 @@ import { CodeReader, Op, MiscOp } from '../wasm/instructions.ts';
 import type { ModuleInfo } from '../wasm/module.ts';
 import type { CallGraph } from './call-graph.ts';
 import { countedLoop } from './counted-loop.ts';
+import { PathCost, PATH_BLOCK, PATH_IF, PATH_LOOP } from './path-cost.ts';
 import { versionedLoop, writeVersionCharge, writeVersionTest, type VersionedLoop } from './loop-version.ts';
 import { isBulk } from './call-graph.ts';
 import { instructionSites } from './call-sites.ts';
@@ -194,6 +195,7 @@ interface Plan {
   level0: Level;
   thenLevels: (Level | undefined)[];
   elseLevels: (Level | undefined)[];
+  /** Units each region's check charges (path-cost.ts), by region (0: the function's entry). */
   regionCost: number[];
   /** Fuel region of each live loop, by opener ordinal. */
   loopRegion: (number | undefined)[];
@@ -437,9 +439,9 @@ export class FunctionRewriter {
       this.allocSpills(plan, e);
     };
 
-    const cost = (n: number): void => {
-      plan.regionCost[frames[frames.length - 1].region] += n;
-    };
+    const paths = new PathCost();
+    plan.regionCost = paths.max;
+    const cost = (n: number): void => paths.add(n);
 
     // Locals set to a constant in the straight-line code just passed (a
     // counted loop's counter), and units charged per region for counted loops.
@@ -459,6 +461,7 @@ export class FunctionRewriter {
         popN(f.results.length);
         stack.length = f.height;
         frames.pop();
+        paths.end();
         if (frames.length === 0) break;
         const l = f.level;
         if (f.kind === F_LOOP && l && l.entries.length === 1 && l.entries[0].kind === E_LOOP && l.entries[0].types.length === 0) {
@@ -475,6 +478,7 @@ export class FunctionRewriter {
         for (const p of f.params) stack.push(p);
         f.unreachable = false;
         f.inElse = true;
+        paths.else();
         if (!f.dead) {
           f.level = newLevel(f.params, reader.pos);
           plan.elseLevels[f.opener] = f.level;
@@ -511,14 +515,16 @@ export class FunctionRewriter {
           const charge = count === null ? 0 : count.iterations * count.cost;
           const isCounted = count !== null && (counted.get(parentRegion) ?? 0) + charge <= COUNTED_LOOP_BUDGET;
           if (op === Op.Loop) constants.clear();
+          if (isCounted) {
+            counted.set(parentRegion, (counted.get(parentRegion) ?? 0) + charge);
+            cost(charge);
+          }
           const nf = pushFrame(op === Op.Block ? F_BLOCK : op === Op.Loop ? F_LOOP : F_IF, bt.params, bt.results, at, openerTypes);
+          const region = paths.enter(op === Op.Block ? PATH_BLOCK : op === Op.Loop ? PATH_LOOP : PATH_IF);
           if (op === Op.Loop) {
-            nf.region = plan.regionCost.length;
-            plan.regionCost.push(0);
-            if (isCounted) {
-              counted.set(parentRegion, (counted.get(parentRegion) ?? 0) + charge);
-              plan.regionCost[parentRegion] += charge;
-            } else if (isLive) {
+            nf.region = region;
+            // A counted loop was charged in the region around it, above.
+            if (!isCounted && isLive) {
               plan.loopRegion[nf.opener] = nf.region;
               // Not counted: maybe its iterations are known when it starts.
               const version =
@@ -556,6 +562,8 @@ export class FunctionRewriter {
         case Op.BrIf: {
           const label = reader.index;
           const target = frames[frames.length - 1 - label];
+          paths.branch(label);
+          if (op === Op.Br) paths.stop();
           if (target.kind === F_LOOP && !f.passed) {
             this.backEdge(plan, target, wag);
             wag++;
@@ -573,6 +581,8 @@ export class FunctionRewriter {
         }
         case Op.BrTable: {
           const labels = brTableLabels(reader);
+          for (const l of labels) paths.branch(l);
+          paths.stop();
           if (!f.passed && labels.some((l) => frames[frames.length - 1 - l].kind === F_LOOP)) {
             // A Gate br_table check: not a point we resume at (docs/snapshot.md).
             wag++;
@@ -583,6 +593,7 @@ export class FunctionRewriter {
         }
         case Op.Return:
         case Op.Unreachable:
+          paths.leave();
           setUnreachable();
           break;
         case Op.Call: {

@@ -86,7 +86,8 @@ test('a versioned loop runs exactly as written and never past the fuel charged f
   let checked = 0;
   for (const [name, ref] of Object.entries(reference)) {
     const fn = instance.exports[name] as (i: number, b: number) => number;
-    const size = analyse(name, true);
+    // Instructions an iteration runs (early's skips its `br $out` but the last).
+    const size = analyse(name, true) - (name === 'early' ? 1 : 0);
     for (const i of edges) {
       for (const d of [0, 1, 2, 3, 4, 6, 9, 10, 12, 97, 300, 3000, 50_000, -1, -2, -3, -6, -97, -3000]) {
         const b = (i + d) | 0;
