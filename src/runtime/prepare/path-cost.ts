@@ -35,6 +35,8 @@ export class PathCost {
   /** Per region: the costliest path to the current point (NONE when unreachable). */
   private readonly cur: number[] = [0];
   private readonly frames: PathFrame[] = [{ kind: PATH_BLOCK, region: 0, atEnd: NONE, atIf: NONE, hasElse: false }];
+  /** The innermost frame's region (add runs once per instruction). */
+  private region = 0;
 
   private get top(): PathFrame {
     return this.frames[this.frames.length - 1];
@@ -42,7 +44,7 @@ export class PathCost {
 
   /** Work at the current point. */
   add(n: number): void {
-    this.cur[this.top.region] += n;
+    this.cur[this.region] += n;
   }
 
   /** Open a block, if (its condition taken) or loop; a loop opens a new region, whose number it returns. */
@@ -55,6 +57,7 @@ export class PathCost {
       this.cur.push(0);
     }
     this.frames.push({ kind, region, atEnd: NONE, atIf: this.cur[parent], hasElse: false });
+    this.region = region;
     return region;
   }
 
@@ -69,6 +72,7 @@ export class PathCost {
   /** `end` of a frame (the function's own end included). */
   end(): void {
     const f = this.frames.pop()!;
+    if (this.frames.length > 0) this.region = this.top.region;
     if (f.kind === PATH_LOOP) {
       // Falling out of a loop ends its region's path; the enclosing region goes on from where it entered.
       this.record(f.region);
@@ -96,7 +100,7 @@ export class PathCost {
 
   /** After an unconditional branch: nothing falls through. */
   stop(): void {
-    this.cur[this.top.region] = NONE;
+    this.cur[this.region] = NONE;
   }
 
   private record(region: number): void {
