@@ -4,13 +4,16 @@
 // every logged value, result, trap, exported global and the final memory.
 // Also replays the module-loader cases (test/fixtures/fuzz/loader/): valid
 // modules the mutation fuzzer found preparation to mishandle, each with the
-// outcome it should have (a `todo` until it does).
+// outcome it should have (a `todo` until it does), and the snapshot-loader
+// cases (test/fixtures/fuzz/snapshot/): mutated snapshot files that must be
+// refused with a named error.
 
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { prepareModule } from '../../src/runtime/prepare/prepare.ts';
+import { readSnapshot } from '../../src/runtime/snapshot/read.ts';
 import { difference, exposeState, newEngine, runEngine, runPlain, type Plan } from '../../tools/fuzz/differential.ts';
 import { root } from '../helpers.ts';
 
@@ -71,4 +74,11 @@ describe('module loader fuzzing regressions', () => {
       assert.equal(outcome, meta.expect);
     });
   }
+});
+
+describe('snapshot loader fuzzing regressions', () => {
+  it('a snapshot whose program code cannot be read is refused as an invalid module (it threw a bare Error)', async () => {
+    const bytes = new Uint8Array(readFileSync(path.join(dir, 'snapshot/invalid-program-code.wasm')));
+    await assert.rejects(readSnapshot(bytes), { code: 'ERR_MODULE_INVALID', message: 'invalid module: type index 58 out of range' });
+  });
 });

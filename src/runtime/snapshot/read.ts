@@ -28,6 +28,7 @@ import { entryRoutineOf, type EntryRoutine } from '../instance/stack-frames.ts';
 import { ENTRY_ROUTINE_SITES } from '../prepare/call-sites.ts';
 import { siteBases } from '../prepare/call-graph.ts';
 import { librarySitesOf } from '../prepare/library-sites.ts';
+import { PrepareError } from '../prepare/errors.ts';
 import { keepsDataSegments, programSegmentCount, writeDataCount, writeProgramSegments } from './segments.ts';
 
 const PAGE = 65536;
@@ -256,7 +257,14 @@ function outermostFunction(program: Uint8Array, part: ModuleInfo, stack: Uint8Ar
   }
   if (last < 0) throw new SnapshotError(`${GATE_STACK_SECTION} section has no function frame`);
   const functionImports = part.imports.filter((i) => i.kind === 'func');
-  const bases = siteBases(program, part, (k) => librarySitesOf(functionImports[k].module, functionImports[k].field));
+  // The program is not validated yet (preparing it will): code that cannot be read is refused as preparing refuses it.
+  let bases: Int32Array;
+  try {
+    bases = siteBases(program, part, (k) => librarySitesOf(functionImports[k].module, functionImports[k].field));
+  } catch (error) {
+    if (WebAssembly.validate(program as BufferSource)) throw error;
+    throw new PrepareError('ERR_MODULE_INVALID', `invalid module: ${(error as Error).message}`);
+  }
   let f = 0;
   while (f + 1 < bases.length && bases[f + 1] <= last) f++;
   if (f >= bases.length - 1) throw new SnapshotError(`call site index ${last} is unknown`);
