@@ -14,6 +14,7 @@ import type { Metrics } from '../obs/metrics.ts';
 import { execHttpError, pagesFor, sha256Hex, type Modules } from './modules.ts';
 import { parseDuration } from '../config/config.ts';
 import type { InstanceRecord, Store } from '../store/store.ts';
+import { ANONYMOUS, LocalQuota, NO_USAGE, type Dimension, type Quota, type Usage } from './quota.ts';
 
 export class ServerInstance {
   readonly id: string;
@@ -106,6 +107,24 @@ export interface InstancesOptions {
   maxInstances?: { value: number; key: string };
   /** access.anonymoustimelimit: the run time limit of anonymous calls when not 0, named in their error. */
   anonymousTimeLimit?: number;
+  /** What of the limits this process may hold (default: all of it, a server in one process). */
+  quota?: Quota;
+  /** Instances of the other processes serving the data directory (a cluster), so that ids stay unique. */
+  directory?: InstanceDirectory;
+}
+
+/**
+ * Where the instances of every process serving one data directory are
+ * known: the ids a principal chooses stay unique across processes, and a
+ * request for an instance that lives elsewhere can be passed there.
+ */
+export interface InstanceDirectory {
+  /** Hold a principal's instance id for a create here; false when another process has it. */
+  reserve(principal: string, id: string): Promise<boolean>;
+  /** An instance of a principal is here now. */
+  placed(inst: ServerInstance): void;
+  /** It is gone from here (or a reservation was not used). */
+  gone(principal: string, id: string): void;
 }
 
 /** Counts of creates under way, checked with the live ones so that concurrent requests cannot pass a limit together. */
@@ -129,6 +148,8 @@ export class Instances {
   private readonly anonymousTimeLimit: number;
   private readonly pending = new Map<string | undefined, Pending>();
   private pendingTotal = 0;
+  private readonly quota: Quota;
+  private readonly directory: InstanceDirectory | undefined;
 
   constructor(options: InstancesOptions) {
     this.store = options.store;
@@ -139,6 +160,8 @@ export class Instances {
     this.maxAnonymous = options.maxAnonymous ?? Infinity;
     this.maxInstances = options.maxInstances;
     this.anonymousTimeLimit = options.anonymousTimeLimit ?? 0;
+    this.quota = options.quota ?? new LocalQuota();
+    this.directory = options.directory;
     this.metrics.addGauges(() => [
       { name: 'gate_instances', help: 'Instances by state.', values: this.countByState() },
       { name: 'gate_instance_memory_limit_bytes', help: 'Sum of the memory limits of running instances.', values: [[{}, this.runningMemory()]] },
@@ -156,11 +179,9 @@ export class Instances {
     return [...counts].map(([state, n]) => [{ state }, n]);
   }
 
-  private runningMemory(principal?: string): number {
+  private runningMemory(): number {
     let total = 0;
-    for (const inst of this.all()) {
-      if (inst.active && (principal === undefined || inst.principal === principal)) total += inst.exec?.memoryLimit ?? 0;
-    }
+    for (const inst of this.all()) if (inst.active) total += inst.exec?.memoryLimit ?? 0;
     return total;
   }
 
@@ -175,6 +196,11 @@ export class Instances {
     return inst;
   }
 
+  /** Whether a principal's instance is in this process. */
+  has(principal: string, id: string): boolean {
+    return this.owned.get(principal)?.has(id) ?? false;
+  }
+
   list(principal: string): ServerInstance[] {
     return [...(this.owned.get(principal)?.values() ?? [])].sort((a, b) => (a.id < b.id ? -1 : 1));
   }
@@ -187,26 +213,53 @@ export class Instances {
     let m = this.owned.get(inst.principal);
     if (!m) this.owned.set(inst.principal, (m = new Map()));
     m.set(inst.id, inst);
+    this.directory?.placed(inst);
   }
 
   private unregister(inst: ServerInstance): void {
-    if (inst.principal === undefined) this.anonymous.delete(inst);
-    else this.owned.get(inst.principal)?.delete(inst.id);
+    if (inst.principal === undefined) {
+      this.anonymous.delete(inst);
+    } else {
+      const m = this.owned.get(inst.principal);
+      m?.delete(inst.id);
+      if (m?.size === 0) this.owned.delete(inst.principal);
+      this.directory?.gone(inst.principal, inst.id);
+    }
+    this.quota.settle(keyOf(inst.principal), this.usageOf(inst.principal));
   }
 
   async create(c: CreateInstance): Promise<ServerInstance> {
     if (this.closing) throw new HttpError(503, 'server is shutting down');
     const id = c.id ?? randomUUID();
     const memory = c.limits.maxmemorysize;
-    this.checkCreate(c, id, memory);
-    // Reserved until the instance is registered (or fails), so that concurrent creates see each other.
+    const adds: Usage = { instances: 1, running: c.suspend ? 0 : 1, memory: c.suspend ? 0 : memory };
+    this.checkServer();
+    if (c.principal !== undefined && this.owned.get(c.principal)?.has(id)) throw duplicateId();
+    // Reserved (in the same tick as the check) until the instance is registered
+    // or fails, so that concurrent creates see each other.
     const pending = this.pendingOf(c.principal);
-    pending.instances++;
-    if (!c.suspend) {
-      pending.running++;
-      pending.memory += memory;
+    const reserved: Usage = { ...NO_USAGE };
+    await this.admit(c.principal, c.limits, adds, () => {
+      this.pendingTotal++;
+      reserve(adds);
+    });
+    function reserve(u: Usage) {
+      pending.instances += u.instances;
+      pending.running += u.running;
+      pending.memory += u.memory;
+      reserved.instances += u.instances;
+      reserved.running += u.running;
+      reserved.memory += u.memory;
     }
-    this.pendingTotal++;
+    const unreserve = () => {
+      pending.instances -= reserved.instances;
+      pending.running -= reserved.running;
+      pending.memory -= reserved.memory;
+      reserved.instances = reserved.running = reserved.memory = 0;
+      this.pendingTotal--;
+      if (pending.instances === 0) this.pending.delete(c.principal);
+    };
+    let claimed = false;
     const inst = new ServerInstance({
       id,
       principal: c.principal,
@@ -217,6 +270,11 @@ export class Instances {
       limits: c.limits,
     });
     try {
+      // A chosen id is held across the processes serving the data directory.
+      if (c.id !== undefined && c.principal !== undefined && this.directory) {
+        if (!(await this.directory.reserve(c.principal, id))) throw duplicateId();
+        claimed = true;
+      }
       try {
         inst.exec = await this.executor.create({
           ...this.execOptions(inst, c.bytes, c.module),
@@ -227,29 +285,21 @@ export class Instances {
         throw execHttpError(error);
       }
       inst.stored = await this.initialStatus(c, inst.exec);
-    } finally {
-      pending.instances--;
-      if (!c.suspend) {
-        pending.running--;
-        pending.memory -= memory;
+      // Registration happens after the awaits: check the id again.
+      if (c.principal !== undefined && this.owned.get(c.principal)?.has(id)) throw duplicateId();
+      // Its real memory (tables included) may be more than the limit assumed above.
+      if (!c.suspend && inst.exec.memoryLimit > memory) {
+        const more: Usage = { instances: 0, running: 0, memory: inst.exec.memoryLimit - memory };
+        await this.admit(c.principal, c.limits, more, () => reserve(more));
       }
-      this.pendingTotal--;
-      if (pending.instances === 0) this.pending.delete(c.principal);
+    } catch (error) {
+      inst.exec?.release();
+      unreserve();
+      if (claimed) this.directory!.gone(c.principal!, id);
+      this.quota.settle(keyOf(c.principal), this.usageOf(c.principal));
+      throw error;
     }
-    // Registration happens after the awaits: check the id again.
-    if (c.principal !== undefined && this.owned.get(c.principal)?.has(id)) {
-      inst.exec.release();
-      throw conflict('duplicate instance id').failing('INSTANCE_ID_EXISTS');
-    }
-    // Its real memory (tables included) may be more than the limit assumed above.
-    if (!c.suspend && inst.exec.memoryLimit > memory) {
-      try {
-        this.checkRunLimits(c.principal, c.limits, inst.exec.memoryLimit, true);
-      } catch (error) {
-        inst.exec.release();
-        throw error;
-      }
-    }
+    unreserve();
     this.register(inst);
     if (!inst.transient) this.writeRecord(inst);
     this.event(inst.transient ? 'INSTANCE_CREATE_STREAM' : 'INSTANCE_CREATE_KNOWN', inst, { transient: inst.transient, suspended: !!c.suspend });
@@ -268,27 +318,67 @@ export class Instances {
     return p;
   }
 
-  /** The limits a new instance must fit, counting the creates under way. */
-  private checkCreate(c: CreateInstance, id: string, memory: number): void {
-    const pending = this.pending.get(c.principal);
-    if (this.maxInstances) {
-      let live = this.pendingTotal + this.anonymous.size;
-      for (const m of this.owned.values()) live += m.size;
-      if (live >= this.maxInstances.value) {
-        throw new HttpError(503, `instance limit of the server reached (${this.maxInstances.key})`).failing('RESOURCE_LIMIT');
+  /** This process's own bound on live instances (V8 holds only so many memories per process). */
+  private checkServer(): void {
+    if (!this.maxInstances) return;
+    let live = this.pendingTotal + this.anonymous.size;
+    for (const m of this.owned.values()) live += m.size;
+    if (live >= this.maxInstances.value) {
+      throw new HttpError(503, `instance limit of the server reached (${this.maxInstances.key})`).failing('RESOURCE_LIMIT');
+    }
+  }
+
+  /** What a principal (or the anonymous callers) holds here, the creates under way included. */
+  private usageOf(principal: string | undefined): Usage {
+    const pending = this.pending.get(principal);
+    if (principal === undefined) {
+      const n = this.anonymous.size + (pending?.instances ?? 0);
+      return { instances: n, running: 0, memory: 0 };
+    }
+    const usage: Usage = { instances: pending?.instances ?? 0, running: pending?.running ?? 0, memory: pending?.memory ?? 0 };
+    for (const inst of this.owned.get(principal)?.values() ?? []) {
+      usage.instances++;
+      if (inst.active) {
+        usage.running++;
+        usage.memory += inst.exec?.memoryLimit ?? 0;
       }
     }
-    if (c.principal !== undefined) {
-      const mine = this.owned.get(c.principal);
-      if (mine?.has(id)) throw conflict('duplicate instance id').failing('INSTANCE_ID_EXISTS');
-      if ((mine?.size ?? 0) + (pending?.instances ?? 0) >= c.limits.maxinstances) {
-        throw limitExceeded('instance', 'principal.maxinstances', c.limits.maxinstances);
+    return usage;
+  }
+
+  /** The limits of a principal, or of all anonymous callers together (they share access.anonymousprocs). */
+  private limitsOf(principal: string | undefined, limits: Limits): Usage {
+    if (principal === undefined) return { instances: this.maxAnonymous, running: Infinity, memory: Infinity };
+    return { instances: limits.maxinstances, running: limits.maxprocs, memory: limits.totalmemorysize };
+  }
+
+  /**
+   * Room for `adds` more within the limits, taken by `take` in the tick that
+   * found it; waits only when this process must ask for more of them (a
+   * cluster), and checks again after.
+   */
+  private async admit(principal: string | undefined, limits: Limits, adds: Usage, take: () => void): Promise<void> {
+    const key = keyOf(principal);
+    const bounds = this.limitsOf(principal, limits);
+    for (;;) {
+      const now = this.usageOf(principal);
+      const want: Usage = { instances: now.instances + adds.instances, running: now.running + adds.running, memory: now.memory + adds.memory };
+      if (this.quota.fits(key, want, bounds)) {
+        take();
+        return;
       }
+      const short = await this.quota.widen(key, want, bounds);
+      if (short !== undefined) throw this.limitError(principal, limits, short);
     }
-    if (!c.suspend) this.checkRunLimits(c.principal, c.limits, memory);
-    if (c.principal === undefined && this.anonymous.size + (pending?.instances ?? 0) >= this.maxAnonymous) {
-      throw new HttpError(503, `anonymous instance limit exceeded (access.anonymousprocs = ${this.maxAnonymous})`).failing('RESOURCE_LIMIT');
+  }
+
+  private limitError(principal: string | undefined, limits: Limits, short: Dimension): HttpError {
+    if (principal === undefined) {
+      return new HttpError(503, `anonymous instance limit exceeded (access.anonymousprocs = ${this.maxAnonymous})`).failing('RESOURCE_LIMIT');
     }
+    if (short === 'instances') return limitExceeded('instance', 'principal.maxinstances', limits.maxinstances);
+    if (short === 'running') return limitExceeded('running instance', 'principal.maxprocs', limits.maxprocs);
+    return limitExceeded('memory', 'principal.totalmemorysize', limits.totalmemorysize);
   }
 
   /** What every executor.create of an instance has in common (module or checkpoint bytes, limits, owner). */
@@ -326,18 +416,6 @@ export class Instances {
     const facts = await this.executor.prepare(c.bytes, c.module, pagesFor(c.limits.maxmemorysize), ownerOf(c.principal));
     if (facts.snapshot || facts.entries.includes('_start')) return exec.status;
     return exec.run();
-  }
-
-  /** The principal's running instances and their memory leave room for one more with `memory` (`memoryOnly`: its count is known to fit). */
-  private checkRunLimits(principal: string | undefined, limits: Limits, memory: number, memoryOnly = false): void {
-    if (principal === undefined) return;
-    const pending = this.pending.get(principal);
-    let running = pending?.running ?? 0;
-    for (const inst of this.owned.get(principal)?.values() ?? []) if (inst.active) running++;
-    if (!memoryOnly && running >= limits.maxprocs) throw limitExceeded('running instance', 'principal.maxprocs', limits.maxprocs);
-    if (this.runningMemory(principal) + (pending?.memory ?? 0) + memory > limits.totalmemorysize) {
-      throw limitExceeded('memory', 'principal.totalmemorysize', limits.totalmemorysize);
-    }
   }
 
   /**
@@ -412,6 +490,7 @@ export class Instances {
 
   private onStop(inst: ServerInstance, status: Status): void {
     inst.running = false;
+    this.quota.settle(keyOf(inst.principal), this.usageOf(inst.principal));
     // Lost with its worker: restored from its last checkpoint (see lost()), or left for the next start.
     if (inst.restoring || inst.lostAtShutdown) return;
     if (status.limit === 'time') {
@@ -572,18 +651,25 @@ export class Instances {
     return inst.status;
   }
 
-  resume(inst: ServerInstance, fn: string | undefined): void {
-    const state = inst.status.state;
-    if (state === State.SUSPENDED) {
-      if (fn) throw conflict('function specified for suspended instance');
-    } else if (state === State.HALTED) {
-      if (!fn) throw conflict('function must be specified when resuming halted instance');
-    } else {
-      throw conflict('instance must be suspended or halted');
-    }
-    if (!inst.exec) throw conflict('instance state is not available');
-    this.checkRunLimits(inst.principal, inst.limits, inst.exec.memoryLimit);
-    this.start(inst, fn);
+  async resume(inst: ServerInstance, fn: string | undefined): Promise<void> {
+    const check = (): ExecInstance => {
+      const state = inst.status.state;
+      if (state === State.SUSPENDED) {
+        if (fn) throw conflict('function specified for suspended instance');
+      } else if (state === State.HALTED) {
+        if (!fn) throw conflict('function must be specified when resuming halted instance');
+      } else {
+        throw conflict('instance must be suspended or halted');
+      }
+      if (!inst.exec) throw conflict('instance state is not available');
+      return inst.exec;
+    };
+    const exec = check();
+    // Checked again when the room was found: it may have changed meanwhile.
+    await this.admit(inst.principal, inst.limits, { instances: 0, running: 1, memory: exec.memoryLimit }, () => {
+      check();
+      this.start(inst, fn);
+    });
     this.event('INSTANCE_RESUME', inst, { function: fn });
   }
 
@@ -800,4 +886,13 @@ export class Instances {
 
 function lostStatus(reason: string): Status {
   return { state: State.KILLED, cause: Cause.INTERNAL, result: 0, error: `instance state was lost: ${reason}` };
+}
+
+/** The quota key of an owner. */
+function keyOf(principal: string | undefined): string {
+  return principal ?? ANONYMOUS;
+}
+
+function duplicateId(): HttpError {
+  return conflict('duplicate instance id').failing('INSTANCE_ID_EXISTS');
 }

@@ -69,7 +69,7 @@ export async function handleInstance(parts: ServerParts, req: IncomingMessage, r
       const caller = ownerCaller(parts, creds(), 'instance');
       const inst = parts.instances.get(caller.principal!, id);
       inst.limits = caller.limits;
-      parts.instances.resume(inst, fn);
+      await parts.instances.resume(inst, fn);
       sendEmpty(res);
       return;
     }
