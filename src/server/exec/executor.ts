@@ -120,19 +120,26 @@ export interface InProcessOptions {
   cacheDir: string | null;
   registry?: Registry;
   engine?: Engine;
+  /** A module cache of the caller's instead of one over cacheDir. */
+  cache?: ModuleCache;
+  /** V8 heap the instances' tables may take together, and the setting named when it is full (default: no bound). */
+  tableBudget?: { bytes: number; key: string };
 }
 
 /** Instances on this thread's engine. */
 export class InProcessExecutor implements Executor {
-  private readonly cache: ModuleCache;
+  protected readonly cache: ModuleCache;
   private readonly engine: Engine;
   private readonly registry: Registry;
+  private readonly tableBudget: { bytes: number; key: string } | undefined;
   private live = 0;
+  private tables = 0;
 
   constructor(options: InProcessOptions) {
-    this.cache = new ModuleCache(options.cacheDir);
+    this.cache = options.cache ?? new ModuleCache(options.cacheDir);
     this.engine = options.engine ?? nodeEngine();
     this.registry = options.registry ?? new Registry();
+    this.tableBudget = options.tableBudget;
   }
 
   async prepare(bytes: Uint8Array, _hash: string, maxMemoryPages: number): Promise<ProgramFacts> {
@@ -170,8 +177,17 @@ export class InProcessExecutor implements Executor {
     } catch (error) {
       throw classify(error);
     }
+    const info = program.compiled.prepared.info;
+    if (this.tableBudget && this.tables + info.tableBytes > this.tableBudget.bytes) {
+      program.kill();
+      throw new ExecError('busy', `no heap left for the instance's tables (${this.tableBudget.key})`);
+    }
     this.live++;
-    return new LocalInstance(program, instanceMemoryBytes(program.compiled.prepared.info, options.maxMemoryPages), () => this.live--);
+    this.tables += info.tableBytes;
+    return new LocalInstance(program, instanceMemoryBytes(info, options.maxMemoryPages), () => {
+      this.live--;
+      this.tables -= info.tableBytes;
+    });
   }
 
   workers(): { id: number; instances: number; stuck: boolean }[] {
@@ -181,16 +197,16 @@ export class InProcessExecutor implements Executor {
   async close(): Promise<void> {}
 }
 
-class LocalInstance implements ExecInstance {
-  private readonly program: ProgramInstance;
-  private readonly onRelease: () => void;
+export class LocalInstance implements ExecInstance {
+  readonly program: ProgramInstance;
+  private readonly releaseHooks: (() => void)[];
   private released = false;
   readonly memoryLimit: number;
 
   constructor(program: ProgramInstance, memoryLimit: number, onRelease: () => void) {
     this.program = program;
     this.memoryLimit = memoryLimit;
-    this.onRelease = onRelease;
+    this.releaseHooks = [onRelease];
   }
 
   get status(): Status {
@@ -237,10 +253,15 @@ class LocalInstance implements ExecInstance {
     return { memory: state.memory, globals: [...state.globals.entries()].sort((a, b) => a[0] - b[0]) };
   }
 
+  /** Call `hook` when the instance is released. */
+  onRelease(hook: () => void): void {
+    this.releaseHooks.push(hook);
+  }
+
   release(): void {
     if (this.released) return;
     this.released = true;
     this.program.kill();
-    this.onRelease();
+    for (const hook of this.releaseHooks) hook();
   }
 }

@@ -13,8 +13,6 @@
 // A worker ends when its server does: a guard thread kills the process when
 // its parent is gone, even if the main thread is stuck in a program.
 
-import { writeSync } from 'node:fs';
-import { Worker } from 'node:worker_threads';
 import { nodeEngine } from '../../../host/engine.ts';
 import { ModuleCache, sha256Hex } from '../../../host/module-cache.ts';
 import { ProgramInstance } from '../../../host/program-instance.ts';
@@ -27,41 +25,16 @@ import { readSnapshot } from '../../../runtime/snapshot/read.ts';
 import { Registry } from '../../../services/index.ts';
 import { classify, ExecError } from '../executor.ts';
 import { ProgramBridge } from './bridge-program.ts';
+import { blockForever, ChannelRelay, guardParent, SliceReporter } from './child.ts';
 import { PortHub } from './ports.ts';
-import { SLICE_FD, type CreateReply, type CreateRequest, type ErrorInfo, type FromWorker, type InspectReply, type PrepareReply, type ToWorker, type WorkerSetup } from './protocol.ts';
+import { type CreateReply, type CreateRequest, type ErrorInfo, type FromWorker, type InspectReply, type PrepareReply, type ToWorker, type WorkerSetup } from './protocol.ts';
 
 function post(m: FromWorker): void {
   if (process.connected) process.send!(m);
 }
 
-/**
- * Whose slice this worker is in, told over a pipe of its own (SLICE_FD)
- * with a synchronous write: a message on the IPC channel may still sit in
- * this process's queue when a slice that never ends begins, and the server
- * would then blame no one. Each record is an int32: an instance id, or -1
- * (idle).
- */
-let sliceReported: number | undefined;
-const sliceRecord = new Int32Array(1);
-
-function reportSlice(id: number | undefined): void {
-  sliceReported = id;
-  sliceRecord[0] = id ?? -1;
-  try {
-    writeSync(SLICE_FD, new Uint8Array(sliceRecord.buffer));
-  } catch {
-    // The server is gone (or not reading): nothing to tell.
-  }
-}
-
-// Kill this process once the server is gone. A thread of its own, since the
-// main thread may be held by a program that cannot be interrupted.
-new Worker(
-  `const ppid = ${process.ppid};
-   setInterval(() => { if (process.ppid !== ppid) process.kill(${process.pid}, 'SIGKILL'); }, 500);`,
-  { eval: true },
-).unref();
-process.on('disconnect', () => process.exit(0));
+const slice = new SliceReporter();
+guardParent();
 
 function errorInfo(error: unknown): ErrorInfo {
   const e = classify(error);
@@ -107,13 +80,7 @@ async function prepare(bytes: Uint8Array, maxMemoryPages: number): Promise<Prepa
  * loop).
  */
 const slices = new Map<Runnable, number>();
-const engine = nodeEngine({
-  onSlice(r) {
-    const id = r === undefined ? undefined : slices.get(r);
-    if (id !== undefined && id !== sliceReported) reportSlice(id);
-    else if (r === undefined && sliceReported !== undefined) reportSlice(undefined);
-  },
-});
+const engine = nodeEngine({ onSlice: (r) => slice.onSlice(r === undefined, r === undefined ? undefined : slices.get(r)) });
 let registry: Promise<Registry>;
 const compiledByKey = new Map<string, Promise<CompiledModule>>();
 const hosted = new Map<number, Promise<ProgramInstance>>();
@@ -133,20 +100,6 @@ class NeedProgram extends Error {
   constructor(key: string) {
     super(`program ${key} is needed`);
     this.key = key;
-  }
-}
-
-/**
- * Work on one instance outside a slice (restoring it, capturing it) is
- * reported as its slice is: should the worker die in it, that instance is
- * to blame (a table too big for the heap, say).
- */
-async function working<T>(id: number, work: () => T | Promise<T>): Promise<T> {
-  if (sliceReported !== id) reportSlice(id);
-  try {
-    return await work();
-  } finally {
-    if (sliceReported === id) reportSlice(undefined);
   }
 }
 
@@ -190,7 +143,7 @@ async function create(m: CreateRequest): Promise<ProgramInstance> {
     debug: m.debug ? (chunk: Uint8Array) => post({ ev: 'debug', id, chunk }) : undefined,
   };
   const snapshot = m.snapshot;
-  const program = await working(id, () =>
+  const program = await slice.working(id, () =>
     snapshot ? restoreInstance(snapshot, { ...common, cache, maxMemoryPages: m.maxMemoryPages }) : new ProgramInstance({ ...common, compiled }),
   );
   slices.set(program.instance, id);
@@ -225,22 +178,11 @@ function connect(m: Extract<ToWorker, { op: 'connect' }>): void {
   );
 }
 
-/**
- * BroadcastChannels joined across processes: what this process's threads
- * post on one goes to the server, which posts it in the other workers.
- */
-const relays = new Map<string, BroadcastChannel>();
-
-function relay(channel: string): void {
-  const bc = new BroadcastChannel(channel);
-  bc.onmessage = (ev: MessageEvent) => post({ ev: 'broadcast', channel, data: ev.data });
-  (bc as unknown as { unref?: () => void }).unref?.();
-  relays.set(channel, bc);
-}
+let relay: ChannelRelay | undefined;
 
 function start(m: WorkerSetup): void {
   setup = m;
-  for (const channel of setup.relayChannels ?? []) relay(channel);
+  relay = new ChannelRelay(setup.relayChannels ?? [], (channel, data) => post({ ev: 'broadcast', channel, data }));
   cache = new ModuleCache(setup.role === 'prepare' ? setup.cacheDir : null, setup.cacheBytes);
   if (setup.role === 'instances') {
     registry = loadRegistry();
@@ -300,7 +242,7 @@ function handle(m: ToWorker): void {
       forgetShare(m.key);
       return;
     case 'broadcast':
-      relays.get(m.channel)?.postMessage(m.data);
+      relay?.deliver(m.channel, m.data);
       return;
     case 'snapshot':
       answer(
@@ -308,7 +250,7 @@ function handle(m: ToWorker): void {
         () =>
           withInstance(m.id, (program) => {
             stopped(program);
-            return working(m.id, () => snapshotInstance(program));
+            return slice.working(m.id, () => snapshotInstance(program));
           }),
       );
       return;
@@ -318,7 +260,7 @@ function handle(m: ToWorker): void {
         () =>
           withInstance(m.id, (program): Promise<InspectReply> => {
             stopped(program);
-            return working(m.id, () => {
+            return slice.working(m.id, () => {
               const state = program.instance.capture();
               return { memory: state.memory, globals: [...state.globals.entries()].sort((a, b) => a[0] - b[0]) };
             });
@@ -332,13 +274,8 @@ function handle(m: ToWorker): void {
       // Test hook (WorkerExecutorOptions.testHooks): stop answering for good,
       // as a program V8 cannot interrupt would, in instance m.id's slice.
       if (!setup.testHooks) return;
-      if (m.id !== undefined) reportSlice(m.id);
-      if (m.how === 'heap') {
-        const hog: unknown[] = [];
-        for (;;) hog.push(new Array(1 << 20).fill(hog.length));
-      }
-      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0);
-      return;
+      if (m.id !== undefined) slice.report(m.id);
+      blockForever(m.how);
   }
 }
 
