@@ -29,8 +29,11 @@ Configuration files are read from ~/.config/gate/server.toml and
 const SHUTDOWN_DEADLINE = 30;
 
 /**
- * With runtime.workers > 0, instances run in that many worker processes (see
- * workerExecutorOptions); otherwise in the server's own thread.
+ * With runtime.workers > 0 on a TCP address, the server is that many shard
+ * processes that each serve HTTP and run the instances of their requests
+ * (cluster/supervisor.ts). On a Unix socket (SO_REUSEPORT is for TCP),
+ * HTTP is served here and instances run in that many worker processes
+ * (workerExecutorOptions). With 0, everything runs in this thread.
  */
 async function workerExecutor(config: Config): Promise<Executor | undefined> {
   if (config.runtime.workers <= 0) return undefined;
@@ -63,8 +66,14 @@ async function main(): Promise<void> {
   try {
     const listen = listenAddress(config.http.addr);
     mkdirSync(config.server.datadir, { recursive: true, mode: 0o700 });
-    executor = await workerExecutor(config);
-    server = await startServer({ listen, dataDir: config.server.datadir, config, executor });
+    if (config.runtime.workers > 0 && !('path' in listen)) {
+      const { startCluster } = await import('./cluster/supervisor.ts');
+      const log = new Logger(config.log.level, { format: config.log.format });
+      server = await startCluster({ listen, dataDir: config.server.datadir, config, log, local: config.access.local });
+    } else {
+      executor = await workerExecutor(config);
+      server = await startServer({ listen, dataDir: config.server.datadir, config, executor });
+    }
   } catch (error) {
     await executor?.close();
     process.stderr.write(`gate-server: ${(error as Error).message}\n`);

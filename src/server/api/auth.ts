@@ -53,13 +53,16 @@ export class AuthError extends HttpError {
 
 export class Verifier {
   readonly realm: string;
-  private readonly audiences: Set<string>;
+  /** The accepted audiences, the realm first. */
+  readonly audiences: readonly string[];
+  private readonly accepted: Set<string>;
   private readonly nonces: NonceStore | undefined;
   private readonly local: boolean;
   private readonly now: () => number;
 
   constructor(options: VerifierOptions) {
-    this.audiences = new Set(options.audiences);
+    this.audiences = [...options.audiences];
+    this.accepted = new Set(options.audiences);
     this.realm = options.audiences[0] ?? '';
     this.nonces = options.nonces;
     this.local = options.local ?? false;
@@ -144,7 +147,7 @@ export class Verifier {
       if (margin < 0) throw new AuthError(this.realm, 'AUTH_EXPIRED', 'token has expired', 'invalid_token', 'token has expired');
       if (margin > MAX_EXPIRY_SECONDS) throw described('AUTH_INVALID', 'token expiration is too far in the future');
     }
-    if (Array.isArray(aud) && aud.length > 0 && !aud.some((a) => this.audiences.has(a as string))) throw invalid();
+    if (Array.isArray(aud) && aud.length > 0 && !aud.some((a) => this.accepted.has(a as string))) throw invalid();
 
     if (publicKey) {
       if (signature.byteLength !== 64) throw invalid();

@@ -14,7 +14,7 @@ import type { Metrics } from '../obs/metrics.ts';
 import { execHttpError, pagesFor, sha256Hex, type Modules } from './modules.ts';
 import { parseDuration } from '../config/config.ts';
 import type { InstanceRecord, Store } from '../store/store.ts';
-import { ANONYMOUS, LocalQuota, NO_USAGE, type Dimension, type Quota, type Usage } from './quota.ts';
+import { ANONYMOUS, LocalQuota, NO_USAGE, SERVER, type Dimension, type Quota, type Usage } from './quota.ts';
 
 export class ServerInstance {
   readonly id: string;
@@ -213,7 +213,8 @@ export class Instances {
     let m = this.owned.get(inst.principal);
     if (!m) this.owned.set(inst.principal, (m = new Map()));
     m.set(inst.id, inst);
-    this.directory?.placed(inst);
+    // Calls (transient) are found by asking every process: the directory knows the persistent ones.
+    if (!inst.transient) this.directory?.placed(inst);
   }
 
   private unregister(inst: ServerInstance): void {
@@ -223,9 +224,10 @@ export class Instances {
       const m = this.owned.get(inst.principal);
       m?.delete(inst.id);
       if (m?.size === 0) this.owned.delete(inst.principal);
-      this.directory?.gone(inst.principal, inst.id);
+      if (!inst.transient) this.directory?.gone(inst.principal, inst.id);
     }
     this.quota.settle(keyOf(inst.principal), this.usageOf(inst.principal));
+    this.quota.settle(SERVER, this.serverUsage());
   }
 
   async create(c: CreateInstance): Promise<ServerInstance> {
@@ -233,31 +235,37 @@ export class Instances {
     const id = c.id ?? randomUUID();
     const memory = c.limits.maxmemorysize;
     const adds: Usage = { instances: 1, running: c.suspend ? 0 : 1, memory: c.suspend ? 0 : memory };
-    this.checkServer();
-    if (c.principal !== undefined && this.owned.get(c.principal)?.has(id)) throw duplicateId();
     // Reserved (in the same tick as the check) until the instance is registered
     // or fails, so that concurrent creates see each other.
-    const pending = this.pendingOf(c.principal);
+    await this.admitServer(() => this.pendingTotal++);
+    // Taken from the map when reserving (an entry with nothing reserved may go meanwhile), kept while it holds something.
+    let pending: Pending | undefined;
     const reserved: Usage = { ...NO_USAGE };
-    await this.admit(c.principal, c.limits, adds, () => {
-      this.pendingTotal++;
-      reserve(adds);
-    });
-    function reserve(u: Usage) {
+    const reserve = (u: Usage) => {
+      pending ??= this.pendingOf(c.principal);
       pending.instances += u.instances;
       pending.running += u.running;
       pending.memory += u.memory;
       reserved.instances += u.instances;
       reserved.running += u.running;
       reserved.memory += u.memory;
+    };
+    try {
+      if (c.principal !== undefined && this.owned.get(c.principal)?.has(id)) throw duplicateId();
+      await this.admit(c.principal, c.limits, adds, () => reserve(adds));
+    } catch (error) {
+      this.pendingTotal--;
+      this.quota.settle(SERVER, this.serverUsage());
+      throw error;
     }
     const unreserve = () => {
-      pending.instances -= reserved.instances;
-      pending.running -= reserved.running;
-      pending.memory -= reserved.memory;
+      const p = pending!;
+      p.instances -= reserved.instances;
+      p.running -= reserved.running;
+      p.memory -= reserved.memory;
       reserved.instances = reserved.running = reserved.memory = 0;
       this.pendingTotal--;
-      if (pending.instances === 0) this.pending.delete(c.principal);
+      if (p.instances === 0) this.pending.delete(c.principal);
     };
     let claimed = false;
     const inst = new ServerInstance({
@@ -297,6 +305,7 @@ export class Instances {
       unreserve();
       if (claimed) this.directory!.gone(c.principal!, id);
       this.quota.settle(keyOf(c.principal), this.usageOf(c.principal));
+      this.quota.settle(SERVER, this.serverUsage());
       throw error;
     }
     unreserve();
@@ -318,13 +327,30 @@ export class Instances {
     return p;
   }
 
-  /** This process's own bound on live instances (V8 holds only so many memories per process). */
-  private checkServer(): void {
-    if (!this.maxInstances) return;
+  /** Instances held here in all, the creates under way included. */
+  private serverUsage(): Usage {
     let live = this.pendingTotal + this.anonymous.size;
     for (const m of this.owned.values()) live += m.size;
-    if (live >= this.maxInstances.value) {
-      throw new HttpError(503, `instance limit of the server reached (${this.maxInstances.key})`).failing('RESOURCE_LIMIT');
+    return { instances: live, running: 0, memory: 0 };
+  }
+
+  /** Room for one more instance in the server (V8 holds only so many memories per process), taken by `take` in the tick that found it. */
+  private async admitServer(take: () => void): Promise<void> {
+    if (!this.maxInstances) {
+      take();
+      return;
+    }
+    const bounds: Usage = { instances: this.maxInstances.value, running: Infinity, memory: Infinity };
+    for (;;) {
+      const want = this.serverUsage();
+      want.instances++;
+      if (this.quota.fits(SERVER, want, bounds)) {
+        take();
+        return;
+      }
+      if ((await this.quota.widen(SERVER, want, bounds)) !== undefined) {
+        throw new HttpError(503, `instance limit of the server reached (${this.maxInstances.key})`).failing('RESOURCE_LIMIT');
+      }
     }
   }
 
@@ -460,6 +486,7 @@ export class Instances {
         throw error;
       });
       inst.stored = inst.exec.status;
+      this.directory?.placed(inst);
       this.log.warn('instance restored from its last checkpoint', { principal: inst.principal, instance: inst.id, checkpoint: inst.checkpoint });
     } catch (error) {
       inst.exec = undefined;
@@ -525,7 +552,7 @@ export class Instances {
       }
       if (inst.deleted) return;
       this.writeRecord(inst);
-      if (old && old !== inst.checkpoint) this.store.collectModule(old);
+      if (old && old !== inst.checkpoint) this.modules.collect(old);
     })();
     return inst.persisting;
   }
@@ -551,7 +578,7 @@ export class Instances {
     inst.exec?.release();
     if (inst.principal !== undefined && !inst.transient) {
       this.store.deleteInstance(inst.principal, inst.id);
-      if (inst.checkpoint) this.store.collectModule(inst.checkpoint);
+      if (inst.checkpoint) this.modules.collect(inst.checkpoint);
     }
     this.event('INSTANCE_DELETE', inst);
   }
@@ -632,6 +659,7 @@ export class Instances {
     if (!inst.transient || inst.principal === undefined) return;
     inst.transient = false;
     this.writeRecord(inst);
+    this.directory?.placed(inst);
   }
 
   /** The status once the instance is not running, or the current one if the signal aborts first. */
@@ -784,7 +812,17 @@ export class Instances {
 
   /** Load the recorded instances and resume those that were running. */
   async load(limitsFor: (principal: string) => Limits): Promise<void> {
-    for (const rec of this.store.instances()) {
+    for (const rec of this.store.instances()) await this.adopt(rec, limitsFor(rec.principal));
+  }
+
+  /**
+   * Take on a recorded instance (at startup, or one whose process was lost:
+   * `restored`) and run it if it was running. It is held whatever the limits
+   * say: it existed already.
+   */
+  async adopt(rec: InstanceRecord, limits: Limits, restored = false): Promise<void> {
+    if (this.owned.get(rec.principal)?.has(rec.id)) return;
+    {
       const inst = new ServerInstance({
         id: rec.id,
         principal: rec.principal,
@@ -792,17 +830,26 @@ export class Instances {
         fn: rec.function,
         transient: false,
         tags: rec.tags,
-        limits: limitsFor(rec.principal),
+        limits,
         created: rec.created,
         status: rec.status,
       });
       inst.checkpoint = rec.checkpoint;
       this.register(inst);
-      await this.revive(inst, rec);
+      await Promise.all([this.quota.claim(rec.principal, this.usageOf(rec.principal)), this.quota.claim(SERVER, this.serverUsage())]);
+      await this.revive(inst, rec, restored);
+      this.directory?.placed(inst);
+      await this.quota.claim(rec.principal, this.usageOf(rec.principal));
     }
   }
 
-  private async revive(inst: ServerInstance, rec: InstanceRecord): Promise<void> {
+  /** What this process holds of a quota key (see quota.ts). */
+  held(key: string): Usage {
+    if (key === SERVER) return this.serverUsage();
+    return this.usageOf(key === ANONYMOUS ? undefined : key);
+  }
+
+  private async revive(inst: ServerInstance, rec: InstanceRecord, restored = false): Promise<void> {
     const wasRunning = rec.status.state === State.RUNNING || rec.resume;
     const fresh = !rec.checkpoint;
     // Without a checkpoint only the module's initial state exists: usable when
@@ -820,6 +867,7 @@ export class Instances {
       return;
     }
     inst.stored = inst.exec.status;
+    if (restored) this.log.warn('instance restored from its last checkpoint', { principal: inst.principal, instance: inst.id, checkpoint: inst.checkpoint });
     if (!wasRunning) return;
     const state = inst.stored.state;
     try {

@@ -32,11 +32,18 @@ const YOUNG_SECONDS = 5;
 /** Module bytes kept in memory for reuse, by count and in all. */
 const RECENT = 16;
 const RECENT_BYTES = 32 * 1024 * 1024;
+/** Hashes of stored modules remembered. */
+const STORED_KEPT = 10_000;
+
+/** Where the cache of unpinned modules is kept: here within `bytes`, or by another process told of each use (a cluster's supervisor). */
+export type UnpinnedCache = { bytes: number } | { elsewhere: (hash: string) => void };
 
 export class Modules {
   private readonly store: Store;
   private readonly executor: Executor;
   private readonly recent = new RecentMap<string, Uint8Array>(RECENT, { of: (b) => b.byteLength, max: RECENT_BYTES });
+  /** Modules this process stored or found stored (so that an upload it has seen needs no disk access), with their sizes. */
+  private readonly stored = new RecentMap<string, number>(STORED_KEPT);
   /**
    * Stored modules that nothing may refer to yet (uploaded for a call, fetched
    * from a source, unpinned), oldest use first, with their size and when
@@ -46,11 +53,13 @@ export class Modules {
   private readonly unpinned = new Map<string, { size: number; added: number }>();
   private unpinnedTotal = 0;
   private readonly unpinnedBytes: number;
+  private readonly usedElsewhere: ((hash: string) => void) | undefined;
 
-  constructor(store: Store, executor: Executor, unpinnedBytes = Infinity) {
+  constructor(store: Store, executor: Executor, cache: UnpinnedCache = { bytes: Infinity }) {
     this.store = store;
     this.executor = executor;
-    this.unpinnedBytes = unpinnedBytes;
+    this.unpinnedBytes = 'bytes' in cache ? cache.bytes : Infinity;
+    this.usedElsewhere = 'elsewhere' in cache ? cache.elsewhere : undefined;
   }
 
   /** Bytes of modules held in the cache of unpinned modules. */
@@ -59,9 +68,12 @@ export class Modules {
   }
 
   /** A stored module nothing may refer to now: it stays while the cache has room for it. */
-  release(hash: string): void {
-    const size = this.store.moduleSize(hash);
+  release(hash: string, size = this.size(hash)): void {
     if (size === undefined) return;
+    if (this.usedElsewhere) {
+      this.usedElsewhere(hash);
+      return;
+    }
     const old = this.unpinned.get(hash);
     if (old) {
       this.unpinned.delete(hash);
@@ -73,11 +85,26 @@ export class Modules {
     for (const [h, e] of this.unpinned) {
       if (this.unpinnedTotal <= this.unpinnedBytes) break;
       if (e.added > young) continue;
-      this.unpinned.delete(h);
-      this.unpinnedTotal -= e.size;
-      this.recent.delete(h);
       this.store.forgetSources(h);
-      this.store.collectModule(h);
+      this.collect(h);
+    }
+  }
+
+  /** Remove a module from the store unless something refers to it. */
+  collect(hash: string): boolean {
+    const collected = this.store.collectModule(hash);
+    if (collected) this.forget(hash);
+    return collected;
+  }
+
+  /** The module was removed from the store (here or by another process). */
+  forget(hash: string): void {
+    this.recent.delete(hash);
+    this.stored.delete(hash);
+    const e = this.unpinned.get(hash);
+    if (e) {
+      this.unpinned.delete(hash);
+      this.unpinnedTotal -= e.size;
     }
   }
 
@@ -97,6 +124,7 @@ export class Modules {
       this.unpinned.delete(hash);
       this.unpinned.set(hash, cached);
     }
+    this.usedElsewhere?.(hash);
     let bytes = this.recent.get(hash);
     if (!bytes) {
       try {
@@ -123,9 +151,13 @@ export class Modules {
     } catch (error) {
       throw execHttpError(error);
     }
-    this.store.putModule(hash, bytes);
+    // An upload seen lately is stored already (what is collected is forgotten here).
+    if (this.stored.get(hash) !== bytes.byteLength) {
+      this.store.putModule(hash, bytes);
+      this.stored.set(hash, bytes.byteLength);
+    }
     this.recent.set(hash, bytes);
-    this.release(hash);
+    this.release(hash, bytes.byteLength);
     return { hash, facts };
   }
 }

@@ -55,8 +55,12 @@ export async function sourceModule(parts: ServerParts, caller: Caller, source: S
   return { hash, bytes };
 }
 
-/** Pin a module for the caller (tags replace the old ones when given and different). */
-export function pinModule(parts: ServerParts, caller: Caller, hash: string, tags: string[]): void {
+/**
+ * Pin a module for the caller (tags replace the old ones when given and
+ * different). `bytes`: the module, stored again should another process of
+ * the server have collected it from the cache of unpinned modules meanwhile.
+ */
+export function pinModule(parts: ServerParts, caller: Caller, hash: string, tags: string[], bytes?: Uint8Array): void {
   const principal = caller.principal;
   if (principal === undefined) throw parts.verifier.anonymous();
   const already = parts.store.pinTags(principal, hash) !== undefined;
@@ -64,16 +68,21 @@ export function pinModule(parts: ServerParts, caller: Caller, hash: string, tags
     throw limitExceeded('pinned module', 'principal.maxmodules', caller.limits.maxmodules);
   }
   checkTags(tags);
-  if (parts.store.pin(principal, hash, tags)) event(parts, 'MODULE_PIN', caller, { module: hash, tagcount: tags.length });
+  let pinned = parts.store.pin(principal, hash, tags);
+  if (pinned === 'missing' && bytes) {
+    parts.store.putModule(hash, bytes);
+    pinned = parts.store.pin(principal, hash, tags);
+  }
+  if (pinned === 'missing') throw moduleNotFound();
+  if (pinned) event(parts, 'MODULE_PIN', caller, { module: hash, tagcount: tags.length });
 }
 
 /** Pin an extant module: the caller must have it pinned or use it in one of its instances. */
-export function pinExtant(parts: ServerParts, caller: Caller, hash: string, tags: string[]): void {
+export async function pinExtant(parts: ServerParts, caller: Caller, hash: string, tags: string[]): Promise<void> {
   const principal = caller.principal;
   if (principal === undefined) throw parts.verifier.anonymous();
-  const usable =
-    parts.modules.has(hash) &&
-    (parts.store.pinTags(principal, hash) !== undefined || parts.instances.list(principal).some((i) => i.module === hash));
+  const instances = parts.cluster ? await parts.cluster.list(principal) : parts.instances.list(principal).map((i) => i.info());
+  const usable = parts.modules.has(hash) && (parts.store.pinTags(principal, hash) !== undefined || instances.some((i) => i.module === hash));
   if (!usable) throw moduleNotFound();
   pinModule(parts, caller, hash, tags);
 }

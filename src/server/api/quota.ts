@@ -18,6 +18,9 @@ export type Dimension = keyof Usage;
 /** The quota key of anonymous callers (principal ids are `ed25519:…` or `local`). */
 export const ANONYMOUS = 'anonymous';
 
+/** The quota key of the server's instances in all (runtime.maxinstances per process, times the processes). */
+export const SERVER = 'server';
+
 export const NO_USAGE: Usage = Object.freeze({ instances: 0, running: 0, memory: 0 });
 
 export interface Quota {

@@ -180,7 +180,7 @@ export class InProcessExecutor implements Executor {
     const info = program.compiled.prepared.info;
     if (this.tableBudget && this.tables + info.tableBytes > this.tableBudget.bytes) {
       program.kill();
-      throw new ExecError('busy', `no heap left for the instance's tables (${this.tableBudget.key})`);
+      throw new ExecError('busy', `no worker has heap left for the instance's tables (${this.tableBudget.key})`);
     }
     this.live++;
     this.tables += info.tableBytes;

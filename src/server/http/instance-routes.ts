@@ -16,11 +16,11 @@ import { instanceIdError } from '../api/ids.ts';
 import type { Query } from './query.ts';
 
 export async function handleInstanceList(parts: ServerParts, req: IncomingMessage, res: ServerResponse, q: Query): Promise<void> {
-  const caller = listCaller(parts, req, res, q);
+  const caller = await listCaller(parts, req, res, q);
   if (!caller) return;
-  const list = parts.instances.list(caller.principal!);
+  const list = parts.cluster ? await parts.cluster.list(caller.principal!) : parts.instances.list(caller.principal!).map((i) => i.info());
   parts.metrics.events.inc({ type: 'INSTANCE_LIST' });
-  sendJSON(res, list.length === 0 ? {} : { instances: list.map((i) => i.info()) });
+  sendJSON(res, list.length === 0 ? {} : { instances: list });
 }
 
 const WAITABLE = new Set(['kill', 'suspend', 'wait', 'kill+wait', 'suspend+wait']);
@@ -47,7 +47,7 @@ export async function handleInstance(parts: ServerParts, req: IncomingMessage, r
   if (actions.length === 0) {
     q.done();
     requireJSON(req);
-    const caller = ownerCaller(parts, creds(), 'authorize');
+    const caller = await ownerCaller(parts, creds(), 'authorize');
     const inst = parts.instances.get(caller.principal!, id);
     sendJSON(res, inst.info());
     return;
@@ -58,7 +58,7 @@ export async function handleInstance(parts: ServerParts, req: IncomingMessage, r
   switch (single) {
     case 'io': {
       q.done();
-      const caller = ownerCaller(parts, creds(), 'authorize');
+      const caller = await ownerCaller(parts, creds(), 'authorize');
       const inst = parts.instances.get(caller.principal!, id);
       return serveIO(parts, req, res, inst);
     }
@@ -66,7 +66,7 @@ export async function handleInstance(parts: ServerParts, req: IncomingMessage, r
       const fn = q.takeFunction();
       q.takeLog();
       q.done();
-      const caller = ownerCaller(parts, creds(), 'instance');
+      const caller = await ownerCaller(parts, creds(), 'instance');
       const inst = parts.instances.get(caller.principal!, id);
       inst.limits = caller.limits;
       await parts.instances.resume(inst, fn);
@@ -77,7 +77,7 @@ export async function handleInstance(parts: ServerParts, req: IncomingMessage, r
       const tags = q.takeAll('module-tag');
       q.done();
       checkTags(tags);
-      const caller = ownerCaller(parts, creds(), 'authorize');
+      const caller = await ownerCaller(parts, creds(), 'authorize');
       const inst = parts.instances.get(caller.principal!, id);
       const hash = await parts.instances.snapshot(inst);
       pinModule(parts, caller, hash, tags);
@@ -86,7 +86,7 @@ export async function handleInstance(parts: ServerParts, req: IncomingMessage, r
     }
     case 'delete': {
       q.done();
-      const caller = ownerCaller(parts, creds(), 'authorize');
+      const caller = await ownerCaller(parts, creds(), 'authorize');
       await parts.instances.delete(parts.instances.get(caller.principal!, id));
       sendEmpty(res);
       return;
@@ -94,7 +94,7 @@ export async function handleInstance(parts: ServerParts, req: IncomingMessage, r
     case 'update': {
       q.done();
       requireContentType(req, 'application/json');
-      const caller = ownerCaller(parts, creds(), 'authorize');
+      const caller = await ownerCaller(parts, creds(), 'authorize');
       // As Gate: the content is parsed before the instance is looked up.
       const update = parseUpdate(await readSmallBody(req, parts.config.http.maxbodysize, parts.config.http.bodytimeout * 1000));
       const inst = parts.instances.get(caller.principal!, id);
@@ -107,7 +107,7 @@ export async function handleInstance(parts: ServerParts, req: IncomingMessage, r
     case 'debug': {
       q.done();
       requireContentType(req, 'application/json');
-      const caller = ownerCaller(parts, creds(), 'program');
+      const caller = await ownerCaller(parts, creds(), 'program');
       const request = parseDebugRequest(await readSmallBody(req, parts.config.http.maxbodysize, parts.config.http.bodytimeout * 1000));
       const inst = parts.instances.get(caller.principal!, id);
       sendJSON(res, await debugInstance(parts, inst, request));
@@ -117,7 +117,7 @@ export async function handleInstance(parts: ServerParts, req: IncomingMessage, r
 
   if (!WAITABLE.has(set) || (set !== 'kill' && actions.length !== set.split('+').length)) throw unsupportedAction();
   q.done();
-  const caller = ownerCaller(parts, creds(), 'authorize');
+  const caller = await ownerCaller(parts, creds(), 'authorize');
   const inst = parts.instances.get(caller.principal!, id);
   if (set.includes('kill')) parts.instances.kill(inst);
   if (set.includes('suspend')) parts.instances.suspend(inst);

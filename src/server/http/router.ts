@@ -13,6 +13,9 @@ import { handleInstance, handleInstanceList } from './instance-routes.ts';
 import { handleModule, handleModuleList, handleSourceItem } from './module-routes.ts';
 import { PermissionDenied } from '../api/policy.ts';
 import { Query } from './query.ts';
+import { credentialsOf } from './caller.ts';
+import { clientAddress, forwardRequest, isForwarded } from './forward.ts';
+import { instanceIdError } from '../api/ids.ts';
 import { withRequestSource } from '../api/request-source.ts';
 
 export const API_ROOT = '/gate-0/';
@@ -116,10 +119,10 @@ export function createHandler(parts: ServerParts): (req: IncomingMessage, res: S
         status: res.statusCode,
         complete: res.writableFinished,
         seconds,
-        remote: req.socket.remoteAddress,
+        remote: clientAddress(req),
       });
     });
-    withRequestSource(req.socket.remoteAddress, () =>
+    withRequestSource(clientAddress(req), () =>
       handle(parts, req, res, (name) => (routeName = name)).catch((error: unknown) => {
         respondError(parts, req, res, error);
       }),
@@ -209,7 +212,7 @@ async function handle(parts: ServerParts, req: IncomingMessage, res: ServerRespo
     return;
   }
   if (route.name === 'metrics') {
-    const body = parts.metrics.render();
+    const body = parts.cluster ? await parts.cluster.metrics() : parts.metrics.render();
     res.writeHead(200, { 'Content-Type': 'text/plain; version=0.0.4; charset=utf-8', 'Content-Length': Buffer.byteLength(body) });
     res.end(body);
     return;
@@ -219,6 +222,7 @@ async function handle(parts: ServerParts, req: IncomingMessage, res: ServerRespo
     sendEmpty(res, 200, { Allow: [...(route.advertised ?? route.methods)].sort().join(', ') });
     return;
   }
+  if (route.name === 'instance' && (await passedOn(parts, req, res, route.value))) return;
   const query = new Query(rawQuery);
   switch (route.name) {
     case 'info':
@@ -239,6 +243,26 @@ async function handle(parts: ServerParts, req: IncomingMessage, res: ServerRespo
     case 'instance':
       return handleInstance(parts, req, res, query, route.value);
   }
+}
+
+/**
+ * In a cluster, a request about an instance of the caller that lives on
+ * another shard goes there (once: a passed-on request is never passed on
+ * again). Whatever is wrong with the request is answered here, as always.
+ */
+async function passedOn(parts: ServerParts, req: IncomingMessage, res: ServerResponse, id: string): Promise<boolean> {
+  if (!parts.cluster || isForwarded(req) || instanceIdError(id)) return false;
+  let creds;
+  try {
+    creds = credentialsOf(parts, req);
+  } catch {
+    return false;
+  }
+  if (!creds || parts.instances.has(creds.principal.id, id)) return false;
+  const shard = await parts.cluster.locate(creds.principal.id, id);
+  if (shard === null || shard === parts.cluster.index) return false;
+  await forwardRequest(req, res, parts.cluster.peer(shard), creds);
+  return true;
 }
 
 function redirect(res: ServerResponse, location: string): void {

@@ -54,9 +54,11 @@ export class Store {
    * Open the data directory. Fails at once, saying why, when the database is
    * not a database, is corrupt, or is new beside module files it has no
    * record of (it was emptied or lost: starting on would orphan them).
-   * Temporary files of writes cut short by a crash are removed.
+   * Temporary files of writes cut short by a crash are removed. `shared`:
+   * another process of this server opened it first and did those checks
+   * (the shards of a cluster; SQLite serializes their writes).
    */
-  constructor(dir: string) {
+  constructor(dir: string, options: { shared?: boolean } = {}) {
     this.dir = dir;
     this.moduleDir = path.join(dir, 'module');
     mkdirSync(this.moduleDir, { recursive: true, mode: 0o700 });
@@ -66,13 +68,16 @@ export class Store {
       this.db = new DatabaseSync(file);
       // WAL survives a process crash with every committed transaction intact.
       this.db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000;');
-      const check = this.db.prepare('PRAGMA quick_check').all() as { quick_check: string }[];
-      const problems = check.map((r) => r.quick_check).filter((r) => r !== 'ok');
-      if (problems.length > 0) throw new Error(problems.slice(0, 3).join('; '));
-      this.db.exec(SCHEMA);
+      if (!options.shared) {
+        const check = this.db.prepare('PRAGMA quick_check').all() as { quick_check: string }[];
+        const problems = check.map((r) => r.quick_check).filter((r) => r !== 'ok');
+        if (problems.length > 0) throw new Error(problems.slice(0, 3).join('; '));
+        this.db.exec(SCHEMA);
+      }
     } catch (error) {
       throw new Error(`inventory database ${file} cannot be used: ${(error as Error).message}`);
     }
+    if (options.shared) return;
     const modules = this.removeTemporaryFiles();
     const recorded = (this.stmt('SELECT count(*) AS n FROM module').get() as { n: number }).n;
     if (recorded === 0 && modules > 0) {
@@ -137,28 +142,49 @@ export class Store {
 
   /** Write module bytes durably and record them; a no-op when already stored intact (a damaged copy is replaced). */
   putModule(hash: string, bytes: Uint8Array): void {
-    const file = this.modulePath(hash);
-    let present = false;
+    if (this.storedIntact(hash, bytes.byteLength) && this.hasModule(hash)) return;
+    // Another process of the server may collect the module meanwhile: file and record change under the write lock.
+    this.transaction(() => {
+      const present = this.storedIntact(hash, bytes.byteLength);
+      if (!present) this.writeModuleFile(hash, bytes);
+      this.stmt('INSERT OR IGNORE INTO module (hash, size, created) VALUES (?, ?, ?)').run(hash, bytes.byteLength, Date.now());
+    });
+  }
+
+  private storedIntact(hash: string, size: number): boolean {
     try {
-      present = statSync(file).size === bytes.byteLength && sha256(new Uint8Array(readFileSync(file))) === hash;
+      return statSync(this.modulePath(hash)).size === size && sha256(new Uint8Array(readFileSync(this.modulePath(hash)))) === hash;
     } catch {
-      present = false;
+      return false;
     }
-    if (present && this.hasModule(hash)) return;
-    if (!present) {
-      rmSync(file, { force: true });
-      const tmp = path.join(this.moduleDir, `.${hash}.${process.pid}.${randomUUID()}`);
-      const fd = openSync(tmp, 'w', 0o400);
-      try {
-        for (let off = 0; off < bytes.byteLength; ) off += writeSync(fd, bytes, off);
-        fsyncSync(fd);
-      } finally {
-        closeSync(fd);
-      }
-      renameSync(tmp, file);
-      syncDir(this.moduleDir);
+  }
+
+  private writeModuleFile(hash: string, bytes: Uint8Array): void {
+    const file = this.modulePath(hash);
+    rmSync(file, { force: true });
+    const tmp = path.join(this.moduleDir, `.${hash}.${process.pid}.${randomUUID()}`);
+    const fd = openSync(tmp, 'w', 0o400);
+    try {
+      for (let off = 0; off < bytes.byteLength; ) off += writeSync(fd, bytes, off);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
     }
-    this.stmt('INSERT OR IGNORE INTO module (hash, size, created) VALUES (?, ?, ?)').run(hash, bytes.byteLength, Date.now());
+    renameSync(tmp, file);
+    syncDir(this.moduleDir);
+  }
+
+  /** Run `work` as one write transaction (other processes' writes wait for it). */
+  private transaction<T>(work: () => T): T {
+    this.db.exec('BEGIN IMMEDIATE');
+    try {
+      const result = work();
+      this.db.exec('COMMIT');
+      return result;
+    } catch (error) {
+      this.db.exec('ROLLBACK');
+      throw error;
+    }
   }
 
   /** Remove every module nobody refers to (what an earlier run kept in its cache of unpinned modules); returns how many. */
@@ -188,18 +214,36 @@ export class Store {
 
   /** Remove a module nobody refers to (no pin, no instance, no checkpoint). */
   collectModule(hash: string): boolean {
-    const used =
-      this.stmt('SELECT 1 FROM pin WHERE module = ? LIMIT 1').get(hash) ??
-      this.stmt('SELECT 1 FROM instance WHERE module = ? OR checkpoint = ? LIMIT 1').get(hash, hash) ??
-      this.stmt('SELECT 1 FROM source_sha256 WHERE module = ? LIMIT 1').get(hash);
-    if (used) return false;
-    this.stmt('DELETE FROM module WHERE hash = ?').run(hash);
-    try {
-      unlinkSync(this.modulePath(hash));
-    } catch {
-      // already gone
-    }
-    return true;
+    // Checked and removed under the write lock: a pin or a record written by another process meanwhile keeps it.
+    return this.transaction(() => {
+      const used =
+        this.stmt('SELECT 1 FROM pin WHERE module = ? LIMIT 1').get(hash) ??
+        this.stmt('SELECT 1 FROM instance WHERE module = ? OR checkpoint = ? LIMIT 1').get(hash, hash) ??
+        this.stmt('SELECT 1 FROM source_sha256 WHERE module = ? LIMIT 1').get(hash);
+      if (used) return false;
+      this.stmt('DELETE FROM module WHERE hash = ?').run(hash);
+      try {
+        unlinkSync(this.modulePath(hash));
+      } catch {
+        // already gone
+      }
+      return true;
+    });
+  }
+
+  /** Modules nobody refers to, the oldest first, with their size and when they were stored (ms). */
+  unreferencedModules(): { hash: string; size: number; created: number }[] {
+    return this.stmt(
+      `SELECT hash, size, created FROM module WHERE NOT EXISTS (SELECT 1 FROM pin WHERE pin.module = module.hash)
+         AND NOT EXISTS (SELECT 1 FROM instance WHERE instance.module = module.hash OR instance.checkpoint = module.hash)
+         AND NOT EXISTS (SELECT 1 FROM source_sha256 WHERE source_sha256.module = module.hash)
+       ORDER BY created`,
+    ).all() as { hash: string; size: number; created: number }[];
+  }
+
+  /** One instance's record. */
+  instance(principal: string, id: string): InstanceRecord | undefined {
+    return this.instances(principal, id)[0];
   }
 
   // Pins.
@@ -213,13 +257,15 @@ export class Store {
     return (this.stmt('SELECT count(*) AS n FROM pin WHERE principal = ?').get(principal) as { n: number }).n;
   }
 
-  /** Pin (or re-tag); true when something changed. */
-  pin(principal: string, hash: string, tags: string[]): boolean {
+  /** Pin (or re-tag): whether something changed, or `missing` when the module is not stored (another process collected it). */
+  pin(principal: string, hash: string, tags: string[]): boolean | 'missing' {
     const old = this.pinTags(principal, hash);
     if (old && (tags.length === 0 || sameList(old, tags))) return false;
-    this.stmt('INSERT INTO pin (principal, module, tags, created) VALUES (?, ?, ?, ?) ON CONFLICT (principal, module) DO UPDATE SET tags = excluded.tags')
-      .run(principal, hash, JSON.stringify(tags), Date.now());
-    return true;
+    const changes = this.stmt(
+      `INSERT INTO pin (principal, module, tags, created) SELECT ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM module WHERE hash = ?)
+       ON CONFLICT (principal, module) DO UPDATE SET tags = excluded.tags`,
+    ).run(principal, hash, JSON.stringify(tags), Date.now(), hash).changes;
+    return Number(changes) > 0 ? true : 'missing';
   }
 
   unpin(principal: string, hash: string): boolean {
@@ -246,8 +292,13 @@ export class Store {
     this.stmt('DELETE FROM instance WHERE principal = ? AND id = ?').run(principal, id);
   }
 
-  instances(): InstanceRecord[] {
-    const rows = this.stmt('SELECT * FROM instance').all() as Record<string, string | number | null>[];
+  /** The instance records (of one principal's instance, when given). */
+  instances(principal?: string, id?: string): InstanceRecord[] {
+    const rows = (
+      principal === undefined
+        ? this.stmt('SELECT * FROM instance').all()
+        : this.stmt('SELECT * FROM instance WHERE principal = ? AND id = ?').all(principal, id ?? '')
+    ) as Record<string, string | number | null>[];
     return rows.map((r) => ({
       principal: r.principal as string,
       id: r.id as string,

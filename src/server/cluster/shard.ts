@@ -1,0 +1,242 @@
+// A shard of gate-server (see supervisor.ts): a whole server in one process
+// that listens on the public port beside the other shards (SO_REUSEPORT),
+// serves what the kernel hands it, and runs the instances of its requests
+// on its own engine. It asks the supervisor only for what it does not hold:
+// a module it has not compiled (prepared by the preparer processes), more
+// of a quota than its grant, where an instance of another shard is. A
+// request about an instance on another shard goes there over that shard's
+// Unix socket (http/forward.ts).
+//
+// It ends when the supervisor does (a guard thread kills it even when a
+// program holds its main thread), and it tells whose time slice it is in,
+// so that the watchdog blames the right instance.
+
+import http from 'node:http';
+import { nodeEngine } from '../../host/engine.ts';
+import type { ClusterLink } from '../api/context.ts';
+import type { InstanceDirectory } from '../api/instances.ts';
+import type { Admission } from '../api/newcomers.ts';
+import type { Usage } from '../api/quota.ts';
+import { blockForever, ChannelRelay, guardParent, SliceReporter } from '../exec/worker/child.ts';
+import type { PrepareReply } from '../exec/worker/protocol.ts';
+import { trustConnection } from '../http/forward.ts';
+import { Logger } from '../obs/log.ts';
+import { assembleParts, createFrontend, listen, removeSocket, serving, type RunningServer } from '../server.ts';
+import type { ServerParts } from '../api/context.ts';
+import { Store } from '../store/store.ts';
+import { RecentMap } from '../util/recent-map.ts';
+import { startServices, type RunningServices } from '../../services/node/registry.ts';
+import type { InstanceKey, ShardSetup, SupervisorCalls, SupervisorNotes } from './protocol.ts';
+import { LeasedQuota } from './leased-quota.ts';
+import type { AcquireResult } from './quota-ledger.ts';
+import { Rpc, type Message } from './rpc.ts';
+import { ShardExecutor } from './shard-executor.ts';
+
+/** Principals admitted lately, kept so that a known caller is not asked about again. */
+const ADMITTED_KEPT = 100_000;
+/** Milliseconds between the reports of stored modules used. */
+const USED_REPORT_INTERVAL = 1000;
+
+guardParent();
+const slice = new SliceReporter();
+// A terminal's Ctrl-C reaches the whole process group: the supervisor decides how the shards stop.
+process.on('SIGINT', () => {});
+process.on('SIGTERM', () => {});
+
+type Shard = {
+  setup: ShardSetup;
+  parts: ServerParts;
+  quota: LeasedQuota;
+  running: RunningServer;
+  open: () => void;
+  relay: ChannelRelay;
+};
+
+let shard: Shard | undefined;
+let starting: Promise<Shard> | undefined;
+
+const rpc = new Rpc(
+  (m) => {
+    if (process.connected) process.send!(m);
+  },
+  {
+    call: (kind, body) => answer(kind as keyof SupervisorCalls, body),
+    note: (kind, body) => heed(kind as keyof SupervisorNotes, body),
+  },
+);
+process.on('message', (m: Message) => rpc.receive(m));
+
+/** New principals are admitted by the supervisor (one bucket per source for the whole server); known ones here. */
+class ClusterAdmission implements Admission {
+  private readonly admitted = new RecentMap<string, true>(ADMITTED_KEPT);
+  private readonly perMinute: number;
+
+  constructor(perMinute: number) {
+    this.perMinute = perMinute;
+  }
+
+  admit(principal: string, source: string | undefined): void | Promise<void> {
+    if (this.perMinute <= 0 || this.admitted.get(principal)) return;
+    return rpc.call('newcomer', { principal, source }).then(() => this.admitted.set(principal, true));
+  }
+}
+
+async function start(setup: ShardSetup): Promise<Shard> {
+  const { config } = setup;
+  const log = new Logger(config.log.level, { format: config.log.format });
+  const store = new Store(setup.dataDir, { shared: true });
+  let services: RunningServices | undefined;
+  try {
+    services = await startServices(config.service, { log: (message) => log.warn(message) });
+    const engine = nodeEngine({ onSlice: (r) => slice.onSlice(r === undefined, r === undefined ? undefined : executor.slotOf(r)) });
+    const executor: ShardExecutor = new ShardExecutor({
+      registry: services.registry,
+      engine,
+      prepare: (bytes, pages, owner) => rpc.call<PrepareReply>('prepare', { bytes, pages, owner }),
+      tableBudget: config.runtime.workerheap > 0 ? { bytes: config.runtime.workerheap * 1024 * 1024 * 0.7, key: `runtime.workerheap = ${config.runtime.workerheap} MiB` } : undefined,
+    });
+    const quota = new LeasedQuota(
+      {
+        acquire: (key, usage, limits) => rpc.call<AcquireResult>('acquire', { key, usage, limits }),
+        claim: (key, usage) => rpc.call<Usage>('claim', { key, usage }),
+        release: (key, grant) => rpc.note('grant', { key, grant }),
+      },
+      setup.shards,
+    );
+    const directory: InstanceDirectory = {
+      reserve: (principal, id) => rpc.call<boolean>('reserve', { principal, id }),
+      placed: (inst) => rpc.note('placed', { principal: inst.principal!, id: inst.id, slot: executor.slotOfInstance(inst.exec), persistent: !inst.transient }),
+      gone: (principal, id) => rpc.note('gone', { principal, id }),
+    };
+    const cluster: ClusterLink = {
+      index: setup.index,
+      locate: (principal, id) => rpc.call<number | null>('locate', { principal, id }),
+      list: (principal) => rpc.call<Record<string, unknown>[]>('list', { principal }),
+      metrics: () => rpc.call<string>('metrics'),
+      peer: (i) => setup.peers[i],
+    };
+    // Stored modules used are told in batches: the supervisor keeps the cache of unpinned modules.
+    const used = new Set<string>();
+    setInterval(() => {
+      if (used.size === 0) return;
+      rpc.note('used', { hashes: [...used] });
+      used.clear();
+    }, USED_REPORT_INTERVAL).unref();
+
+    const frontend = createFrontend(config);
+    const port = await listen(frontend.server, setup.listen, true);
+    const passedOn = http.createServer();
+    passedOn.on('connection', trustConnection);
+    frontend.attach(passedOn);
+    const socket = setup.peers[setup.index];
+    removeSocket(socket);
+    await listen(passedOn, { path: socket });
+
+    const parts = assembleParts({
+      config,
+      store,
+      executor,
+      log,
+      local: setup.local,
+      listen: setup.listen,
+      port,
+      // V8 holds at most ~16,000 memories per process.
+      maxInstances: {
+        value: config.runtime.maxinstances * setup.shards,
+        key: `runtime.maxinstances = ${config.runtime.maxinstances} per worker process`,
+      },
+      unpinned: { elsewhere: (hash) => used.add(hash) },
+      quota,
+      directory,
+      newcomers: new ClusterAdmission(config.access.newprincipals),
+      cluster,
+    });
+    const running = serving(parts, frontend, '', async () => {
+      await new Promise<void>((resolve) => passedOn.close(() => resolve()));
+      passedOn.closeAllConnections();
+      removeSocket(socket);
+      services?.close();
+      store.close();
+    });
+    const relay = new ChannelRelay(config.service.peer.enabled ? [config.service.peer.channel] : [], (channel, data) => rpc.note('broadcast', { channel, data }));
+    rpc.note('ready', { port });
+    return { setup, parts, quota, running, open: () => frontend.open(parts), relay };
+  } catch (error) {
+    services?.close();
+    store.close();
+    throw error;
+  }
+}
+
+function whenStarted(): Promise<Shard> {
+  if (!starting) return Promise.reject(new Error('worker is not set up'));
+  return starting;
+}
+
+async function answer(kind: keyof SupervisorCalls, body: unknown): Promise<unknown> {
+  const s = await whenStarted();
+  const { instances, policy, store } = s.parts;
+  switch (kind) {
+    case 'adopt': {
+      const b = body as SupervisorCalls['adopt'];
+      for (const k of b.instances) {
+        const rec = store.instance(k.principal, k.id);
+        if (!rec) continue;
+        await instances.adopt(rec, policy.limits({ principal: { id: rec.principal, key: new Uint8Array(32) }, scope: [] }), b.restored);
+      }
+      return null;
+    }
+    case 'recall': {
+      const { key } = body as SupervisorCalls['recall'];
+      return s.quota.recall(key, instances.held(key));
+    }
+    case 'has': {
+      const k = body as InstanceKey;
+      return instances.has(k.principal, k.id);
+    }
+    case 'list':
+      return instances.list((body as SupervisorCalls['list']).principal).map((i) => i.info());
+    case 'metrics':
+      return s.parts.metrics.snapshot();
+    case 'shutdown':
+      await s.running.close();
+      return null;
+  }
+  throw new Error(`unknown call from the supervisor: ${String(kind)}`);
+}
+
+function heed(kind: keyof SupervisorNotes, body: unknown): void {
+  switch (kind) {
+    case 'setup':
+      starting = start(body as ShardSetup);
+      starting.then(
+        (s) => (shard = s),
+        (error: unknown) => {
+          process.stderr.write(`gate-server: worker ${(body as ShardSetup).index} could not start: ${(error as Error).message}\n`);
+          process.exit(1);
+        },
+      );
+      return;
+    case 'ping':
+      rpc.note('pong', body);
+      return;
+    case 'serve':
+      shard?.open();
+      return;
+    case 'broadcast': {
+      const b = body as SupervisorNotes['broadcast'];
+      shard?.relay.deliver(b.channel, b.data);
+      return;
+    }
+    case 'collected':
+      shard?.parts.modules.forget((body as SupervisorNotes['collected']).hash);
+      return;
+    case 'block': {
+      // Test hook: stop answering for good, as a program V8 cannot interrupt would, in that instance's slice.
+      if (!shard?.setup.testHooks) return;
+      const b = body as SupervisorNotes['block'];
+      if (b.slot !== undefined) slice.report(b.slot);
+      blockForever(b.how);
+    }
+  }
+}
