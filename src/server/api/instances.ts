@@ -866,7 +866,9 @@ export class Instances {
       this.writeRecord(inst);
       return;
     }
-    inst.stored = inst.exec.status;
+    // An end recorded after the last checkpoint (an instance killed with its worker) stands.
+    const ended = rec.status.state === State.KILLED || rec.status.state === State.TERMINATED;
+    inst.stored = ended ? rec.status : inst.exec.status;
     if (restored) this.log.warn('instance restored from its last checkpoint', { principal: inst.principal, instance: inst.id, checkpoint: inst.checkpoint });
     if (!wasRunning) return;
     const state = inst.stored.state;

@@ -4,8 +4,9 @@
 // longer needs beyond some slack goes back, and when another shard needs
 // room the supervisor recalls what it does not use.
 //
-// Every grant change is told as the absolute grant, and a shard never lets
-// a grant go while it asks for more of the same key, so the supervisor's
+// Every grant change is told as the absolute grant, a shard never lets a
+// grant go while it asks for more of the same key, and an answer decided
+// before a recall that came first is not applied, so the supervisor's
 // record is never below what a shard holds.
 
 import type { Dimension, Quota, Usage } from '../api/quota.ts';
@@ -14,7 +15,7 @@ import type { AcquireResult } from './quota-ledger.ts';
 
 export interface LeaseChannel {
   acquire(key: string, usage: Usage, limits: Usage): Promise<AcquireResult>;
-  claim(key: string, usage: Usage): Promise<Usage>;
+  claim(key: string, usage: Usage): Promise<{ grant: Usage; seq: number }>;
   /** This shard holds `grant` of `key` now. */
   release(key: string, grant: Usage): void;
 }
@@ -27,6 +28,8 @@ export class LeasedQuota implements Quota {
   private readonly limits = new Map<string, Usage>();
   /** The request under way per key. */
   private readonly asking = new Map<string, Promise<unknown>>();
+  /** The number of the supervisor's latest decision applied per key. */
+  private readonly seen = new Map<string, number>();
 
   constructor(channel: LeaseChannel, shards: number) {
     this.channel = channel;
@@ -52,7 +55,7 @@ export class LeasedQuota implements Quota {
     try {
       const result = await request;
       if ('short' in result) return result.short;
-      this.grants.set(key, result.grant);
+      this.apply(key, result.grant, result.seq);
       return undefined;
     } finally {
       this.asking.delete(key);
@@ -68,7 +71,8 @@ export class LeasedQuota implements Quota {
     const request = this.channel.claim(key, usage);
     this.asking.set(key, request);
     try {
-      this.grants.set(key, await request);
+      const result = await request;
+      this.apply(key, result.grant, result.seq);
     } finally {
       this.asking.delete(key);
     }
@@ -84,13 +88,21 @@ export class LeasedQuota implements Quota {
     this.set(key, kept);
   }
 
-  /** The supervisor wants back what this shard does not use of `key`, which holds `usage`: the grant it keeps. */
-  recall(key: string, usage: Usage): Usage {
-    const grant = this.grants.get(key) ?? ZERO;
-    const kept = map((d) => Math.min(grant[d], usage[d]));
+  /** The supervisor wants back (decision `seq`) what this shard does not use of `key`, which holds `usage`: the grant it keeps. */
+  recall(key: string, usage: Usage, seq: number): Usage {
+    this.seen.set(key, Math.max(seq, this.seen.get(key) ?? 0));
+    // Exactly what it uses (more than its grant only while a claim is on its way).
+    const kept = { ...usage };
     this.grants.set(key, kept);
     if (DIMENSIONS.every((d) => kept[d] === 0)) this.grants.delete(key);
     return kept;
+  }
+
+  /** A grant decided by the supervisor, unless a later decision (a recall) came first. */
+  private apply(key: string, grant: Usage, seq: number): void {
+    if (seq <= (this.seen.get(key) ?? 0)) return;
+    this.seen.set(key, seq);
+    this.grants.set(key, grant);
   }
 
   private set(key: string, grant: Usage): void {

@@ -23,6 +23,8 @@ export interface ShardSetup {
   local: boolean;
   /** Tests only: the shard obeys `block`. */
   testHooks?: boolean;
+  /** Log lines go to the supervisor (JSON) instead of stderr. */
+  relayLogs?: boolean;
 }
 
 /** An instance as the supervisor knows it: where it is, and its number there (slice reports name it). */
@@ -61,8 +63,8 @@ export interface ShardCalls {
 export interface SupervisorCalls {
   /** Load instance records (at startup, or those of a lost shard) and run those that were running. */
   adopt: { instances: InstanceKey[]; restored: boolean };
-  /** Give back what is not used of a quota key: the grant kept. */
-  recall: { key: string };
+  /** Give back what is not used of a quota key (the supervisor's decision `seq`): the grant kept. */
+  recall: { key: string; seq: number };
   /** Whether the shard has an instance. */
   has: InstanceKey;
   /** The shard's instances of a principal (their info). */
@@ -83,6 +85,8 @@ export interface ShardNotes {
   placed: Placement & { persistent: boolean };
   gone: InstanceKey;
   broadcast: { channel: string; data: unknown };
+  /** A log line, when the supervisor relays the shards' logs. */
+  log: { line: string };
   /** Stored modules used lately (the cache of unpinned modules keeps those used last). */
   used: { hashes: string[] };
 }

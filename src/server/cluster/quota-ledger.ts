@@ -3,16 +3,19 @@
 // key never add up to more than its limits: a shard that asks for more gets
 // it from what is free, or from what the other shards hold but do not use
 // (they are asked to give it back), or is told which limit leaves no room.
-// Requests about one key are handled one at a time.
+// Requests about one key are handled one at a time. Every grant the
+// supervisor decides is numbered: a shard that gets an answer after a later
+// recall (the answer's message may trail the recall's) keeps what the
+// recall left it, which is what the supervisor counts.
 
 import type { Dimension, Usage } from '../api/quota.ts';
 import { covers, DIMENSIONS, map, slack, ZERO } from './grants.ts';
 
-export type AcquireResult = { grant: Usage } | { short: Dimension };
+export type AcquireResult = { grant: Usage; seq: number } | { short: Dimension };
 
 export interface LedgerOptions {
-  /** Ask a shard to give back what it does not use of `key`: resolves with what it holds now (undefined when it is gone). */
-  recall(shard: number, key: string): Promise<Usage | undefined>;
+  /** Ask a shard to give back what it does not use of `key` (decision `seq`): resolves with what it holds now (undefined when it is gone). */
+  recall(shard: number, key: string, seq: number): Promise<Usage | undefined>;
   /** Shards serving now. */
   shards(): number;
 }
@@ -21,6 +24,7 @@ export class QuotaLedger {
   private readonly options: LedgerOptions;
   private readonly grants = new Map<string, Map<number, Usage>>();
   private readonly queues = new Map<string, Promise<unknown>>();
+  private seq = 0;
 
   constructor(options: LedgerOptions) {
     this.options = options;
@@ -34,7 +38,7 @@ export class QuotaLedger {
       const holders = [...this.of(key).keys()].filter((s) => s !== shard);
       await Promise.all(
         holders.map(async (other) => {
-          const held = await this.options.recall(other, key);
+          const held = await this.options.recall(other, key, ++this.seq);
           if (held === undefined) this.of(key).delete(other);
           else this.of(key).set(other, held);
         }),
@@ -47,12 +51,12 @@ export class QuotaLedger {
   }
 
   /** Grant what a shard holds already (instances it loaded or adopted), whatever the limits. */
-  claim(shard: number, key: string, usage: Usage): Promise<Usage> {
+  claim(shard: number, key: string, usage: Usage): Promise<{ grant: Usage; seq: number }> {
     return this.serially(key, async () => {
       const old = this.of(key).get(shard) ?? ZERO;
       const grant = map((d) => Math.max(old[d], usage[d]));
       this.of(key).set(shard, grant);
-      return grant;
+      return { grant, seq: ++this.seq };
     });
   }
 
@@ -82,7 +86,7 @@ export class QuotaLedger {
     const extra = slack(limits, this.options.shards());
     const grant = map((d) => (limits[d] === Infinity ? 0 : Math.min(room[d], usage[d] + extra[d])));
     this.of(key).set(shard, grant);
-    return { grant };
+    return { grant, seq: ++this.seq };
   }
 
   private othersSum(shard: number, key: string): Usage {
@@ -108,7 +112,9 @@ export class QuotaLedger {
   private serially<T>(key: string, work: () => Promise<T>): Promise<T> {
     const before = this.queues.get(key) ?? Promise.resolve();
     const run = before.then(work, work);
-    const tail = run.catch(() => {});
+    // The next request starts after a turn of the event loop: the answer to this one is sent by then, ahead
+    // of any recall the next one sends (else the shard would find its answer outdated and ask again).
+    const tail = run.catch(() => {}).then(() => new Promise<void>((resolve) => setImmediate(resolve)));
     this.queues.set(key, tail);
     void tail.then(() => {
       if (this.queues.get(key) === tail) {

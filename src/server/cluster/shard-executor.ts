@@ -36,6 +36,8 @@ class RemoteModuleCache extends ModuleCache {
 
 export interface ShardExecutorOptions extends Omit<InProcessOptions, 'cache' | 'cacheDir'> {
   prepare: RemotePrepare;
+  /** The shard's number (its worker id in metrics). */
+  index: number;
 }
 
 export class ShardExecutor extends InProcessExecutor {
@@ -45,11 +47,17 @@ export class ShardExecutor extends InProcessExecutor {
   /** Instances by their runnable, numbered for the watchdog (the slice reports). */
   private readonly slots = new Map<Runnable, number>();
   private nextSlot = 1;
+  private readonly index: number;
 
   constructor(options: ShardExecutorOptions) {
     const remote = options.prepare;
     super({ ...options, cacheDir: null, cache: new RemoteModuleCache(remote) });
     this.remote = remote;
+    this.index = options.index;
+  }
+
+  override workers(): { id: number; instances: number; stuck: boolean }[] {
+    return super.workers().map((w) => ({ ...w, id: this.index }));
   }
 
   override async prepare(bytes: Uint8Array, hash: string, maxMemoryPages: number, owner = ''): Promise<ProgramFacts> {

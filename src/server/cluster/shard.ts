@@ -83,7 +83,9 @@ class ClusterAdmission implements Admission {
 
 async function start(setup: ShardSetup): Promise<Shard> {
   const { config } = setup;
-  const log = new Logger(config.log.level, { format: config.log.format });
+  const log = setup.relayLogs
+    ? new Logger(config.log.level, (line) => rpc.note('log', { line }))
+    : new Logger(config.log.level, { format: config.log.format });
   const store = new Store(setup.dataDir, { shared: true });
   let services: RunningServices | undefined;
   try {
@@ -92,13 +94,14 @@ async function start(setup: ShardSetup): Promise<Shard> {
     const executor: ShardExecutor = new ShardExecutor({
       registry: services.registry,
       engine,
+      index: setup.index,
       prepare: (bytes, pages, owner) => rpc.call<PrepareReply>('prepare', { bytes, pages, owner }),
       tableBudget: config.runtime.workerheap > 0 ? { bytes: config.runtime.workerheap * 1024 * 1024 * 0.7, key: `runtime.workerheap = ${config.runtime.workerheap} MiB` } : undefined,
     });
     const quota = new LeasedQuota(
       {
         acquire: (key, usage, limits) => rpc.call<AcquireResult>('acquire', { key, usage, limits }),
-        claim: (key, usage) => rpc.call<Usage>('claim', { key, usage }),
+        claim: (key, usage) => rpc.call<{ grant: Usage; seq: number }>('claim', { key, usage }),
         release: (key, grant) => rpc.note('grant', { key, grant }),
       },
       setup.shards,
@@ -187,8 +190,8 @@ async function answer(kind: keyof SupervisorCalls, body: unknown): Promise<unkno
       return null;
     }
     case 'recall': {
-      const { key } = body as SupervisorCalls['recall'];
-      return s.quota.recall(key, instances.held(key));
+      const { key, seq } = body as SupervisorCalls['recall'];
+      return s.quota.recall(key, instances.held(key), seq);
     }
     case 'has': {
       const k = body as InstanceKey;

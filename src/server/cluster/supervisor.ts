@@ -51,6 +51,8 @@ export interface ClusterOptions {
   local?: boolean;
   /** Tests only: enables blockForTest. */
   testHooks?: boolean;
+  /** The shards' logs go to `log` (as JSON lines) instead of their own stderr. */
+  relayLogs?: boolean;
 }
 
 export interface RunningCluster extends RunningServer {
@@ -62,6 +64,8 @@ export interface RunningCluster extends RunningServer {
    * interrupt would (`heap`: fill its heap until V8 aborts).
    */
   blockForTest(principal: string, id: string, how: 'loop' | 'heap'): void;
+  /** The shard a principal's persistent instance is on (tests). */
+  shardOf(principal: string, id: string): number | undefined;
 }
 
 const MIB = 1024 * 1024;
@@ -95,6 +99,7 @@ export async function startCluster(options: ClusterOptions): Promise<RunningClus
       close: () => s.close().finally(() => releasePidFile(lockFile)),
       pids: () => s.pids(),
       blockForTest: (principal, id, how) => s.blockForTest(principal, id, how),
+      shardOf: (principal, id) => s.shardOf(principal, id),
     };
   } catch (error) {
     await supervisor?.close().catch(() => {});
@@ -164,11 +169,11 @@ class Supervisor {
       })(),
     });
     this.ledger = new QuotaLedger({
-      recall: async (shard, key) => {
+      recall: async (shard, key, seq) => {
         const s = this.shards[shard];
         if (!s || s.gone) return undefined;
         try {
-          return await s.rpc.call<Usage>('recall', { key });
+          return await s.rpc.call<Usage>('recall', { key, seq });
         } catch {
           return undefined;
         }
@@ -212,6 +217,10 @@ class Supervisor {
     const p = this.placements.get(keyOf({ principal, id }));
     if (!p) throw new RangeError(`no instance ${id}`);
     this.shards[p.shard]?.rpc.note('block', { slot: p.slot, how });
+  }
+
+  shardOf(principal: string, id: string): number | undefined {
+    return this.placements.get(keyOf({ principal, id }))?.shard;
   }
 
   close(): Promise<void> {
@@ -261,6 +270,7 @@ class Supervisor {
       peers: this.peers,
       local: this.options.local ?? false,
       testHooks: this.options.testHooks,
+      relayLogs: this.options.relayLogs,
     };
     const shard: ShardProcess = new ShardProcess(
       setup,
@@ -337,6 +347,9 @@ class Supervisor {
       }
       case 'broadcast':
         for (const other of this.live()) if (other !== shard) other.rpc.note('broadcast', body);
+        return;
+      case 'log':
+        this.log.line((body as ShardNotes['log']).line);
         return;
       case 'used':
         for (const hash of (body as ShardNotes['used']).hashes) this.lastUsed.set(hash, Date.now());

@@ -48,6 +48,11 @@ export class Logger {
     this.log('error', msg, fields);
   }
 
+  /** A line logged by another process (a cluster's shard), as it was formatted there. */
+  line(line: string): void {
+    this.sink(line);
+  }
+
   /** A Gate-style event record (server.md §9). */
   event(type: string, fields: Fields = {}): void {
     this.log(type.startsWith('FAIL_INTERNAL') ? 'error' : 'info', 'server: event', { type, ...fields });

@@ -1,0 +1,231 @@
+// gate-server as a cluster of shard processes on one port (src/server/cluster/):
+// requests about an instance reach it whichever shard their connection
+// lands on (HTTP and websockets), the limits hold across shards, lists
+// and metrics cover all shards, and the watchdog kills a shard that
+// nothing can interrupt, ending the offender and restoring its persistent
+// co-tenants on another shard. Every request uses a connection of its own,
+// so the kernel spreads them over the shards.
+
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { WebSocket } from 'ws';
+import { startCluster, type RunningCluster } from '../../src/server/cluster/supervisor.ts';
+import { Logger } from '../../src/server/obs/log.ts';
+import { mergeConfig, type ConfigInput } from '../../src/server/server.ts';
+import { Client, Principal, readUntil, sha256, testCacheDir, wasm } from './helpers.ts';
+
+interface Cluster {
+  server: RunningCluster;
+  site: { url: string; audience: string };
+  logs: Record<string, unknown>[];
+  close(): Promise<void>;
+}
+
+async function cluster(config: ConfigInput = {}, testHooks = false): Promise<Cluster> {
+  const dataDir = mkdtempSync(path.join(os.tmpdir(), 'gate-cluster-test-'));
+  const logs: Record<string, unknown>[] = [];
+  const server = await startCluster({
+    listen: { host: '127.0.0.1', port: 0 },
+    dataDir,
+    config: mergeConfig({ ...config, runtime: { workers: 2, cachedir: testCacheDir, ...(config.runtime ?? {}) } }),
+    log: new Logger('info', (line) => logs.push(JSON.parse(line) as Record<string, unknown>)),
+    testHooks,
+    relayLogs: true,
+  });
+  return {
+    server,
+    site: { url: server.url, audience: `${server.url}/gate-0/` },
+    logs,
+    async close() {
+      await server.close();
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+async function waitFor(what: string, test: () => boolean | Promise<boolean>, ms = 30_000): Promise<void> {
+  const until = performance.now() + ms;
+  while (!(await test())) {
+    if (performance.now() > until) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+/** Output of `io` over HTTP until `pattern` has been seen. */
+async function ioOver(c: Client, id: string, pattern: RegExp): Promise<string> {
+  const req = http.request(`${c.base}/gate-0/instance/${id}?action=io`, { method: 'POST', headers: c.auth(), agent: false });
+  req.flushHeaders();
+  const res = await new Promise<http.IncomingMessage>((resolve) => req.on('response', resolve));
+  assert.equal(res.statusCode, 200);
+  const text = await readUntil(res, pattern);
+  req.destroy();
+  return text;
+}
+
+/** Output of `io` over a websocket until `pattern` has been seen. */
+async function ioOverWebSocket(c: Client, id: string, pattern: RegExp): Promise<{ first: unknown; output: string }> {
+  const ws = new WebSocket(`${c.base.replace(/^http/, 'ws')}/gate-0/instance/${id}?action=io`);
+  await new Promise<void>((resolve, reject) => {
+    ws.once('open', () => resolve());
+    ws.once('error', reject);
+  });
+  ws.send(JSON.stringify({ authorization: c.principal!.bearer(c.audience) }));
+  let first: unknown;
+  let output = '';
+  await new Promise<void>((resolve, reject) => {
+    ws.on('message', (data: Buffer, binary: boolean) => {
+      if (!binary) first ??= JSON.parse(data.toString());
+      else output += data.toString();
+      if (pattern.test(output)) resolve();
+    });
+    ws.once('close', (code, reason) => reject(new Error(`closed ${code} ${reason.toString()} before ${pattern}: ${JSON.stringify(output)}`)));
+  });
+  ws.terminate();
+  return { first, output };
+}
+
+describe('gate-server as a cluster of shards', () => {
+  let c: Cluster;
+  let alice: Client;
+
+  before(async () => {
+    c = await cluster({ principal: { maxprocs: 64 } });
+    alice = new Client(c.site, new Principal());
+  });
+  after(() => c.close());
+
+  it('serves an instance whichever shard a request reaches: HTTP, io, websockets, lists', async () => {
+    const counter = await alice.upload(wasm('examples/counter.wasm'));
+    const ids: string[] = [];
+    // Instances on both shards (connections land where the kernel puts them).
+    while (ids.length < 2 || new Set(ids.map((id) => c.server.shardOf(alice.principal!.id, id))).size < 2) {
+      assert.ok(ids.length < 40, 'launches reached both shards');
+      ids.push(await alice.launch(counter, '&function=count'));
+    }
+    for (const id of ids.slice(0, 4)) {
+      for (let i = 0; i < 3; i++) assert.deepEqual(await alice.status(id), { state: 'RUNNING' });
+      const text = await ioOver(alice, id, /\n\d+\n\d+\n/);
+      assert.match(text, /^\d+\n/);
+      const ws = await ioOverWebSocket(alice, id, /\n\d+\n\d+\n/);
+      assert.deepEqual(ws.first, { connected: true });
+      assert.equal((await alice.post(`/gate-0/instance/${id}?action=suspend&action=wait`)).headers['gate-status'], '{"state":"SUSPENDED"}');
+      assert.equal((await alice.post(`/gate-0/instance/${id}?action=resume`)).status, 200);
+      assert.deepEqual(await alice.status(id), { state: 'RUNNING' });
+    }
+    const listed = JSON.parse((await alice.post('/gate-0/instance/')).text) as { instances: { instance: string }[] };
+    assert.deepEqual(listed.instances.map((i) => i.instance), [...ids].sort());
+    for (const id of ids) {
+      assert.equal((await alice.post(`/gate-0/instance/${id}?action=kill&action=wait`)).status, 200);
+      assert.equal((await alice.post(`/gate-0/instance/${id}?action=delete`)).status, 200);
+    }
+    assert.deepEqual(JSON.parse((await alice.post('/gate-0/instance/')).text), {});
+    // Another principal's instance is as unknown on every shard.
+    const bob = new Client(c.site, new Principal());
+    assert.equal((await bob.post(`/gate-0/instance/${ids[0]}`)).text, 'instance not found\n');
+  });
+
+  it('holds a chosen instance id and the principal limits across shards', async () => {
+    const counter = await alice.upload(wasm('examples/counter.wasm'));
+    const id = '2b1c2b3e-6f9a-4a1e-9d3c-5e8f7a6b4c2d';
+    const launches = await Promise.all(Array.from({ length: 12 }, () => alice.post(`/gate-0/module/sha256/${counter}?action=launch&instance=${id}&function=count`)));
+    assert.equal(launches.filter((r) => r.status === 200).length, 1);
+    for (const r of launches.filter((r) => r.status !== 200)) assert.deepEqual([r.status, r.text], [409, 'duplicate instance id\n']);
+    assert.equal((await alice.post(`/gate-0/instance/${id}?action=kill&action=wait`)).status, 200);
+    assert.equal((await alice.post(`/gate-0/instance/${id}?action=delete`)).status, 200);
+
+    const carol = new Client(c.site, new Principal());
+    const loop = await carol.upload(wasm('wat/loop.wasm'));
+    // principal.maxinstances is 64: 70 launches at once, over both shards.
+    const many = await Promise.all(Array.from({ length: 70 }, () => carol.post(`/gate-0/module/sha256/${loop}?action=launch&action=suspend`)));
+    assert.equal(many.filter((r) => r.status === 200).length, 64);
+    for (const r of many.filter((r) => r.status !== 200)) assert.equal(r.text, 'instance limit exceeded (principal.maxinstances = 64)\n');
+    // Room that one shard gives back goes to the other.
+    for (const r of many.filter((r) => r.status === 200)) await carol.post(`/gate-0/instance/${r.headers['gate-instance']}?action=delete`);
+    const again = await Promise.all(Array.from({ length: 64 }, () => carol.post(`/gate-0/module/sha256/${loop}?action=launch&action=suspend`)));
+    assert.deepEqual([...new Set(again.map((r) => r.status))], [200]);
+  });
+
+  it('counts the calls of every shard in one set of metrics', async () => {
+    const hello = wasm('examples/hello.wasm');
+    const before = callsTotal((await new Client(c.site).request('/metrics')).text);
+    for (let i = 0; i < 10; i++) {
+      const r = await new Client(c.site).post(`/gate-0/module/sha256/${sha256(hello)}?action=call&function=greet`, {
+        headers: { 'Content-Type': 'application/wasm' },
+        body: hello,
+      });
+      assert.equal(r.text, 'hello, world\n');
+    }
+    const metrics = (await new Client(c.site).request('/metrics')).text;
+    assert.equal(callsTotal(metrics) - before, 10);
+    assert.match(metrics, /gate_worker_instances\{worker="0",stuck="0"\}/);
+    assert.match(metrics, /gate_worker_instances\{worker="1",stuck="0"\}/);
+  });
+});
+
+function callsTotal(metrics: string): number {
+  return Number(/^gate_calls_total\{transport="http"\} (\d+)$/m.exec(metrics)?.[1] ?? 0);
+}
+
+describe('a shard that nothing can interrupt, or that runs out of heap', () => {
+  for (const how of ['loop', 'heap'] as const) {
+    it(`(${how}) is killed; the offender ends naming the limit, co-tenants on it resume from their last checkpoint on the other shard`, async () => {
+      const c = await cluster({ runtime: { checkpoint: 1, watchdog: 2, workerheap: 96 } }, true);
+      try {
+        const bob = new Client(c.site, new Principal());
+        const eve = new Client(c.site, new Principal());
+        const evil = await eve.launch(await eve.upload(wasm('examples/counter.wasm')), '&function=debug_count');
+        const shard = c.server.shardOf(eve.principal!.id, evil);
+        const counter = await bob.upload(wasm('examples/counter.wasm'));
+        // Bob's instances beside Eve's, and on the other shard.
+        const tenants: string[] = [];
+        while (!tenants.some((id) => c.server.shardOf(bob.principal!.id, id) === shard) || !tenants.some((id) => c.server.shardOf(bob.principal!.id, id) !== shard)) {
+          assert.ok(tenants.length < 40, 'launches reached both shards');
+          tenants.push(await bob.launch(counter, '&function=debug_count'));
+        }
+        const checkpointsOf = (id: string) => new Set(c.logs.filter((l) => l.msg === 'instance checkpointed' && l.instance === id).map((l) => l.module));
+        await waitFor('first checkpoints', () => tenants.every((id) => checkpointsOf(id).size > 0));
+        const pids = c.server.pids();
+
+        c.server.blockForTest(eve.principal!.id, evil, how);
+        await waitFor('the watchdog', () => c.logs.some((l) => l.msg === 'worker lost'));
+        const lost = c.logs.find((l) => l.msg === 'worker lost')!;
+        assert.equal(lost.kind, how === 'loop' ? 'stuck' : 'heap');
+        assert.equal(lost.offender, evil);
+        const bystanders = tenants.filter((id) => (lost.instances as string[]).includes(id));
+        assert.ok(bystanders.length > 0, 'a co-tenant shared the shard');
+
+        await waitFor('the offender to be known again', async () => (await eve.post(`/gate-0/instance/${evil}`)).status === 200);
+        assert.deepEqual(await eve.wait(evil), {
+          state: 'KILLED',
+          error:
+            how === 'loop'
+              ? 'the program held its worker for 2 s without letting it answer (runtime.watchdog = 2)'
+              : "the program's worker ran out of memory (runtime.workerheap = 96 MiB)",
+        });
+        for (const id of tenants) {
+          const before = checkpointsOf(id).size;
+          await waitFor(`${id} to run again`, async () => {
+            const r = await bob.post(`/gate-0/instance/${id}`);
+            return r.status === 200 && (JSON.parse(r.text) as { status: { state: string } }).status.state === 'RUNNING';
+          });
+          await waitFor('checkpoints after the loss', () => checkpointsOf(id).size >= before + 2);
+        }
+        assert.ok(c.logs.some((l) => l.msg === 'instance restored from its last checkpoint' && bystanders.includes(l.instance as string)));
+        // A replacement serves on the same port, and a module never seen is prepared and called.
+        await waitFor('a replacement shard', () => c.server.pids().length === 2 && c.server.pids().some((p) => !pids.includes(p)));
+        const hello = wasm('examples/hello.wasm');
+        const reply = await new Client(c.site).post(`/gate-0/module/sha256/${sha256(hello)}?action=call&function=greet`, {
+          headers: { 'Content-Type': 'application/wasm' },
+          body: hello,
+        });
+        assert.equal(reply.text, 'hello, world\n');
+      } finally {
+        await c.close();
+      }
+    });
+  }
+});
