@@ -8,7 +8,6 @@
 
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
-import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -16,7 +15,7 @@ import { WebSocket } from 'ws';
 import { startCluster, type RunningCluster } from '../../src/server/cluster/supervisor.ts';
 import { Logger } from '../../src/server/obs/log.ts';
 import { mergeConfig, type ConfigInput } from '../../src/server/server.ts';
-import { Client, Principal, readUntil, sha256, testCacheDir, wasm } from './helpers.ts';
+import { Client, Principal, sha256, testCacheDir, wasm } from './helpers.ts';
 
 interface Cluster {
   server: RunningCluster;
@@ -53,17 +52,6 @@ async function waitFor(what: string, test: () => boolean | Promise<boolean>, ms 
     if (performance.now() > until) throw new Error(`timed out waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
-}
-
-/** Output of `io` over HTTP until `pattern` has been seen. */
-async function ioOver(c: Client, id: string, pattern: RegExp): Promise<string> {
-  const req = http.request(`${c.base}/gate-0/instance/${id}?action=io`, { method: 'POST', headers: c.auth(), agent: false });
-  req.flushHeaders();
-  const res = await new Promise<http.IncomingMessage>((resolve) => req.on('response', resolve));
-  assert.equal(res.statusCode, 200);
-  const text = await readUntil(res, pattern);
-  req.destroy();
-  return text;
 }
 
 /** Output of `io` over a websocket until `pattern` has been seen. */
@@ -108,7 +96,7 @@ describe('gate-server as a cluster of shards', () => {
     }
     for (const id of ids.slice(0, 4)) {
       for (let i = 0; i < 3; i++) assert.deepEqual(await alice.status(id), { state: 'RUNNING' });
-      const text = await ioOver(alice, id, /\n\d+\n\d+\n/);
+      const text = await alice.io(id, /\n\d+\n\d+\n/);
       assert.match(text, /^\d+\n/);
       const ws = await ioOverWebSocket(alice, id, /\n\d+\n\d+\n/);
       assert.deepEqual(ws.first, { connected: true });

@@ -187,6 +187,17 @@ export class Client {
     return (JSON.parse(r.text) as { status: Record<string, unknown> }).status;
   }
 
+  /** Open `io` over HTTP (a connection of its own) and read the output until `pattern`; then hang up. */
+  async io(id: string, pattern: RegExp): Promise<string> {
+    const req = http.request(`${this.base}/gate-0/instance/${id}?action=io`, { method: 'POST', headers: this.auth(), agent: false });
+    req.flushHeaders();
+    const res = await new Promise<http.IncomingMessage>((resolve) => req.on('response', resolve));
+    if (res.statusCode !== 200) throw new Error(`io failed: ${res.statusCode}`);
+    const text = await readUntil(res, pattern);
+    req.destroy();
+    return text;
+  }
+
   async wait(id: string): Promise<Record<string, unknown>> {
     const r = await this.post(`/gate-0/instance/${id}?action=wait`);
     if (r.status !== 200) throw new Error(`wait failed: ${r.status} ${r.text}`);

@@ -23,17 +23,6 @@ describe('gate-server instances', () => {
   });
   after(() => ts.close());
 
-  /** Open an io connection and read until pattern; then hang up. */
-  async function ioRead(id: string, pattern: RegExp): Promise<string> {
-    const req = http.request(`${ts.url}/gate-0/instance/${id}?action=io`, { method: 'POST', headers: alice.auth() });
-    req.flushHeaders();
-    const res = await new Promise<http.IncomingMessage>((resolve) => req.on('response', resolve));
-    assert.equal(res.statusCode, 200);
-    const text = await readUntil(res, pattern);
-    req.destroy();
-    return text;
-  }
-
   it('launches with a fresh UUIDv4 and reports status, list and info', async () => {
     const r = await alice.post(`/gate-0/module/sha256/${hello}?action=launch&function=multi&instance-tag=demo`);
     assert.equal(r.status, 200);
@@ -87,7 +76,7 @@ describe('gate-server instances', () => {
 
   it('suspends, resumes where it stopped, and refuses invalid transitions', async () => {
     const id = await alice.launch(counter, '&function=count');
-    const first = await ioRead(id, /1\n/);
+    const first = await alice.io(id, /1\n/);
     assert.ok(first.startsWith('0\n1\n'));
     assert.equal((await alice.post(`/gate-0/instance/${id}?action=delete`)).text, 'instance must not be running\n');
     assert.equal((await alice.post(`/gate-0/instance/${id}?action=resume`)).text, 'instance must be suspended or halted\n');
@@ -95,7 +84,7 @@ describe('gate-server instances', () => {
     assert.equal(s.headers['gate-status'], '{"state":"SUSPENDED"}');
     assert.equal((await alice.post(`/gate-0/instance/${id}?action=resume&function=count`)).text, 'function specified for suspended instance\n');
     assert.equal((await alice.post(`/gate-0/instance/${id}?action=resume`)).status, 200);
-    const next = await ioRead(id, /\n\d+\n/);
+    const next = await alice.io(id, /\n\d+\n/);
     const n = Number(next.split('\n')[0]);
     assert.ok(n >= 2, `counting continued: ${next}`);
     await alice.post(`/gate-0/instance/${id}?action=kill&action=wait`);
@@ -105,7 +94,7 @@ describe('gate-server instances', () => {
 
   it('snapshots into a known module that continues elsewhere', async () => {
     const id = await alice.launch(counter, '&function=count');
-    await ioRead(id, /2\n/);
+    await alice.io(id, /2\n/);
     const snap = await alice.post(`/gate-0/instance/${id}?action=snapshot&module-tag=checkpoint`);
     assert.equal(snap.status, 201);
     const location = snap.headers.location as string;
@@ -119,7 +108,7 @@ describe('gate-server instances', () => {
     assert.equal(sha256(new Uint8Array(download.body)), snapHash);
 
     const clone = await alice.launch(snapHash);
-    const text = await ioRead(clone, /\n\d+\n/);
+    const text = await alice.io(clone, /\n\d+\n/);
     assert.ok(Number(text.split('\n')[0]) >= 3, `the clone continues counting: ${text}`);
     const fn = await alice.post(`/gate-0/module/sha256/${snapHash}?action=launch&function=count`);
     assert.equal(fn.status, 404);
@@ -251,7 +240,7 @@ describe('gate-server instances', () => {
 
   it('reads memory and globals of a stopped instance with the debug action', async () => {
     const id = await alice.launch(counter, '&function=count');
-    await ioRead(id, /0\n/);
+    await alice.io(id, /0\n/);
     const running = await alice.post(`/gate-0/instance/${id}?action=debug`, { headers: { 'Content-Type': 'application/json' }, body: '{"op":"READ_GLOBALS"}' });
     assert.equal(running.status, 409);
     assert.equal(running.text, 'instance must be stopped\n');

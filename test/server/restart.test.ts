@@ -47,16 +47,6 @@ function client(url: string, principal: Principal): Client {
   return new Client({ url, audience: `${url}/gate-0/` }, principal);
 }
 
-async function ioLines(c: Client, id: string, pattern: RegExp): Promise<string> {
-  const req = http.request(`${c.base}/gate-0/instance/${id}?action=io`, { method: 'POST', headers: c.auth() });
-  req.flushHeaders();
-  const res = await new Promise<http.IncomingMessage>((resolve) => req.on('response', resolve));
-  assert.equal(res.statusCode, 200);
-  const text = await readUntil(res, pattern);
-  req.destroy();
-  return text;
-}
-
 describe('gate-server restart', () => {
   let dataDir: string;
   const alice = new Principal();
@@ -71,7 +61,7 @@ describe('gate-server restart', () => {
     const a = client(first.url, alice);
     const counter = await a.upload(wasm('examples/counter.wasm'), ['counter']);
     const id = await a.launch(counter, '&function=count');
-    const before = await ioLines(a, id, /3\n/);
+    const before = await a.io(id, /3\n/);
     assert.ok(before.startsWith('0\n1\n2\n3\n'));
     first.child.kill('SIGTERM');
     assert.equal(await first.exited, 0);
@@ -80,7 +70,7 @@ describe('gate-server restart', () => {
     try {
       const b = client(second.url, alice);
       assert.deepEqual(await b.status(id), { state: 'RUNNING' });
-      const text = await ioLines(b, id, /\n\d+\n/);
+      const text = await b.io(id, /\n\d+\n/);
       const n = Number(text.split('\n')[0]);
       assert.ok(n >= 4, `counting continued after the restart: ${JSON.stringify(text)}`);
       const pins = JSON.parse((await b.post('/gate-0/module/sha256/')).text);
@@ -145,7 +135,7 @@ describe('gate-server periodic checkpoints', () => {
       try {
         const d = client(again.url, alice);
         assert.deepEqual(await d.status(id), { state: 'RUNNING' });
-        const resumed = await ioLines(d, id, /\n\d+\n/);
+        const resumed = await d.io(id, /\n\d+\n/);
         assert.ok(Number(resumed.split('\n')[0]) >= 4, `continued from a checkpoint: ${JSON.stringify(resumed)}`);
       } finally {
         again.child.kill('SIGTERM');
@@ -186,7 +176,7 @@ describe('gate-server close() and startServer() on the same data dir', () => {
         assert.equal(list.instances.length, 2);
         // The suspended one resumes where it was.
         assert.equal((await c.post(`/gate-0/instance/${suspended}?action=resume`)).status, 200);
-        const text = await ioLines(c, suspended, /0\n/);
+        const text = await c.io(suspended, /0\n/);
         assert.equal(text, '0\n');
       } finally {
         await ts.close();
