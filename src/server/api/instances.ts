@@ -586,7 +586,7 @@ export class Instances {
   /** Record a Gate event about an instance (log and metrics). */
   event(type: string, inst: ServerInstance, extra: Record<string, unknown> = {}): void {
     this.metrics.events.inc({ type });
-    this.log.event(type, { principal: inst.principal, instance: { instance: inst.id, module: inst.module, ...extra } });
+    if (this.log.enabled('info')) this.log.event(type, { principal: inst.principal, instance: { instance: inst.id, module: inst.module, ...extra } });
   }
 
   // Operations of the API.

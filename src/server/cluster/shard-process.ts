@@ -30,6 +30,8 @@ export class ShardProcess {
   /** The instance slot whose time slice the shard said it began last (until it says it idles). */
   current: number | undefined;
   gone = false;
+  /** Told to shut down: its exit is expected. */
+  stopping = false;
   /** Settles when the process has exited. */
   readonly exited: Promise<void>;
   /** Settles with the port when the shard listens; rejects when it exits first. */
@@ -78,7 +80,7 @@ export class ShardProcess {
     this.child.on('exit', (code, signal) => {
       notReady(new Error(`worker ${this.index} exited before it listened (${signal ?? `code ${code}`})`));
       this.rpc.close(new Error(`worker ${this.index} is gone`));
-      if (this.gone) return;
+      if (this.gone || this.stopping) return;
       // V8 aborts the process when its heap is full.
       if (signal === 'SIGABRT') events.failed(this, 'heap', `worker ${this.index} ran out of heap`);
       else events.failed(this, 'crashed', `worker ${this.index} ${signal ? `was killed by ${signal}` : `exited with code ${code}`}`);

@@ -17,7 +17,7 @@ import type { ClusterLink } from '../api/context.ts';
 import type { InstanceDirectory } from '../api/instances.ts';
 import type { Admission } from '../api/newcomers.ts';
 import type { Usage } from '../api/quota.ts';
-import { blockForever, ChannelRelay, guardParent, SliceReporter } from '../exec/worker/child.ts';
+import { blockForever, ChannelRelay, startGuard } from '../exec/worker/child.ts';
 import type { PrepareReply } from '../exec/worker/protocol.ts';
 import { trustConnection } from '../http/forward.ts';
 import { Logger } from '../obs/log.ts';
@@ -37,8 +37,7 @@ const ADMITTED_KEPT = 100_000;
 /** Milliseconds between the reports of stored modules used. */
 const USED_REPORT_INTERVAL = 1000;
 
-guardParent();
-const slice = new SliceReporter();
+const slice = startGuard();
 // A terminal's Ctrl-C reaches the whole process group: the supervisor decides how the shards stop.
 process.on('SIGINT', () => {});
 process.on('SIGTERM', () => {});
@@ -203,6 +202,8 @@ async function answer(kind: keyof SupervisorCalls, body: unknown): Promise<unkno
       return s.parts.metrics.snapshot();
     case 'shutdown':
       await s.running.close();
+      // Gone once the answer is on its way (the supervisor kills what is left after a while).
+      setTimeout(() => process.exit(0), 20).unref();
       return null;
   }
   throw new Error(`unknown call from the supervisor: ${String(kind)}`);

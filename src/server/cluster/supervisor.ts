@@ -230,6 +230,7 @@ class Supervisor {
       clearInterval(this.trimmer);
       await Promise.all(
         this.live().map(async (s) => {
+          s.stopping = true;
           try {
             await s.rpc.call('shutdown');
           } catch (error) {
@@ -237,6 +238,8 @@ class Supervisor {
           }
         }),
       );
+      // Shards exit by themselves after their shutdown; what is left goes.
+      await Promise.race([Promise.all(this.live().map((s) => s.exited)), new Promise((resolve) => setTimeout(resolve, 2000).unref())]);
       await Promise.all(this.shards.map((s) => s?.kill()));
       await this.preparers.close();
       this.store.close();

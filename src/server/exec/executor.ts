@@ -171,7 +171,7 @@ export class InProcessExecutor implements Executor {
       if (isSnapshot(options.bytes)) {
         program = await restoreInstance(options.bytes, { ...common, cache: this.cache, maxMemoryPages: options.maxMemoryPages });
       } else {
-        const compiled = await this.cache.get(options.bytes, { maxMemoryPages: options.maxMemoryPages });
+        const compiled = await this.cache.get(options.bytes, { maxMemoryPages: options.maxMemoryPages }, options.hash);
         program = new ProgramInstance({ ...common, compiled });
       }
     } catch (error) {

@@ -113,7 +113,9 @@ export function createHandler(parts: ServerParts): (req: IncomingMessage, res: S
       const seconds = (performance.now() - began) / 1000;
       parts.metrics.requests.inc({ route: routeName, code: String(res.statusCode) });
       parts.metrics.requestSeconds.observe(seconds, { route: routeName });
-      parts.log.log(parts.config.http.accesslog ? 'info' : 'debug', 'webserver: request handled', {
+      const level = parts.config.http.accesslog ? 'info' : 'debug';
+      if (!parts.log.enabled(level)) return;
+      parts.log.log(level, 'webserver: request handled', {
         method: req.method,
         path: req.url,
         status: res.statusCode,

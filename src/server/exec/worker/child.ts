@@ -3,44 +3,64 @@
 // main thread is held by a program; tell the server whose time slice it is
 // in over a pipe of its own; and join BroadcastChannels across processes.
 
-import { writeSync } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { Worker } from 'node:worker_threads';
 import { SLICE_FD } from './protocol.ts';
 
+/** Milliseconds between the guard thread's looks at whose slice the main thread is in. */
+const SLICE_LOOK = 20;
+
 /**
- * Kill this process once its parent is gone. A thread of its own, since the
- * main thread may be held by a program that cannot be interrupted.
+ * Start this process's guard thread: it kills the process once its parent
+ * is gone, and tells the parent whose time slice the main thread is in.
+ * A thread of its own, since the main thread may be held by a program that
+ * cannot be interrupted.
  */
-export function guardParent(): void {
+export function startGuard(): SliceReporter {
+  const buffer = new SharedArrayBuffer(4);
+  const reporter = new SliceReporter(buffer);
   new Worker(
-    `const ppid = ${process.ppid};
-     setInterval(() => { if (process.ppid !== ppid) process.kill(${process.pid}, 'SIGKILL'); }, 500);`,
-    { eval: true },
+    `const { writeSync } = require('node:fs');
+     const { workerData } = require('node:worker_threads');
+     const ppid = ${process.ppid};
+     const slot = new Int32Array(workerData.buffer);
+     const record = new Int32Array(1);
+     let told = -1;
+     setInterval(() => { if (process.ppid !== ppid) process.kill(${process.pid}, 'SIGKILL'); }, 500);
+     setInterval(() => {
+       const now = Atomics.load(slot, 0);
+       if (now === told) return;
+       told = now;
+       record[0] = now;
+       try { writeSync(${SLICE_FD}, new Uint8Array(record.buffer)); } catch {}
+     }, ${SLICE_LOOK});`,
+    { eval: true, workerData: { buffer } },
   ).unref();
   process.on('disconnect', () => process.exit(0));
+  return reporter;
 }
 
 /**
- * Whose slice this process is in, told over a pipe of its own (SLICE_FD)
- * with a synchronous write: a message on the IPC channel may still sit in
- * this process's queue when a slice that never ends begins, and the server
- * would then blame no one. Each record is an int32: an instance id, or -1
- * (idle).
+ * Whose slice this process is in, told to the server over a pipe of its own
+ * (SLICE_FD) by the guard thread, which reads it from memory the two
+ * threads share: the main thread makes no system call per slice, and a
+ * slice that never ends is told all the same (a message on the IPC channel
+ * could sit in this process's queue behind it). Each record is an int32:
+ * an instance id, or -1 (idle).
  */
 export class SliceReporter {
   /** The id told last (undefined: idle). */
   reported: number | undefined;
-  private readonly record = new Int32Array(1);
+  private readonly slot: Int32Array;
+
+  constructor(buffer: SharedArrayBuffer) {
+    this.slot = new Int32Array(buffer);
+    Atomics.store(this.slot, 0, -1);
+  }
 
   report(id: number | undefined): void {
     this.reported = id;
-    this.record[0] = id ?? -1;
-    try {
-      writeSync(SLICE_FD, new Uint8Array(this.record.buffer));
-    } catch {
-      // The server is gone (or not reading): nothing to tell.
-    }
+    Atomics.store(this.slot, 0, id ?? -1);
   }
 
   /** Report what the engine begins: a slice of instance `id` when it changes (unknown ones are not told), or idling. */

@@ -25,7 +25,7 @@ import { readSnapshot } from '../../../runtime/snapshot/read.ts';
 import { Registry } from '../../../services/index.ts';
 import { classify, ExecError } from '../executor.ts';
 import { ProgramBridge } from './bridge-program.ts';
-import { blockForever, ChannelRelay, guardParent, SliceReporter } from './child.ts';
+import { blockForever, ChannelRelay, startGuard } from './child.ts';
 import { PortHub } from './ports.ts';
 import { type CreateReply, type CreateRequest, type ErrorInfo, type FromWorker, type InspectReply, type PrepareReply, type ToWorker, type WorkerSetup } from './protocol.ts';
 
@@ -33,8 +33,7 @@ function post(m: FromWorker): void {
   if (process.connected) process.send!(m);
 }
 
-const slice = new SliceReporter();
-guardParent();
+const slice = startGuard();
 
 function errorInfo(error: unknown): ErrorInfo {
   const e = classify(error);
