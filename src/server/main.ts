@@ -31,7 +31,7 @@ const SHUTDOWN_DEADLINE = 30;
 /**
  * With runtime.workers > 0 on a TCP address, the server is that many shard
  * processes that each serve HTTP and run the instances of their requests
- * (cluster/supervisor.ts). On a Unix socket (SO_REUSEPORT is for TCP),
+ * (shards/supervisor.ts). On a Unix socket (SO_REUSEPORT is for TCP),
  * HTTP is served here and instances run in that many worker processes
  * (workerExecutorOptions). With 0, everything runs in this thread.
  */
@@ -67,9 +67,9 @@ async function main(): Promise<void> {
     const listen = listenAddress(config.http.addr);
     mkdirSync(config.server.datadir, { recursive: true, mode: 0o700 });
     if (config.runtime.workers > 0 && !('path' in listen)) {
-      const { startCluster } = await import('./cluster/supervisor.ts');
+      const { startShards } = await import('./shards/supervisor.ts');
       const log = new Logger(config.log.level, { format: config.log.format });
-      server = await startCluster({ listen, dataDir: config.server.datadir, config, log, local: config.access.local });
+      server = await startShards({ listen, dataDir: config.server.datadir, config, log, local: config.access.local });
     } else {
       executor = await workerExecutor(config);
       server = await startServer({ listen, dataDir: config.server.datadir, config, executor });

@@ -11,7 +11,7 @@ import path from 'node:path';
 import { defaultCacheDir } from '../host/module-cache.ts';
 import { Verifier } from './api/auth.ts';
 import { defaultConfig, type Config } from './config/config.ts';
-import type { ClusterLink, ServerParts } from './api/context.ts';
+import type { ShardLink, ServerParts } from './api/context.ts';
 import { InProcessExecutor, type Executor } from './exec/executor.ts';
 import { goJSON } from './http/messages.ts';
 import { identityToken, readPrivateKey } from './api/identity.ts';
@@ -211,13 +211,13 @@ export interface PartsOptions {
   /** The cache of modules nothing refers to: its size here, or another process's job. */
   unpinned: UnpinnedCache;
   metrics?: Metrics;
-  /** A cluster shard's grant of the limits (default: all of them). */
+  /** A shard's grant of the limits (default: all of them). */
   quota?: Quota;
-  /** A cluster shard's view of the other shards' instances. */
+  /** A shard's view of the other shards' instances. */
   directory?: InstanceDirectory;
   /** Who admits new principals (default: a limiter in this process). */
   newcomers?: Admission;
-  cluster?: ClusterLink;
+  shards?: ShardLink;
 }
 
 /** The API core of a server: auth, policy, modules, instances, the API document. */
@@ -263,7 +263,7 @@ export function assembleParts(o: PartsOptions): ServerParts {
     sources: createSources(config),
     newcomers: o.newcomers ?? new NewcomerLimiter(config.access.newprincipals, 'access.newprincipals', (id) => store.knowsPrincipal(id)),
     apiInfo: { uuid, plain: goJSON({ uuid, jwt }), features: goJSON({ uuid, jwt, features: {} }) },
-    cluster: o.cluster,
+    shards: o.shards,
   };
 }
 
@@ -274,7 +274,7 @@ export interface Frontend {
   open(parts: ServerParts): void;
   /** Close the websockets (the server's connections are closed by its owner). */
   closeUpgrades(): void;
-  /** Serve `other` too (a cluster shard's socket for requests passed on by the others). */
+  /** Serve `other` too (a shard's socket for requests passed on by the others). */
   attach(other: net.Server): void;
 }
 

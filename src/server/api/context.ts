@@ -30,16 +30,16 @@ export interface ServerParts {
   readonly apiInfo: { uuid: string; plain: string; features: string };
   /** New principals per source address (access.newprincipals). */
   readonly newcomers: Admission;
-  /** The other processes serving the data directory, when this one is a shard of a cluster. */
-  readonly cluster?: ClusterLink;
+  /** The other shard processes serving the data directory, when this one is a shard (src/server/shards/). */
+  readonly shards?: ShardLink;
 }
 
 /**
- * What a shard of a cluster (src/server/cluster/) knows of the others:
+ * What a shard (src/server/shards/) knows of the other shards of its server:
  * where a principal's instance lives, the lists and metrics of all, and the
  * socket on which each takes the requests passed on to it.
  */
-export interface ClusterLink {
+export interface ShardLink {
   /** This shard's number. */
   readonly index: number;
   /** The shard that has a principal's instance, or null. */

@@ -109,7 +109,7 @@ export interface InstancesOptions {
   anonymousTimeLimit?: number;
   /** What of the limits this process may hold (default: all of it, a server in one process). */
   quota?: Quota;
-  /** Instances of the other processes serving the data directory (a cluster), so that ids stay unique. */
+  /** Instances of the other processes serving the data directory (shards), so that ids stay unique. */
   directory?: InstanceDirectory;
 }
 
@@ -381,7 +381,7 @@ export class Instances {
   /**
    * Room for `adds` more within the limits, taken by `take` in the tick that
    * found it; waits only when this process must ask for more of them (a
-   * cluster), and checks again after.
+   * shard), and checks again after.
    */
   private async admit(principal: string | undefined, limits: Limits, adds: Usage, take: () => void): Promise<void> {
     const key = keyOf(principal);

@@ -35,7 +35,7 @@ const RECENT_BYTES = 32 * 1024 * 1024;
 /** Hashes of stored modules remembered. */
 const STORED_KEPT = 10_000;
 
-/** Where the cache of unpinned modules is kept: here within `bytes`, or by another process told of each use (a cluster's supervisor). */
+/** Where the cache of unpinned modules is kept: here within `bytes`, or by another process told of each use (the shards' supervisor). */
 export type UnpinnedCache = { bytes: number } | { elsewhere: (hash: string) => void };
 
 export class Modules {

@@ -81,7 +81,7 @@ export function pinModule(parts: ServerParts, caller: Caller, hash: string, tags
 export async function pinExtant(parts: ServerParts, caller: Caller, hash: string, tags: string[]): Promise<void> {
   const principal = caller.principal;
   if (principal === undefined) throw parts.verifier.anonymous();
-  const instances = parts.cluster ? await parts.cluster.list(principal) : parts.instances.list(principal).map((i) => i.info());
+  const instances = parts.shards ? await parts.shards.list(principal) : parts.instances.list(principal).map((i) => i.info());
   const usable = parts.modules.has(hash) && (parts.store.pinTags(principal, hash) !== undefined || instances.some((i) => i.module === hash));
   if (!usable) throw moduleNotFound();
   pinModule(parts, caller, hash, tags);

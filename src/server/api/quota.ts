@@ -2,7 +2,7 @@
 // this process may hold. A single server process holds all of it
 // (LocalQuota). When several processes serve one data directory, each holds
 // a grant from the supervisor that it spends without asking, and asks for
-// more only when a create or resume would pass it (cluster/leased-quota.ts):
+// more only when a create or resume would pass it (shards/leased-quota.ts):
 // the grants never add up to more than the limits, so concurrent requests
 // on different processes cannot pass a limit together.
 

@@ -1,4 +1,4 @@
-// Requests passed between the shards of a cluster (src/server/cluster/): a
+// Requests passed between the shards of one server (src/server/shards/): a
 // request about an instance that lives on another shard goes there over
 // that shard's Unix socket, with the caller this shard has verified (a
 // token's nonce is spent once) and the client's address. Only connections

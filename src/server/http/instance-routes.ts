@@ -18,7 +18,7 @@ import type { Query } from './query.ts';
 export async function handleInstanceList(parts: ServerParts, req: IncomingMessage, res: ServerResponse, q: Query): Promise<void> {
   const caller = await listCaller(parts, req, res, q);
   if (!caller) return;
-  const list = parts.cluster ? await parts.cluster.list(caller.principal!) : parts.instances.list(caller.principal!).map((i) => i.info());
+  const list = parts.shards ? await parts.shards.list(caller.principal!) : parts.instances.list(caller.principal!).map((i) => i.info());
   parts.metrics.events.inc({ type: 'INSTANCE_LIST' });
   sendJSON(res, list.length === 0 ? {} : { instances: list });
 }

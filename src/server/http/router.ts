@@ -214,7 +214,7 @@ async function handle(parts: ServerParts, req: IncomingMessage, res: ServerRespo
     return;
   }
   if (route.name === 'metrics') {
-    const body = parts.cluster ? await parts.cluster.metrics() : parts.metrics.render();
+    const body = parts.shards ? await parts.shards.metrics() : parts.metrics.render();
     res.writeHead(200, { 'Content-Type': 'text/plain; version=0.0.4; charset=utf-8', 'Content-Length': Buffer.byteLength(body) });
     res.end(body);
     return;
@@ -248,12 +248,12 @@ async function handle(parts: ServerParts, req: IncomingMessage, res: ServerRespo
 }
 
 /**
- * In a cluster, a request about an instance of the caller that lives on
+ * With shards, a request about an instance of the caller that lives on
  * another shard goes there (once: a passed-on request is never passed on
  * again). Whatever is wrong with the request is answered here, as always.
  */
 async function passedOn(parts: ServerParts, req: IncomingMessage, res: ServerResponse, id: string): Promise<boolean> {
-  if (!parts.cluster || isForwarded(req) || instanceIdError(id)) return false;
+  if (!parts.shards || isForwarded(req) || instanceIdError(id)) return false;
   let creds;
   try {
     creds = credentialsOf(parts, req);
@@ -261,9 +261,9 @@ async function passedOn(parts: ServerParts, req: IncomingMessage, res: ServerRes
     return false;
   }
   if (!creds || parts.instances.has(creds.principal.id, id)) return false;
-  const shard = await parts.cluster.locate(creds.principal.id, id);
-  if (shard === null || shard === parts.cluster.index) return false;
-  await forwardRequest(req, res, parts.cluster.peer(shard), creds);
+  const shard = await parts.shards.locate(creds.principal.id, id);
+  if (shard === null || shard === parts.shards.index) return false;
+  await forwardRequest(req, res, parts.shards.peer(shard), creds);
   return true;
 }
 

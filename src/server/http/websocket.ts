@@ -341,11 +341,11 @@ async function callSession(parts: ServerParts, ws: WebSocket, inbox: Inbox, t: E
 async function ioSession(parts: ServerParts, ws: WebSocket, inbox: Inbox, id: string, first: Record<string, unknown>, req: IncomingMessage): Promise<void> {
   const forwarded = forwardedCredentials(req);
   const creds = forwarded ?? credentialsFrom(parts, first.authorization, true);
-  // In a cluster, an instance on another shard is served there (see forward.ts).
-  if (parts.cluster && !forwarded && creds && !parts.instances.has(creds.principal.id, id)) {
-    const shard = await parts.cluster.locate(creds.principal.id, id);
-    if (shard !== null && shard !== parts.cluster.index) {
-      await forwardWebSocket(ws, req.url ?? '/', parts.cluster.peer(shard), creds, clientAddress(req), first, inbox.detach());
+  // An instance on another shard is served there (see forward.ts).
+  if (parts.shards && !forwarded && creds && !parts.instances.has(creds.principal.id, id)) {
+    const shard = await parts.shards.locate(creds.principal.id, id);
+    if (shard !== null && shard !== parts.shards.index) {
+      await forwardWebSocket(ws, req.url ?? '/', parts.shards.peer(shard), creds, clientAddress(req), first, inbox.detach());
       return;
     }
   }

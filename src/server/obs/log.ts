@@ -53,7 +53,7 @@ export class Logger {
     this.log('error', msg, fields);
   }
 
-  /** A line logged by another process (a cluster's shard), as it was formatted there. */
+  /** A line logged by another process (a shard), as it was formatted there. */
   line(line: string): void {
     this.sink(line);
   }

@@ -56,7 +56,7 @@ export class Store {
    * record of (it was emptied or lost: starting on would orphan them).
    * Temporary files of writes cut short by a crash are removed. `shared`:
    * another process of this server opened it first and did those checks
-   * (the shards of a cluster; SQLite serializes their writes).
+   * (the shards of one server; SQLite serializes their writes).
    */
   constructor(dir: string, options: { shared?: boolean } = {}) {
     this.dir = dir;

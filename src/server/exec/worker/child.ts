@@ -1,5 +1,5 @@
 // What every child process of the server does alike (instance workers,
-// preparers, cluster shards): end when the server is gone, even when the
+// preparers, shards): end when the server is gone, even when the
 // main thread is held by a program; tell the server whose time slice it is
 // in over a pipe of its own; and join BroadcastChannels across processes.
 

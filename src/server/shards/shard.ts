@@ -13,7 +13,7 @@
 
 import http from 'node:http';
 import { nodeEngine } from '../../host/engine.ts';
-import type { ClusterLink } from '../api/context.ts';
+import type { ShardLink } from '../api/context.ts';
 import type { InstanceDirectory } from '../api/instances.ts';
 import type { Admission } from '../api/newcomers.ts';
 import type { Usage } from '../api/quota.ts';
@@ -66,7 +66,7 @@ const rpc = new Rpc(
 process.on('message', (m: Message) => rpc.receive(m));
 
 /** New principals are admitted by the supervisor (one bucket per source for the whole server); known ones here. */
-class ClusterAdmission implements Admission {
+class SupervisedAdmission implements Admission {
   private readonly admitted = new RecentMap<string, true>(ADMITTED_KEPT);
   private readonly perMinute: number;
 
@@ -110,7 +110,7 @@ async function start(setup: ShardSetup): Promise<Shard> {
       placed: (inst) => rpc.note('placed', { principal: inst.principal!, id: inst.id, slot: executor.slotOfInstance(inst.exec), persistent: !inst.transient }),
       gone: (principal, id) => rpc.note('gone', { principal, id }),
     };
-    const cluster: ClusterLink = {
+    const link: ShardLink = {
       index: setup.index,
       locate: (principal, id) => rpc.call<number | null>('locate', { principal, id }),
       list: (principal) => rpc.call<Record<string, unknown>[]>('list', { principal }),
@@ -150,8 +150,8 @@ async function start(setup: ShardSetup): Promise<Shard> {
       unpinned: { elsewhere: (hash) => used.add(hash) },
       quota,
       directory,
-      newcomers: new ClusterAdmission(config.access.newprincipals),
-      cluster,
+      newcomers: new SupervisedAdmission(config.access.newprincipals),
+      shards: link,
     });
     const running = serving(parts, frontend, '', async () => {
       await new Promise<void>((resolve) => passedOn.close(() => resolve()));

@@ -1,4 +1,4 @@
-// The quota grants of a cluster: the shards' grants never add up to more
+// The quota grants of a server's shards: the shards' grants never add up to more
 // than the limits, whatever order the messages between the supervisor and
 // the shards arrive in (each direction in order, as on an IPC channel; an
 // answer is sent a few promise hops after the supervisor decides it, so a
@@ -38,7 +38,7 @@ class Channel {
 }
 
 /** Two shards and a supervisor wired by channels; `usage` is what each shard holds. */
-function cluster() {
+function shards() {
   const toShard = [new Channel(), new Channel()];
   const toSupervisor = [new Channel(), new Channel()];
   const usage = [0, 0];
@@ -94,7 +94,7 @@ describe('quota grants across shards', () => {
   it('keeps the sum of what shards hold within the limit under random delivery, and grants all of it', async () => {
     for (let trial = 0; trial < 5; trial++) {
       const random = lcg(trial + 1);
-      const c = cluster();
+      const c = shards();
       let most = 0;
       const creates: Promise<boolean>[] = [];
       for (let step = 0; step < 3000; step++) {

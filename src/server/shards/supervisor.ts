@@ -1,4 +1,4 @@
-// gate-server as a cluster: shard processes that each serve HTTP on the same
+// gate-server in shards: processes that each serve HTTP on the same
 // port (SO_REUSEPORT: the kernel spreads the connections) and run the
 // instances of the requests they take, and this supervisor, which serves no
 // request itself. A call therefore never leaves the process that read it.
@@ -42,7 +42,7 @@ import type { InstanceKey, Placement, ShardCalls, ShardNotes, ShardSetup } from 
 import { QuotaLedger } from './quota-ledger.ts';
 import { ShardProcess } from './shard-process.ts';
 
-export interface ClusterOptions {
+export interface ShardsOptions {
   listen: { host: string; port: number };
   dataDir: string;
   config: Config;
@@ -55,7 +55,7 @@ export interface ClusterOptions {
   relayLogs?: boolean;
 }
 
-export interface RunningCluster extends RunningServer {
+export interface RunningShards extends RunningServer {
   /** The shards' process ids (tests). */
   pids(): number[];
   /**
@@ -81,7 +81,7 @@ const REFUSALS_KEPT = 10_000;
 const YOUNG_SECONDS = 5;
 
 /** Start the shards on the data directory, which one server at a time may serve. */
-export async function startCluster(options: ClusterOptions): Promise<RunningCluster> {
+export async function startShards(options: ShardsOptions): Promise<RunningShards> {
   mkdirSync(options.dataDir, { recursive: true, mode: 0o700 });
   const lockFile = path.join(options.dataDir, 'server.pid');
   const holder = acquirePidFile(lockFile);
@@ -112,7 +112,7 @@ type Phase = { name: 'starting' } | { name: 'serving' } | { name: 'closing'; don
 
 class Supervisor {
   url = '';
-  private readonly options: ClusterOptions;
+  private readonly options: ShardsOptions;
   private readonly config: Config;
   private readonly log: Logger;
   private readonly store: Store;
@@ -140,7 +140,7 @@ class Supervisor {
   private trimmer: ReturnType<typeof setInterval> | undefined;
   private lastTick = performance.now();
 
-  constructor(options: ClusterOptions) {
+  constructor(options: ShardsOptions) {
     this.options = options;
     this.config = options.config;
     this.log = options.log;

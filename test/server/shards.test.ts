@@ -1,4 +1,4 @@
-// gate-server as a cluster of shard processes on one port (src/server/cluster/):
+// gate-server in shard processes on one port (src/server/shards/):
 // requests about an instance reach it whichever shard their connection
 // lands on (HTTP and websockets), the limits hold across shards, lists
 // and metrics cover all shards, and the watchdog kills a shard that
@@ -12,22 +12,22 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { WebSocket } from 'ws';
-import { startCluster, type RunningCluster } from '../../src/server/cluster/supervisor.ts';
+import { startShards, type RunningShards } from '../../src/server/shards/supervisor.ts';
 import { Logger } from '../../src/server/obs/log.ts';
 import { mergeConfig, type ConfigInput } from '../../src/server/server.ts';
 import { Client, Principal, sha256, testCacheDir, wasm } from './helpers.ts';
 
-interface Cluster {
-  server: RunningCluster;
+interface Shards {
+  server: RunningShards;
   site: { url: string; audience: string };
   logs: Record<string, unknown>[];
   close(): Promise<void>;
 }
 
-async function cluster(config: ConfigInput = {}, testHooks = false): Promise<Cluster> {
-  const dataDir = mkdtempSync(path.join(os.tmpdir(), 'gate-cluster-test-'));
+async function shards(config: ConfigInput = {}, testHooks = false): Promise<Shards> {
+  const dataDir = mkdtempSync(path.join(os.tmpdir(), 'gate-shards-test-'));
   const logs: Record<string, unknown>[] = [];
-  const server = await startCluster({
+  const server = await startShards({
     listen: { host: '127.0.0.1', port: 0 },
     dataDir,
     config: mergeConfig({ ...config, runtime: { workers: 2, cachedir: testCacheDir, ...(config.runtime ?? {}) } }),
@@ -76,12 +76,12 @@ async function ioOverWebSocket(c: Client, id: string, pattern: RegExp): Promise<
   return { first, output };
 }
 
-describe('gate-server as a cluster of shards', () => {
-  let c: Cluster;
+describe('gate-server in shards', () => {
+  let c: Shards;
   let alice: Client;
 
   before(async () => {
-    c = await cluster({ principal: { maxprocs: 64 } });
+    c = await shards({ principal: { maxprocs: 64 } });
     alice = new Client(c.site, new Principal());
   });
   after(() => c.close());
@@ -161,7 +161,7 @@ function callsTotal(metrics: string): number {
 describe('a shard that nothing can interrupt, or that runs out of heap', () => {
   for (const how of ['loop', 'heap'] as const) {
     it(`(${how}) is killed; the offender ends naming the limit, co-tenants on it resume from their last checkpoint on the other shard`, async () => {
-      const c = await cluster({ runtime: { checkpoint: 1, watchdog: 2, workerheap: 96 } }, true);
+      const c = await shards({ runtime: { checkpoint: 1, watchdog: 2, workerheap: 96 } }, true);
       try {
         const bob = new Client(c.site, new Principal());
         const eve = new Client(c.site, new Principal());
