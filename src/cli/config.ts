@@ -1,6 +1,6 @@
 // Client configuration: ${XDG_CONFIG_HOME}/gate/client.toml and
 // client.d/*.toml, then -f/-F/-d files and -o key=value options, read by the
-// loader gate-server and gate-daemon use (src/server/config-loader.ts).
+// loader gate-server and gate-daemon use (src/server/config/config-loader.ts).
 // Gate's keys keep their meaning; `nonce` is ours (docs/cli.md).
 
 import os from 'node:os';

@@ -10,9 +10,8 @@ import { CliError } from './errors.ts';
 
 // Not `import http from 'node:http'`: the ESM view of node:http evaluates its
 // lazy WebSocket export, which loads undici and zlib (about 30 ms of every
-// command's start).
+// command's start). node:https (TLS, ~15 ms) only for an https server.
 const http = process.getBuiltinModule('node:http');
-const https = process.getBuiltinModule('node:https');
 import { parseStatus, statusText } from './status.ts';
 
 export const API_PATH = 'gate-0/';
@@ -109,7 +108,7 @@ export class GateClient {
     const request =
       target.kind === 'unix'
         ? http.request({ socketPath: target.socket, path: u.pathname + u.search, method: options.method, headers, agent: false })
-        : (u.protocol === 'https:' ? https : http).request(u, { method: options.method, headers, agent: false });
+        : (u.protocol === 'https:' ? process.getBuiltinModule('node:https') : http).request(u, { method: options.method, headers, agent: false });
 
     return new Promise((resolve, reject) => {
       let answered = false;

@@ -2,9 +2,12 @@
 // SHA-256, a source path such as /ipfs/CID, or a local wasm file (a program
 // or a snapshot) that the client reads and hashes itself.
 
-import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { CliError } from './errors.ts';
+
+// node:crypto through getBuiltinModule: its ESM view evaluates the lazy
+// webcrypto export (several ms of every command's start).
+const { createHash } = process.getBuiltinModule('node:crypto');
 
 export type ModuleArg =
   | { kind: 'id'; id: string }

@@ -2,9 +2,13 @@
 // "openssh-key-v1" container (PROTOCOL.key in OpenSSH): we only need the
 // unencrypted Ed25519 case, and every other case gets a message saying why.
 
-import { createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto';
+import type { KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { CliError } from './errors.ts';
+
+// node:crypto through getBuiltinModule: its ESM view evaluates the lazy
+// webcrypto export (several ms of every command's start).
+const { createPrivateKey, createPublicKey } = process.getBuiltinModule('node:crypto');
 
 const BEGIN = '-----BEGIN OPENSSH PRIVATE KEY-----';
 const END = '-----END OPENSSH PRIVATE KEY-----';

@@ -3,8 +3,11 @@
 // header's jwk, valid for one minute, bound to the server's API URL (aud)
 // and, unless disabled, made single-use with a random nonce.
 
-import { randomBytes, sign } from 'node:crypto';
 import type { Ed25519Key } from './ssh-key.ts';
+
+// node:crypto through getBuiltinModule: its ESM view evaluates the lazy
+// webcrypto export (several ms of every command's start).
+const { randomBytes, sign } = process.getBuiltinModule('node:crypto');
 
 const LIFETIME_SECONDS = 60;
 

@@ -6,10 +6,13 @@ import { rename, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { randomBytes } from 'node:crypto';
 import { CliError } from './errors.ts';
 import { MODULE_PATH, type GateClient } from './http-client.ts';
 import { Progress } from './progress.ts';
+
+// node:crypto through getBuiltinModule: its ESM view evaluates the lazy
+// webcrypto export (several ms of every command's start).
+const { randomBytes } = process.getBuiltinModule('node:crypto');
 
 /**
  * The module bytes as a request body: a stream that draws progress when a bar

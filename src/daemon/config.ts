@@ -1,4 +1,4 @@
-// gate-daemon's configuration: gate-server's keys (src/server/config.ts),
+// gate-daemon's configuration: gate-server's keys (src/server/config/config.ts),
 // read from daemon.toml and daemon.d/*.toml, over defaults of its own for
 // one trusted user. `gate call --in-process` reads the same files, so a
 // program sees the same services there as in the daemon.

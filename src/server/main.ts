@@ -14,6 +14,8 @@ const USAGE = `Usage: gate-server [options]
 Options:
   --listen ADDR       host:port, or a Unix socket path (default 127.0.0.1:6473)
   --data-dir DIR      inventory and modules (default \${XDG_STATE_HOME}/gate)
+  --database URL      postgres://USER@HOST:PORT/DB: share the inventory with
+                      the other servers naming it (docs/cluster.md)
   --config FILE       read a TOML configuration file (may repeat)
   -o KEY=VALUE        set one configuration key (may repeat)
   -f FILE, -F FILE    read a configuration file (-F forgets earlier ones)
@@ -31,8 +33,9 @@ const SHUTDOWN_DEADLINE = 30;
 /**
  * With runtime.workers > 0 on a TCP address, the server is that many shard
  * processes that each serve HTTP and run the instances of their requests
- * (shards/supervisor.ts). On a Unix socket (SO_REUSEPORT is for TCP),
- * HTTP is served here and instances run in that many worker processes
+ * (shards/supervisor.ts). On a Unix socket (SO_REUSEPORT is for TCP), or
+ * as one of several servers on PostgreSQL (database.url), HTTP is served
+ * here and instances run in that many worker processes
  * (workerExecutorOptions). With 0, everything runs in this thread.
  */
 async function workerExecutor(config: Config): Promise<Executor | undefined> {
@@ -66,7 +69,8 @@ async function main(): Promise<void> {
   try {
     const listen = listenAddress(config.http.addr);
     mkdirSync(config.server.datadir, { recursive: true, mode: 0o700 });
-    if (config.runtime.workers > 0 && !('path' in listen)) {
+    // Several servers on one PostgreSQL (database.url) serve HTTP in one process each.
+    if (config.runtime.workers > 0 && !('path' in listen) && !config.database.url) {
       const { startShards } = await import('./shards/supervisor.ts');
       const log = new Logger(config.log.level, { format: config.log.format });
       server = await startShards({ listen, dataDir: config.server.datadir, config, log, local: config.access.local });
@@ -80,8 +84,6 @@ async function main(): Promise<void> {
     process.exitCode = 1;
     return;
   }
-  process.stdout.write(`gate-server listening on ${server.url}\n`);
-
   let stopping = false;
   const exitNow = (why: string) => {
     process.stderr.write(`gate-server: ${why}, exiting now\n`);
@@ -106,6 +108,8 @@ async function main(): Promise<void> {
   };
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGTERM', () => stop('SIGTERM'));
+  // Said once a signal stops it gracefully: whoever waits for this line may send one at once.
+  process.stdout.write(`gate-server listening on ${server.url}\n`);
 }
 
 await main();

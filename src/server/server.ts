@@ -26,6 +26,11 @@ import { createPolicy } from './api/policy.ts';
 import { createHandler } from './http/router.ts';
 import { HttpSource, IpfsSource, type Source } from './api/sources.ts';
 import { Store } from './store/store.ts';
+import { Cluster } from './api/cluster.ts';
+import { PeerBridge } from './api/peer-bridge.ts';
+import type { Inventory } from './store/inventory.ts';
+import type { Membership } from './store/pg-membership.ts';
+import { SqliteInventory } from './store/sqlite-inventory.ts';
 import { createUpgradeHandler } from './http/websocket.ts';
 import { startServices, type RunningServices } from '../services/node/registry.ts';
 
@@ -113,6 +118,9 @@ function createSources(config: Config): Map<string, Source> {
   return sources;
 }
 
+/** Modules of a cluster stored this long ago and referred to by nothing are collected when a server starts. */
+const UNPINNED_SHARED_MS = 3600_000;
+
 /** Another process serves the data directory (its pid file is `server.pid` there). */
 export class DataDirInUse extends Error {
   readonly holder: number;
@@ -146,21 +154,43 @@ async function serve(options: ServerOptions): Promise<RunningServer> {
   const local = options.localUnsignedTokens ?? config.access.local;
   const log = options.log ?? new Logger(config.log.level, { format: config.log.format });
   const store = new Store(options.dataDir);
+  const uuid = store.serverUuid(config.server.uuid);
+  let membership: Membership | undefined;
+  let peers: PeerBridge | undefined;
+  try {
+    if (config.database.url) {
+      // PostgreSQL's client loads only for a cluster (~40 ms of every start otherwise).
+      const { Membership } = await import('./store/pg-membership.ts');
+      membership = await Membership.join({ url: config.database.url, id: uuid, lease: config.database.lease });
+      // The peer service's hubs of all servers meet through the database.
+      if (config.service.peer.enabled) peers = await PeerBridge.open(config.service.peer.channel, config.database.url, uuid, (m) => log.warn(m));
+    }
+  } catch (error) {
+    await membership?.close();
+    store.close();
+    throw error;
+  }
+  // The data dir keeps the nonces and the server's uuid in any case.
+  const inventory: Inventory = membership?.inventory ?? new SqliteInventory(store);
   const ownExecutor = !options.executor;
   let services: RunningServices | undefined;
   let executor = options.executor;
+  let cluster: Cluster | undefined;
   const frontend = createFrontend(config);
   try {
     // Without an executor from the caller, instances run here with the configured services.
     services = ownExecutor ? await startServices(config.service, { log: (message) => log.warn(message) }) : undefined;
     executor ??= new InProcessExecutor({ cacheDir: config.runtime.cachedir || defaultCacheDir(), registry: services?.registry });
     const own = executor;
-    const collected = store.collectUnreferenced();
+    // Other servers of a cluster may be about to pin what they stored lately.
+    const collected = await inventory.collectUnreferenced(membership ? Date.now() - UNPINNED_SHARED_MS : Infinity);
     if (collected > 0) log.info('unpinned modules of an earlier run removed', { modules: collected });
     const port = await listen(frontend.server, options.listen);
     const parts = assembleParts({
       config,
       store,
+      inventory,
+      serverId: uuid,
       executor,
       log,
       local,
@@ -173,11 +203,16 @@ async function serve(options: ServerOptions): Promise<RunningServer> {
       },
       unpinned: { bytes: config.server.unpinnedmodules * 1024 * 1024 },
     });
+    cluster = membership ? new Cluster(membership, parts.instances, log) : undefined;
     await parts.instances.load((principal) => parts.policy.limits({ principal: { id: principal, key: new Uint8Array(32) }, scope: [] }));
+    if (cluster) await cluster.start();
     frontend.open(parts);
     const url = 'path' in options.listen ? options.listen.path : `${frontend.scheme}://${hostForUrl(options.listen.host)}:${port}`;
-    log.info('server started', { url, uuid: parts.apiInfo.uuid, datadir: options.dataDir, audience: parts.verifier.audiences, policy: config.access.policy, local });
+    log.info('server started', { url, uuid, datadir: options.dataDir, audience: parts.verifier.audiences, policy: config.access.policy, local, cluster: !!cluster });
+    const joined = cluster;
     return serving(parts, frontend, url, async () => {
+      await peers?.close();
+      await joined?.close();
       if (ownExecutor) await own.close();
       services?.close();
       store.close();
@@ -187,6 +222,9 @@ async function serve(options: ServerOptions): Promise<RunningServer> {
     // Never leave a server listening that cannot serve.
     if (frontend.server.listening) frontend.server.close();
     frontend.server.closeAllConnections();
+    await peers?.close();
+    if (cluster) await cluster.close();
+    else await membership?.close();
     if (ownExecutor) await executor?.close();
     services?.close();
     store.close();
@@ -198,7 +236,12 @@ async function serve(options: ServerOptions): Promise<RunningServer> {
 /** What assembleParts() needs besides the configuration: where the server's state and instances are, and its limits. */
 export interface PartsOptions {
   config: Config;
+  /** The data directory's store: nonces, and the server's uuid. */
   store: Store;
+  /** Modules, pins and instance records. */
+  inventory: Inventory;
+  /** The owner named in the instance records this server writes. */
+  serverId: string;
   executor: Executor;
   log: Logger;
   /** Accept unsigned local tokens. */
@@ -222,17 +265,18 @@ export interface PartsOptions {
 
 /** The API core of a server: auth, policy, modules, instances, the API document. */
 export function assembleParts(o: PartsOptions): ServerParts {
-  const { config, store, executor, log } = o;
+  const { config, store, inventory, executor, log } = o;
   if (o.local && config.http.origins.includes('*')) config.http.origins = ['null'];
   const metrics = o.metrics ?? new Metrics();
-  const modules = new Modules(store, executor, o.unpinned);
+  const modules = new Modules(inventory, executor, o.unpinned);
   if ('bytes' in o.unpinned) {
     metrics.addGauges(() => [
       { name: 'gate_unpinned_module_bytes', help: 'Bytes of stored modules nothing refers to (server.unpinnedmodules).', values: [[{}, modules.unpinnedSize]] },
     ]);
   }
   const instances = new Instances({
-    store,
+    inventory,
+    serverId: o.serverId,
     modules,
     executor,
     log,
@@ -252,7 +296,7 @@ export function assembleParts(o: PartsOptions): ServerParts {
   const jwt = identityToken(uuid, auds[0], identityKey);
   return {
     config,
-    store,
+    inventory,
     modules,
     instances,
     executor,

@@ -103,10 +103,13 @@ export class PeerHub implements PeerNetwork {
 }
 
 type Message =
-  | { t: 'hello' }
+  | typeof PEER_HELLO
   | { t: 'join'; hub: string; info: PeerInfo }
   | { t: 'leave'; hub: string; peerName: string }
   | { t: 'envelope'; to: string; envelope: Envelope };
+
+/** On a hub channel: every hub announces its peers again (a newcomer asks; so does a bridge to other servers). */
+export const PEER_HELLO = { t: 'hello' } as const;
 
 /**
  * The peers of every thread that makes a BroadcastPeerHub with the same
@@ -126,7 +129,7 @@ export class BroadcastPeerHub extends PeerHub {
     this.#channel.onmessage = (ev: MessageEvent) => this.#message(ev.data as Message);
     // Node: do not keep the process (or worker thread) alive for the channel alone.
     (this.#channel as unknown as { unref?: () => void }).unref?.();
-    this.#channel.postMessage({ t: 'hello' } satisfies Message);
+    this.#channel.postMessage(PEER_HELLO satisfies Message);
   }
 
   override info(peerName: string): PeerInfo | undefined {

@@ -3,6 +3,7 @@
 // way Gate's client does, and a node:http request function that reports
 // trailers (fetch does not).
 
+import assert from 'node:assert/strict';
 import { createHash, generateKeyPairSync, sign, type KeyObject } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import http from 'node:http';
@@ -187,17 +188,6 @@ export class Client {
     return (JSON.parse(r.text) as { status: Record<string, unknown> }).status;
   }
 
-  /** Open `io` over HTTP (a connection of its own) and read the output until `pattern`; then hang up. */
-  async io(id: string, pattern: RegExp): Promise<string> {
-    const req = http.request(`${this.base}/gate-0/instance/${id}?action=io`, { method: 'POST', headers: this.auth(), agent: false });
-    req.flushHeaders();
-    const res = await new Promise<http.IncomingMessage>((resolve) => req.on('response', resolve));
-    if (res.statusCode !== 200) throw new Error(`io failed: ${res.statusCode}`);
-    const text = await readUntil(res, pattern);
-    req.destroy();
-    return text;
-  }
-
   async wait(id: string): Promise<Record<string, unknown>> {
     const r = await this.post(`/gate-0/instance/${id}?action=wait`);
     if (r.status !== 200) throw new Error(`wait failed: ${r.status} ${r.text}`);
@@ -219,4 +209,15 @@ export function readUntil(res: http.IncomingMessage, pattern: RegExp): Promise<s
     res.on('data', onData);
     res.on('end', () => reject(new Error(`stream ended before ${pattern}: ${JSON.stringify(text)}`)));
   });
+}
+
+/** Connect to an instance's io and read until `pattern`; the connection is then cut. */
+export async function ioLines(c: Client, id: string, pattern: RegExp): Promise<string> {
+  const req = http.request(`${c.base}/gate-0/instance/${id}?action=io`, { method: 'POST', headers: c.auth(), agent: false });
+  req.flushHeaders();
+  const res = await new Promise<http.IncomingMessage>((resolve) => req.on('response', resolve));
+  assert.equal(res.statusCode, 200);
+  const text = await readUntil(res, pattern);
+  req.destroy();
+  return text;
 }

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import http from 'node:http';
 import { after, before, describe, it } from 'node:test';
-import { Client, Principal, readUntil, sha256, startTestServer, wasm, type TestServer } from './helpers.ts';
+import { Client, ioLines, Principal, readUntil, sha256, startTestServer, wasm, type TestServer } from './helpers.ts';
 
 describe('gate-server instances', () => {
   let ts: TestServer;
@@ -22,6 +22,9 @@ describe('gate-server instances', () => {
     counter = await alice.upload(wasm('examples/counter.wasm'));
   });
   after(() => ts.close());
+
+  /** Open an io connection and read until pattern; then hang up. */
+  const ioRead = (id: string, pattern: RegExp) => ioLines(alice, id, pattern);
 
   it('launches with a fresh UUIDv4 and reports status, list and info', async () => {
     const r = await alice.post(`/gate-0/module/sha256/${hello}?action=launch&function=multi&instance-tag=demo`);
@@ -76,7 +79,7 @@ describe('gate-server instances', () => {
 
   it('suspends, resumes where it stopped, and refuses invalid transitions', async () => {
     const id = await alice.launch(counter, '&function=count');
-    const first = await alice.io(id, /1\n/);
+    const first = await ioRead(id, /1\n/);
     assert.ok(first.startsWith('0\n1\n'));
     assert.equal((await alice.post(`/gate-0/instance/${id}?action=delete`)).text, 'instance must not be running\n');
     assert.equal((await alice.post(`/gate-0/instance/${id}?action=resume`)).text, 'instance must be suspended or halted\n');
@@ -84,7 +87,7 @@ describe('gate-server instances', () => {
     assert.equal(s.headers['gate-status'], '{"state":"SUSPENDED"}');
     assert.equal((await alice.post(`/gate-0/instance/${id}?action=resume&function=count`)).text, 'function specified for suspended instance\n');
     assert.equal((await alice.post(`/gate-0/instance/${id}?action=resume`)).status, 200);
-    const next = await alice.io(id, /\n\d+\n/);
+    const next = await ioRead(id, /\n\d+\n/);
     const n = Number(next.split('\n')[0]);
     assert.ok(n >= 2, `counting continued: ${next}`);
     await alice.post(`/gate-0/instance/${id}?action=kill&action=wait`);
@@ -94,7 +97,7 @@ describe('gate-server instances', () => {
 
   it('snapshots into a known module that continues elsewhere', async () => {
     const id = await alice.launch(counter, '&function=count');
-    await alice.io(id, /2\n/);
+    await ioRead(id, /2\n/);
     const snap = await alice.post(`/gate-0/instance/${id}?action=snapshot&module-tag=checkpoint`);
     assert.equal(snap.status, 201);
     const location = snap.headers.location as string;
@@ -108,7 +111,7 @@ describe('gate-server instances', () => {
     assert.equal(sha256(new Uint8Array(download.body)), snapHash);
 
     const clone = await alice.launch(snapHash);
-    const text = await alice.io(clone, /\n\d+\n/);
+    const text = await ioRead(clone, /\n\d+\n/);
     assert.ok(Number(text.split('\n')[0]) >= 3, `the clone continues counting: ${text}`);
     const fn = await alice.post(`/gate-0/module/sha256/${snapHash}?action=launch&function=count`);
     assert.equal(fn.status, 404);
@@ -240,7 +243,7 @@ describe('gate-server instances', () => {
 
   it('reads memory and globals of a stopped instance with the debug action', async () => {
     const id = await alice.launch(counter, '&function=count');
-    await alice.io(id, /0\n/);
+    await ioRead(id, /0\n/);
     const running = await alice.post(`/gate-0/instance/${id}?action=debug`, { headers: { 'Content-Type': 'application/json' }, body: '{"op":"READ_GLOBALS"}' });
     assert.equal(running.status, 409);
     assert.equal(running.text, 'instance must be stopped\n');

@@ -4,48 +4,13 @@
 // instance record.
 
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { root } from '../helpers.ts';
-import { Client, Principal, readUntil, startTestServer, testCacheDir, wasm } from './helpers.ts';
-
-interface Proc {
-  child: ChildProcess;
-  url: string;
-  exited: Promise<number | null>;
-}
-
-function startProcess(dataDir: string, ...options: string[]): Promise<Proc> {
-  const child = spawn(
-    process.execPath,
-    [
-      path.join(root, 'bin/gate-server.js'),
-      ...['-F', '/dev/null', '--listen', '127.0.0.1:0', '--data-dir', dataDir, '-o', `runtime.cachedir=${testCacheDir}`, '-o', 'log.level=warn'],
-      ...options,
-    ],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  let stderr = '';
-  child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
-  return new Promise((resolve, reject) => {
-    let out = '';
-    child.stdout!.on('data', (c: Buffer) => {
-      out += c.toString();
-      const m = /listening on (http:\/\/\S+)\n/.exec(out);
-      if (m) resolve({ child, url: m[1], exited });
-    });
-    void exited.then((code) => reject(new Error(`gate-server exited (${code}): ${stderr}`)));
-  });
-}
-
-function client(url: string, principal: Principal): Client {
-  return new Client({ url, audience: `${url}/gate-0/` }, principal);
-}
+import { Client, ioLines, Principal, readUntil, startTestServer, wasm } from './helpers.ts';
+import { client, startProcess } from './processes.ts';
 
 describe('gate-server restart', () => {
   let dataDir: string;
@@ -61,7 +26,7 @@ describe('gate-server restart', () => {
     const a = client(first.url, alice);
     const counter = await a.upload(wasm('examples/counter.wasm'), ['counter']);
     const id = await a.launch(counter, '&function=count');
-    const before = await a.io(id, /3\n/);
+    const before = await ioLines(a, id, /3\n/);
     assert.ok(before.startsWith('0\n1\n2\n3\n'));
     first.child.kill('SIGTERM');
     assert.equal(await first.exited, 0);
@@ -70,7 +35,7 @@ describe('gate-server restart', () => {
     try {
       const b = client(second.url, alice);
       assert.deepEqual(await b.status(id), { state: 'RUNNING' });
-      const text = await b.io(id, /\n\d+\n/);
+      const text = await ioLines(b, id, /\n\d+\n/);
       const n = Number(text.split('\n')[0]);
       assert.ok(n >= 4, `counting continued after the restart: ${JSON.stringify(text)}`);
       const pins = JSON.parse((await b.post('/gate-0/module/sha256/')).text);
@@ -135,7 +100,7 @@ describe('gate-server periodic checkpoints', () => {
       try {
         const d = client(again.url, alice);
         assert.deepEqual(await d.status(id), { state: 'RUNNING' });
-        const resumed = await d.io(id, /\n\d+\n/);
+        const resumed = await ioLines(d, id, /\n\d+\n/);
         assert.ok(Number(resumed.split('\n')[0]) >= 4, `continued from a checkpoint: ${JSON.stringify(resumed)}`);
       } finally {
         again.child.kill('SIGTERM');
@@ -176,7 +141,7 @@ describe('gate-server close() and startServer() on the same data dir', () => {
         assert.equal(list.instances.length, 2);
         // The suspended one resumes where it was.
         assert.equal((await c.post(`/gate-0/instance/${suspended}?action=resume`)).status, 200);
-        const text = await c.io(suspended, /0\n/);
+        const text = await ioLines(c, suspended, /0\n/);
         assert.equal(text, '0\n');
       } finally {
         await ts.close();

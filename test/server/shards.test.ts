@@ -15,7 +15,7 @@ import { WebSocket } from 'ws';
 import { startShards, type RunningShards } from '../../src/server/shards/supervisor.ts';
 import { Logger } from '../../src/server/obs/log.ts';
 import { mergeConfig, type ConfigInput } from '../../src/server/server.ts';
-import { Client, Principal, sha256, testCacheDir, wasm } from './helpers.ts';
+import { Client, ioLines, Principal, sha256, testCacheDir, wasm } from './helpers.ts';
 
 interface Shards {
   server: RunningShards;
@@ -46,9 +46,10 @@ async function shards(config: ConfigInput = {}, testHooks = false): Promise<Shar
   };
 }
 
+/** Wait until `test` holds; a request that fails meanwhile (a connection to the lost shard) counts as not yet. */
 async function waitFor(what: string, test: () => boolean | Promise<boolean>, ms = 30_000): Promise<void> {
   const until = performance.now() + ms;
-  while (!(await test())) {
+  while (!(await Promise.resolve().then(test).catch(() => false))) {
     if (performance.now() > until) throw new Error(`timed out waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
@@ -96,7 +97,7 @@ describe('gate-server in shards', () => {
     }
     for (const id of ids.slice(0, 4)) {
       for (let i = 0; i < 3; i++) assert.deepEqual(await alice.status(id), { state: 'RUNNING' });
-      const text = await alice.io(id, /\n\d+\n\d+\n/);
+      const text = await ioLines(alice, id, /\n\d+\n\d+\n/);
       assert.match(text, /^\d+\n/);
       const ws = await ioOverWebSocket(alice, id, /\n\d+\n\d+\n/);
       assert.deepEqual(ws.first, { connected: true });

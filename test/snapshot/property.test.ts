@@ -89,6 +89,7 @@ describe(`snapshot property (seed ${SEED})`, () => {
   it('a state-integrity checker', () => checkProgram('examples/integrity.wasm', 'check', 25));
   it('a program with a start section', () => checkProgram('wat/start.wasm', 'after', 3));
   it('a switch of nested blocks with calls in its cases (one rewind test for the whole nest)', () => checkProgram('wat/switch.wasm', 'run', 40));
+  it('counted loops, charged before they run, beside loops that keep their checks', () => checkProgram('wat/counted.wasm', 'run', 30));
   it('a program that changes its tables and drops segments, with references on its stack', () =>
     checkProgram('wat/tables.wasm', 'run', 25, { state: 'KILLED', cause: 'MEMORY_ACCESS_OUT_OF_BOUNDS' }));
 

@@ -28,6 +28,7 @@ import { Writer } from '../wasm/binary.ts';
 import { CodeReader, Op, MiscOp } from '../wasm/instructions.ts';
 import type { ModuleInfo } from '../wasm/module.ts';
 import type { CallGraph } from './call-graph.ts';
+import { countedLoop } from './counted-loop.ts';
 import { isBulk } from './call-graph.ts';
 import { instructionSites } from './call-sites.ts';
 import { EXTERNREF, F32, F64, FUNCREF, I32, I64, MISC, SIMD, SINGLE, UNKNOWN, V128, type Effect } from './operand-types.ts';
@@ -64,6 +65,13 @@ export const BULK_ELEMENT_SHIFT = 4;
 export const BULK_ELEMENTS_MAX = 1 << 26;
 /** Largest cost charged by one check. */
 export const MAX_CHECK_COST = 1_000_000;
+
+/**
+ * Units a region may be charged for the counted loops in it (counted-loop.ts),
+ * which run without checks of their own: the work between two checks stays
+ * bounded by this plus the region's own code.
+ */
+export const COUNTED_LOOP_BUDGET = 200_000;
 
 export interface EngineIndexes {
   tick: number;
@@ -219,9 +227,13 @@ export class FunctionRewriter {
   private readonly reader: CodeReader;
   private readonly out: Writer;
 
+  /** Reads ahead through a loop's body (countedLoop) while the first pass is at its start. */
+  private readonly look: CodeReader;
+
   constructor(ctx: RewriteContext, out: Writer) {
     this.ctx = ctx;
     this.reader = new CodeReader(ctx.bytes);
+    this.look = new CodeReader(ctx.bytes);
     this.out = out;
   }
 
@@ -418,6 +430,13 @@ export class FunctionRewriter {
       plan.regionCost[frames[frames.length - 1].region] += n;
     };
 
+    // Locals set to a constant in the straight-line code just passed (a
+    // counted loop's counter), and units charged per region for counted loops.
+    const constants = new Map<number, number>();
+    let constantEnd = -1;
+    let constantValue = 0;
+    const counted = new Map<number, number>();
+
     pushFrame(F_FUNC, noTypes, fnType.results, body.instructions, []);
     frames[0].height = 0;
     reader.reset(body.instructions, body.range.end);
@@ -425,6 +444,7 @@ export class FunctionRewriter {
       const op = reader.next();
       const f = frames[frames.length - 1];
       if (op === Op.End) {
+        constants.clear();
         popN(f.results.length);
         stack.length = f.height;
         frames.pop();
@@ -438,6 +458,7 @@ export class FunctionRewriter {
         continue;
       }
       if (op === Op.Else) {
+        constants.clear();
         popN(f.results.length);
         stack.length = f.height;
         for (const p of f.params) stack.push(p);
@@ -451,6 +472,15 @@ export class FunctionRewriter {
       }
       cost(1);
       wag += instructionSites(op, reader.sub);
+      if (op === Op.I32Const) {
+        constantEnd = reader.pos;
+        constantValue = reader.value;
+      } else if (op === Op.LocalSet || op === Op.LocalTee) {
+        if (reader.start === constantEnd) constants.set(reader.index, constantValue);
+        else constants.delete(reader.index);
+      } else if (op !== Op.Block && op !== Op.Loop && isControl(op)) {
+        constants.clear();
+      }
       switch (op) {
         case Op.Block:
         case Op.Loop:
@@ -461,11 +491,23 @@ export class FunctionRewriter {
           const openerTypes = isLive ? stack.slice(entryBase(frames, frames.length - 1)) : [];
           if (op === Op.If) pop();
           popN(bt.params.length);
+          // A counted loop is charged all its iterations in the region around it, and has no check.
+          const parentRegion = frames[frames.length - 1].region;
+          const count =
+            op === Op.Loop && isLive && !ctx.everything && bt.params.length === 0 && bt.results.length === 0
+              ? countedLoop(this.look, reader.pos, body.range.end, (l) => constants.get(l))
+              : null;
+          const charge = count === null ? 0 : count.iterations * count.cost;
+          const isCounted = count !== null && (counted.get(parentRegion) ?? 0) + charge <= COUNTED_LOOP_BUDGET;
+          if (op === Op.Loop) constants.clear();
           const nf = pushFrame(op === Op.Block ? F_BLOCK : op === Op.Loop ? F_LOOP : F_IF, bt.params, bt.results, at, openerTypes);
           if (op === Op.Loop) {
             nf.region = plan.regionCost.length;
             plan.regionCost.push(0);
-            if (isLive) {
+            if (isCounted) {
+              counted.set(parentRegion, (counted.get(parentRegion) ?? 0) + charge);
+              plan.regionCost[parentRegion] += charge;
+            } else if (isLive) {
               plan.loopRegion[nf.opener] = nf.region;
               const key = newSite({ kind: SITE_LOOP, wag: -1, extra: -1, types: stack.slice(0), target: -1, calleeParams: 0, aliases: [] });
               nf.loopKey = key;
@@ -1614,4 +1656,9 @@ function brTableLabels(reader: CodeReader): number[] {
   const out: number[] = [];
   for (let i = 0; i <= n; i++) out.push(read());
   return out;
+}
+
+/** Instructions after which a position can be reached other than by falling through to it, or not at all. */
+function isControl(op: number): boolean {
+  return op <= Op.ReturnCallIndirect && op !== Op.Nop && op !== Op.Call && op !== Op.CallIndirect;
 }

@@ -20,7 +20,7 @@ import { librarySitesOf } from './library-sites.ts';
  * stacks are Gate's portable stacks, defined on the program's own code, so
  * a stack saved under any version 4 resumes under any other.
  */
-export const PREPARE_VERSION = 'gate-ts-prepare-4/portable-stack-3';
+export const PREPARE_VERSION = 'gate-ts-prepare-4/portable-stack-4';
 
 /** Whether a stack saved under this PREPARE_VERSION is a portable stack (every version of our own rewrite). */
 export function savesPortableStacks(version: string): boolean {

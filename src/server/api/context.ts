@@ -11,12 +11,13 @@ import type { Modules } from './modules.ts';
 import type { Admission } from './newcomers.ts';
 import type { Operation, Policy } from './policy.ts';
 import type { Source } from './sources.ts';
-import type { Store } from '../store/store.ts';
+import type { Inventory } from '../store/inventory.ts';
 import { requestSource } from './request-source.ts';
 
 export interface ServerParts {
   readonly config: Config;
-  readonly store: Store;
+  /** Modules, pins and instance records: this server's own, or a cluster's shared ones. */
+  readonly inventory: Inventory;
   readonly modules: Modules;
   readonly instances: Instances;
   readonly executor: Executor;

@@ -13,7 +13,7 @@ import type { Logger } from '../obs/log.ts';
 import type { Metrics } from '../obs/metrics.ts';
 import { execHttpError, pagesFor, sha256Hex, type Modules } from './modules.ts';
 import { parseDuration } from '../config/config.ts';
-import type { InstanceRecord, Store } from '../store/store.ts';
+import type { InstanceRecord, Inventory, OwnedInstanceRecord } from '../store/inventory.ts';
 import { ANONYMOUS, LocalQuota, NO_USAGE, SERVER, type Dimension, type Quota, type Usage } from './quota.ts';
 
 export class ServerInstance {
@@ -28,6 +28,10 @@ export class ServerInstance {
   /** Status while not running. */
   stored: Status;
   checkpoint: string | null = null;
+  /** When the checkpoint was written (ms since the epoch). */
+  checkpointed: number | undefined;
+  /** What a takeover of this instance lost (after its server died), shown in its info. */
+  note = '';
   running = false;
   deleted = false;
   /** Operations that need the instance to outlive a stop (snapshot of a transient instance). */
@@ -52,6 +56,10 @@ export class ServerInstance {
   stopped: Promise<void> = Promise.resolve();
   /** The latest checkpoint write. */
   persisting: Promise<void> = Promise.resolve();
+  /** The latest record write (they are made in order). */
+  recording: Promise<void> = Promise.resolve();
+  /** Given to another server of the cluster (or taken by one): this server no longer runs it or writes its record. */
+  handedOver = false;
 
   constructor(init: { id: string; principal?: string; module: string; fn: string; transient: boolean; tags: string[]; limits: Limits; created?: number; status?: Status }) {
     this.id = init.id;
@@ -78,6 +86,7 @@ export class ServerInstance {
     const out: Record<string, unknown> = { instance: this.id, module: this.module, status: statusToJSON(this.status) };
     if (this.transient) out.transient = true;
     if (this.tags.length > 0) out.tags = this.tags;
+    if (this.note) out.note = this.note;
     return out;
   }
 }
@@ -95,8 +104,16 @@ export interface CreateInstance {
   scope?: string[];
 }
 
+/** How instances of other servers of a cluster are reached: they are moved here. */
+export interface RemoteInstances {
+  /** Have the instance of this record moved to this server (handed over by its owner, or taken over from a dead one). */
+  acquire(record: OwnedInstanceRecord): Promise<void>;
+}
+
 export interface InstancesOptions {
-  store: Store;
+  inventory: Inventory;
+  /** This server's id: the owner named in the records it writes. */
+  serverId: string;
   modules: Modules;
   executor: Executor;
   log: Logger;
@@ -135,7 +152,10 @@ interface Pending {
 }
 
 export class Instances {
-  private readonly store: Store;
+  private readonly inventory: Inventory;
+  private readonly serverId: string;
+  /** Set by the cluster when the inventory is shared. */
+  remote: RemoteInstances | undefined;
   private readonly modules: Modules;
   private readonly executor: Executor;
   private readonly log: Logger;
@@ -150,9 +170,14 @@ export class Instances {
   private pendingTotal = 0;
   private readonly quota: Quota;
   private readonly directory: InstanceDirectory | undefined;
+  /** The limits of a principal's recorded instances (given by load()). */
+  private limitsFor: (principal: string) => Limits = () => {
+    throw new Error('instances are not loaded yet');
+  };
 
   constructor(options: InstancesOptions) {
-    this.store = options.store;
+    this.inventory = options.inventory;
+    this.serverId = options.serverId;
     this.modules = options.modules;
     this.executor = options.executor;
     this.log = options.log;
@@ -190,10 +215,21 @@ export class Instances {
     yield* this.anonymous;
   }
 
-  get(principal: string, id: string): ServerInstance {
+  /**
+   * A principal's instance. In a cluster, one that another server runs is
+   * moved here first (handed over by its server, or taken over from a dead
+   * one): every operation then works on it as on any other.
+   */
+  async get(principal: string, id: string): Promise<ServerInstance> {
     const inst = this.owned.get(principal)?.get(id);
-    if (!inst) throw instanceNotFound();
-    return inst;
+    if (inst) return inst;
+    if (!this.remote) throw instanceNotFound();
+    const record = await this.inventory.instance(principal, id);
+    if (!record) throw instanceNotFound();
+    if (record.owner !== this.serverId) await this.remote.acquire(record);
+    const moved = this.owned.get(principal)?.get(id);
+    if (!moved) throw instanceNotFound();
+    return moved;
   }
 
   /** Whether a principal's instance is in this process. */
@@ -201,8 +237,44 @@ export class Instances {
     return this.owned.get(principal)?.has(id) ?? false;
   }
 
-  list(principal: string): ServerInstance[] {
-    return [...(this.owned.get(principal)?.values() ?? [])].sort((a, b) => (a.id < b.id ? -1 : 1));
+  /** A principal's instance to describe: in a cluster, one another server runs is described by its record (it stays there). */
+  async describe(principal: string, id: string): Promise<ServerInstance> {
+    const inst = this.owned.get(principal)?.get(id);
+    if (inst || !this.remote) return inst ?? (await this.get(principal, id));
+    const record = await this.inventory.instance(principal, id);
+    if (!record) throw instanceNotFound();
+    return this.fromRecord(record);
+  }
+
+  /** A principal's instances; in a cluster also those other servers run (as their records say). */
+  async list(principal: string): Promise<ServerInstance[]> {
+    const here = [...(this.owned.get(principal)?.values() ?? [])];
+    if (this.remote) {
+      const ids = new Set(here.map((i) => i.id));
+      for (const r of await this.inventory.principalInstances(principal)) {
+        if (!ids.has(r.id)) here.push(this.fromRecord(r));
+      }
+    }
+    return here.sort((a, b) => (a.id < b.id ? -1 : 1));
+  }
+
+  /** An instance as its record describes it (not registered, nothing runs). */
+  private fromRecord(rec: OwnedInstanceRecord): ServerInstance {
+    const inst = new ServerInstance({
+      id: rec.id,
+      principal: rec.principal,
+      module: rec.module,
+      fn: rec.function,
+      transient: false,
+      tags: rec.tags,
+      limits: this.limitsFor(rec.principal),
+      created: rec.created,
+      status: rec.status,
+    });
+    inst.checkpoint = rec.checkpoint;
+    inst.checkpointed = rec.checkpointed ?? undefined;
+    inst.note = rec.note;
+    return inst;
   }
 
   private register(inst: ServerInstance): void {
@@ -252,6 +324,8 @@ export class Instances {
     };
     try {
       if (c.principal !== undefined && this.owned.get(c.principal)?.has(id)) throw duplicateId();
+      // In a cluster the id may be taken on another server.
+      if (this.remote && c.id !== undefined && c.principal !== undefined && (await this.inventory.instance(c.principal, id))) throw duplicateId();
       await this.admit(c.principal, c.limits, adds, () => reserve(adds));
     } catch (error) {
       this.pendingTotal--;
@@ -310,7 +384,7 @@ export class Instances {
     }
     unreserve();
     this.register(inst);
-    if (!inst.transient) this.writeRecord(inst);
+    if (!inst.transient) void this.writeRecord(inst);
     this.event(inst.transient ? 'INSTANCE_CREATE_STREAM' : 'INSTANCE_CREATE_KNOWN', inst, { transient: inst.transient, suspended: !!c.suspend });
     // A snapshot of a finished program is launched finished; a halted one runs only with a function.
     const state = inst.stored.state;
@@ -318,6 +392,8 @@ export class Instances {
     if (!c.suspend && runnable) this.start(inst, state === State.HALTED ? c.fn : undefined);
     else if (inst.transient) this.onStop(inst, inst.stored); // a call of it ends at once
     else if (state === State.HALTED && c.suspend) void this.checkpoint(inst); // halted at creation: keep that state
+    // In a cluster, the next request may reach another server: the record must be there by then.
+    if (this.remote && !inst.transient) await inst.recording;
     return inst;
   }
 
@@ -421,11 +497,11 @@ export class Instances {
   }
 
   /** A new execution of a persistent instance from its last checkpoint (or from its module when it has none). */
-  private recreate(inst: ServerInstance): Promise<ExecInstance> {
+  private async recreate(inst: ServerInstance): Promise<ExecInstance> {
     const fresh = !inst.checkpoint;
     const hash = fresh ? inst.module : inst.checkpoint!;
     return this.executor.create({
-      ...this.execOptions(inst, this.modules.bytes(hash), hash),
+      ...this.execOptions(inst, await this.modules.bytes(hash), hash),
       function: fresh ? inst.fn || undefined : undefined,
       context: { instance: inst.id, principal: inst.principal, scope: [] },
     });
@@ -508,7 +584,7 @@ export class Instances {
     }
     inst.running = true;
     if (fn) inst.fn = fn;
-    if (!inst.transient) this.writeRecord(inst);
+    if (!inst.transient) void this.writeRecord(inst);
     inst.stopped = run.then(
       (status) => this.onStop(inst, status),
       (error: unknown) => this.onStop(inst, { state: State.KILLED, cause: Cause.INTERNAL, result: 0, error: String((error as Error)?.message ?? error) }),
@@ -519,7 +595,7 @@ export class Instances {
     inst.running = false;
     this.quota.settle(keyOf(inst.principal), this.usageOf(inst.principal));
     // Lost with its worker: restored from its last checkpoint (see lost()), or left for the next start.
-    if (inst.restoring || inst.lostAtShutdown) return;
+    if (inst.restoring || inst.lostAtShutdown || inst.handedOver) return;
     if (status.limit === 'time') {
       const key = inst.principal === undefined && this.anonymousTimeLimit > 0 ? 'access.anonymoustimelimit' : 'principal.timelimit';
       status = { ...status, error: `run time limit exceeded (${key} = ${inst.limits.timelimit} s)` };
@@ -540,36 +616,49 @@ export class Instances {
     const previous = inst.persisting;
     inst.persisting = (async () => {
       await previous;
-      if (inst.deleted || inst.transient || !inst.exec || inst.running) return;
+      if (inst.deleted || inst.handedOver || inst.transient || !inst.exec || inst.running) return;
       const old = inst.checkpoint;
       try {
         const bytes = await inst.exec.snapshot();
         const hash = sha256Hex(bytes);
-        this.store.putModule(hash, bytes);
+        await this.inventory.putModule(hash, bytes);
         inst.checkpoint = hash;
+        inst.checkpointed = Date.now();
       } catch (error) {
         this.log.warn('checkpoint failed', { instance: inst.id, principal: inst.principal, error: (error as Error).message });
       }
       if (inst.deleted) return;
-      this.writeRecord(inst);
-      if (old && old !== inst.checkpoint) this.modules.collect(old);
+      await this.writeRecord(inst);
+      if (old && old !== inst.checkpoint) await this.modules.collect(old);
     })();
     return inst.persisting;
   }
 
-  private writeRecord(inst: ServerInstance): void {
-    if (inst.principal === undefined || inst.transient || inst.deleted) return;
-    this.store.putInstance({
-      principal: inst.principal,
-      id: inst.id,
-      module: inst.module,
-      function: inst.fn,
-      status: inst.status,
-      tags: inst.tags,
-      checkpoint: inst.checkpoint,
-      resume: inst.resumeAtStart,
-      created: inst.created,
+  /**
+   * Write the instance's record after the writes before it. In a cluster the
+   * write fails when another server took the instance over (this one lost its
+   * lease meanwhile): it is dropped here.
+   */
+  private writeRecord(inst: ServerInstance): Promise<void> {
+    const write = async () => {
+      if (inst.principal === undefined || inst.transient || inst.deleted || inst.handedOver) return;
+      const record: InstanceRecord = {
+        principal: inst.principal,
+        id: inst.id,
+        module: inst.module,
+        function: inst.fn,
+        status: inst.status,
+        tags: inst.tags,
+        checkpoint: inst.checkpoint,
+        resume: inst.resumeAtStart,
+        created: inst.created,
+      };
+      if (!(await this.inventory.putInstance(record, this.serverId, inst.checkpointed))) this.drop(inst, 'another server owns it now');
+    };
+    inst.recording = inst.recording.then(write).catch((error: unknown) => {
+      this.log.error('instance record not written', { principal: inst.principal, instance: inst.id, error: (error as Error).message });
     });
+    return inst.recording;
   }
 
   private remove(inst: ServerInstance): void {
@@ -577,10 +666,25 @@ export class Instances {
     this.unregister(inst);
     inst.exec?.release();
     if (inst.principal !== undefined && !inst.transient) {
-      this.store.deleteInstance(inst.principal, inst.id);
-      if (inst.checkpoint) this.modules.collect(inst.checkpoint);
+      const principal = inst.principal;
+      inst.recording = inst.recording
+        .then(async () => {
+          await this.inventory.deleteInstance(principal, inst.id, this.serverId);
+          if (inst.checkpoint) await this.modules.collect(inst.checkpoint);
+        })
+        .catch((error: unknown) => this.log.error('instance record not deleted', { principal, instance: inst.id, error: (error as Error).message }));
     }
     this.event('INSTANCE_DELETE', inst);
+  }
+
+  /** Stop running an instance here without a word to the inventory: another server runs it now. */
+  private drop(inst: ServerInstance, why: string): void {
+    if (inst.handedOver) return;
+    inst.handedOver = true;
+    this.unregister(inst);
+    if (inst.running) inst.exec?.kill();
+    inst.exec?.release();
+    this.log.warn('instance dropped here', { principal: inst.principal, instance: inst.id, reason: why });
   }
 
   /** Record a Gate event about an instance (log and metrics). */
@@ -649,7 +753,7 @@ export class Instances {
       } else {
         // Restored while the server closes: it runs again at the next start.
         if (this.closing && !how.stop && how.resume && resumable) inst.resumeAtStart = true;
-        this.writeRecord(inst);
+        void this.writeRecord(inst);
       }
       unpause();
     }
@@ -658,7 +762,7 @@ export class Instances {
   private persist(inst: ServerInstance): void {
     if (!inst.transient || inst.principal === undefined) return;
     inst.transient = false;
-    this.writeRecord(inst);
+    void this.writeRecord(inst);
     this.directory?.placed(inst);
   }
 
@@ -676,6 +780,8 @@ export class Instances {
     while (inst.active && !signal?.aborted) {
       await until(inst.running ? inst.stopped : inst.paused!);
     }
+    // In a cluster the status must be in the record before any server is told it.
+    if (this.remote && !inst.active) await until(inst.persisting.then(() => inst.recording));
     return inst.status;
   }
 
@@ -706,6 +812,7 @@ export class Instances {
     await inst.persisting;
     if (inst.active) throw conflict('instance must not be running');
     if (!inst.deleted) this.remove(inst);
+    await inst.recording;
   }
 
   update(inst: ServerInstance, persist: boolean, tags: string[]): void {
@@ -716,7 +823,7 @@ export class Instances {
     }
     if (tags.length > 0 && (tags.length !== inst.tags.length || tags.some((t, i) => t !== inst.tags[i]))) {
       inst.tags = tags;
-      this.writeRecord(inst);
+      void this.writeRecord(inst);
       changed = true;
     }
     if (changed) this.event('INSTANCE_UPDATE', inst, { persist, tagcount: tags.length });
@@ -737,7 +844,7 @@ export class Instances {
         throw execHttpError(error);
       }
       const hash = sha256Hex(bytes);
-      this.store.putModule(hash, bytes);
+      await this.inventory.putModule(hash, bytes);
       this.event('INSTANCE_SNAPSHOT', inst, { module: hash });
       return hash;
     });
@@ -812,29 +919,25 @@ export class Instances {
 
   /** Load the recorded instances and resume those that were running. */
   async load(limitsFor: (principal: string) => Limits): Promise<void> {
-    for (const rec of this.store.instances()) await this.adopt(rec, limitsFor(rec.principal));
+    this.limitsFor = limitsFor;
+    await this.adopt(await this.inventory.ownedInstances(this.serverId));
+  }
+
+  /** The limits of principals' recorded instances, for a process given them without load() (a shard). */
+  setLimits(limitsFor: (principal: string) => Limits): void {
+    this.limitsFor = limitsFor;
   }
 
   /**
-   * Take on a recorded instance (at startup, or one whose process was lost:
-   * `restored`) and run it if it was running. It is held whatever the limits
-   * say: it existed already.
+   * Run recorded instances this server owns now (at startup, taken over from
+   * another server, or `restored` after their shard was lost). They are held
+   * whatever the limits say: they existed already.
    */
-  async adopt(rec: InstanceRecord, limits: Limits, restored = false): Promise<void> {
-    if (this.owned.get(rec.principal)?.has(rec.id)) return;
-    {
-      const inst = new ServerInstance({
-        id: rec.id,
-        principal: rec.principal,
-        module: rec.module,
-        fn: rec.function,
-        transient: false,
-        tags: rec.tags,
-        limits,
-        created: rec.created,
-        status: rec.status,
-      });
-      inst.checkpoint = rec.checkpoint;
+  async adopt(records: OwnedInstanceRecord[], restored = false): Promise<void> {
+    for (const rec of records) {
+      if (rec.principal !== undefined && this.owned.get(rec.principal)?.has(rec.id)) continue;
+      const inst = this.fromRecord(rec);
+      if (rec.note) this.log.warn('instance taken over', { principal: rec.principal, instance: rec.id, note: rec.note });
       this.register(inst);
       await Promise.all([this.quota.claim(rec.principal, this.usageOf(rec.principal)), this.quota.claim(SERVER, this.serverUsage())]);
       await this.revive(inst, rec, restored);
@@ -847,6 +950,42 @@ export class Instances {
   held(key: string): Usage {
     if (key === SERVER) return this.serverUsage();
     return this.usageOf(key === ANONYMOUS ? undefined : key);
+  }
+
+  /**
+   * Give an instance to another server (it asked for it): suspend it if it
+   * runs, write its checkpoint and record (to resume there when it was
+   * running), name the new owner, and forget it here. False when it is not
+   * here or cannot move now (a call's instance, one being deleted).
+   */
+  async handOver(principal: string, id: string, to: string, transfer: () => Promise<boolean>): Promise<boolean> {
+    const inst = this.owned.get(principal)?.get(id);
+    if (!inst || inst.transient || inst.deleted || inst.handedOver || this.closing) return false;
+    if (inst.active) {
+      inst.resumeAtStart = true;
+      if (inst.running) inst.exec?.suspend();
+      else inst.afterPause = 'suspend';
+    }
+    await this.settled(inst);
+    if (inst.resumeAtStart && inst.stored.state !== State.SUSPENDED) {
+      // It stopped by itself meanwhile: nothing to resume there.
+      inst.resumeAtStart = false;
+      await this.writeRecord(inst);
+    }
+    await inst.recording;
+    if (!(await transfer())) return false;
+    inst.handedOver = true;
+    this.unregister(inst);
+    inst.exec?.release();
+    this.event('INSTANCE_HANDOVER', inst, { to });
+    return true;
+  }
+
+  /** This server's lease was lost: its persistent instances may already run elsewhere, so they stop here. */
+  dropOwned(): void {
+    for (const inst of [...this.all()]) {
+      if (inst.principal !== undefined && !inst.transient) this.drop(inst, 'this server lost its cluster lease');
+    }
   }
 
   private async revive(inst: ServerInstance, rec: InstanceRecord, restored = false): Promise<void> {
@@ -863,7 +1002,7 @@ export class Instances {
     } catch (error) {
       this.log.error('instance could not be restored', { principal: inst.principal, instance: inst.id, error: (error as Error).message });
       inst.stored = lostStatus((error as Error).message);
-      this.writeRecord(inst);
+      void this.writeRecord(inst);
       return;
     }
     // An end recorded after the last checkpoint (an instance killed with its worker) stands.
@@ -875,7 +1014,7 @@ export class Instances {
     try {
       if (state === State.SUSPENDED && inst.stored.cause === Cause.NORMAL) this.start(inst);
       else if (state === State.HALTED && !fresh && rec.function && rec.status.state === State.RUNNING) this.start(inst, rec.function);
-      else this.writeRecord(inst);
+      else void this.writeRecord(inst);
       this.log.info('instance restored', { principal: inst.principal, instance: inst.id, state: inst.status.state });
     } catch (error) {
       this.log.error('instance could not be resumed', { principal: inst.principal, instance: inst.id, error: (error as Error).message });
@@ -905,12 +1044,13 @@ export class Instances {
       if (inst.lostAtShutdown) continue;
       if (inst.resumeAtStart && inst.stored.state !== State.SUSPENDED) {
         inst.resumeAtStart = false;
-        this.writeRecord(inst);
+        void this.writeRecord(inst);
       }
     }
+    await Promise.all([...this.all()].map((inst) => inst.recording));
   }
 
-  /** Once the instance has stopped, no pause is under way, and its checkpoint is written. */
+  /** Once the instance has stopped, no pause is under way, and its checkpoint and record are written. */
   private async settled(inst: ServerInstance): Promise<void> {
     for (;;) {
       await inst.stopped;
@@ -918,6 +1058,7 @@ export class Instances {
       else if (!inst.running) break;
     }
     await inst.persisting;
+    await inst.recording;
   }
 
   /** Periodic checkpoint of running persistent instances: suspend, snapshot, resume. */

@@ -5,7 +5,8 @@ import { createHash } from 'node:crypto';
 import { badRequest, HttpError } from './errors.ts';
 import { ExecError, type Executor, type ProgramFacts } from '../exec/executor.ts';
 import { RecentMap } from '../util/recent-map.ts';
-import { ModuleCorruptError, type Store } from '../store/store.ts';
+import { ModuleCorruptError } from '../store/store.ts';
+import type { Inventory } from '../store/inventory.ts';
 
 export function sha256Hex(bytes: Uint8Array): string {
   return createHash('sha256').update(bytes).digest('hex');
@@ -39,7 +40,7 @@ const STORED_KEPT = 10_000;
 export type UnpinnedCache = { bytes: number } | { elsewhere: (hash: string) => void };
 
 export class Modules {
-  private readonly store: Store;
+  private readonly inventory: Inventory;
   private readonly executor: Executor;
   private readonly recent = new RecentMap<string, Uint8Array>(RECENT, { of: (b) => b.byteLength, max: RECENT_BYTES });
   /** Modules this process stored or found stored (so that an upload it has seen needs no disk access), with their sizes. */
@@ -55,8 +56,8 @@ export class Modules {
   private readonly unpinnedBytes: number;
   private readonly usedElsewhere: ((hash: string) => void) | undefined;
 
-  constructor(store: Store, executor: Executor, cache: UnpinnedCache = { bytes: Infinity }) {
-    this.store = store;
+  constructor(inventory: Inventory, executor: Executor, cache: UnpinnedCache = { bytes: Infinity }) {
+    this.inventory = inventory;
     this.executor = executor;
     this.unpinnedBytes = 'bytes' in cache ? cache.bytes : Infinity;
     this.usedElsewhere = 'elsewhere' in cache ? cache.elsewhere : undefined;
@@ -68,7 +69,8 @@ export class Modules {
   }
 
   /** A stored module nothing may refer to now: it stays while the cache has room for it. */
-  release(hash: string, size = this.size(hash)): void {
+  async release(hash: string, size?: number): Promise<void> {
+    size ??= await this.inventory.moduleSize(hash);
     if (size === undefined) return;
     if (this.usedElsewhere) {
       this.usedElsewhere(hash);
@@ -85,14 +87,14 @@ export class Modules {
     for (const [h, e] of this.unpinned) {
       if (this.unpinnedTotal <= this.unpinnedBytes) break;
       if (e.added > young) continue;
-      this.store.forgetSources(h);
-      this.collect(h);
+      await this.inventory.forgetSources(h);
+      await this.collect(h);
     }
   }
 
   /** Remove a module from the store unless something refers to it. */
-  collect(hash: string): boolean {
-    const collected = this.store.collectModule(hash);
+  async collect(hash: string): Promise<boolean> {
+    const collected = await this.inventory.collectModule(hash);
     if (collected) this.forget(hash);
     return collected;
   }
@@ -108,16 +110,12 @@ export class Modules {
     }
   }
 
-  has(hash: string): boolean {
-    return this.store.hasModule(hash);
-  }
-
-  size(hash: string): number | undefined {
-    return this.store.moduleSize(hash);
+  has(hash: string): Promise<boolean> {
+    return this.inventory.hasModule(hash);
   }
 
   /** Module bytes (a few recently used ones are kept in memory). */
-  bytes(hash: string): Uint8Array {
+  async bytes(hash: string): Promise<Uint8Array> {
     const cached = this.unpinned.get(hash);
     if (cached) {
       // Used again: newest in the cache.
@@ -128,7 +126,7 @@ export class Modules {
     let bytes = this.recent.get(hash);
     if (!bytes) {
       try {
-        bytes = this.store.readModule(hash);
+        bytes = await this.inventory.readModule(hash);
       } catch (error) {
         if (error instanceof ModuleCorruptError) throw new HttpError(500, `module ${hash} is damaged on the server: upload it again`);
         throw error;
@@ -151,13 +149,14 @@ export class Modules {
     } catch (error) {
       throw execHttpError(error);
     }
-    // An upload seen lately is stored already (what is collected is forgotten here).
-    if (this.stored.get(hash) !== bytes.byteLength) {
-      this.store.putModule(hash, bytes);
+    // An upload seen lately is stored already (what is collected is forgotten here); an inventory other
+    // servers share may have lost it meanwhile, so there it is stored every time.
+    if (this.inventory.shared || this.stored.get(hash) !== bytes.byteLength) {
+      await this.inventory.putModule(hash, bytes);
       this.stored.set(hash, bytes.byteLength);
     }
     this.recent.set(hash, bytes);
-    this.release(hash, bytes.byteLength);
+    await this.release(hash, bytes.byteLength);
     return { hash, facts };
   }
 }

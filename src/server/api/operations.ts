@@ -28,7 +28,7 @@ export async function uploadModule(
   if (length > max) throw badRequest('module size limit exceeded').failing('RESOURCE_LIMIT');
   // The same answers whether the server has the module or not: a stored
   // module's size is not told apart from any other mismatch.
-  const known = parts.modules.has(key);
+  const known = await parts.modules.has(key);
   const bytes = await read();
   const { hash } = await parts.modules.add(bytes, pagesFor(caller.limits.maxmemorysize), key, ownerOf(caller.principal));
   if (known) {
@@ -40,17 +40,17 @@ export async function uploadModule(
 }
 
 /** A module the caller has pinned. */
-export function extantModule(parts: ServerParts, caller: Caller, key: string): Program {
+export async function extantModule(parts: ServerParts, caller: Caller, key: string): Promise<Program> {
   if (caller.principal === undefined) throw parts.verifier.anonymous();
-  if (!parts.store.pinTags(caller.principal, key) || !parts.modules.has(key)) throw moduleNotFound();
-  return { hash: key, bytes: parts.modules.bytes(key) };
+  if (!(await parts.inventory.pinTags(caller.principal, key)) || !(await parts.modules.has(key))) throw moduleNotFound();
+  return { hash: key, bytes: await parts.modules.bytes(key) };
 }
 
 /** A module fetched from a configured source, validated and stored. */
 export async function sourceModule(parts: ServerParts, caller: Caller, source: Source, rest: string): Promise<Program> {
   const bytes = await source.fetch(rest, caller.limits.maxmodulesize);
   const { hash } = await parts.modules.add(bytes, pagesFor(caller.limits.maxmemorysize), undefined, ownerOf(caller.principal));
-  parts.store.recordSource(`/${source.name}/${rest}`, hash);
+  await parts.inventory.recordSource(`/${source.name}/${rest}`, hash);
   event(parts, 'MODULE_SOURCE_NEW', caller, { module: hash });
   return { hash, bytes };
 }
@@ -60,18 +60,18 @@ export async function sourceModule(parts: ServerParts, caller: Caller, source: S
  * different). `bytes`: the module, stored again should another process of
  * the server have collected it from the cache of unpinned modules meanwhile.
  */
-export function pinModule(parts: ServerParts, caller: Caller, hash: string, tags: string[], bytes?: Uint8Array): void {
+export async function pinModule(parts: ServerParts, caller: Caller, hash: string, tags: string[], bytes?: Uint8Array): Promise<void> {
   const principal = caller.principal;
   if (principal === undefined) throw parts.verifier.anonymous();
-  const already = parts.store.pinTags(principal, hash) !== undefined;
-  if (!already && parts.store.pinCount(principal) >= caller.limits.maxmodules) {
+  const already = (await parts.inventory.pinTags(principal, hash)) !== undefined;
+  if (!already && (await parts.inventory.pinCount(principal)) >= caller.limits.maxmodules) {
     throw limitExceeded('pinned module', 'principal.maxmodules', caller.limits.maxmodules);
   }
   checkTags(tags);
-  let pinned = parts.store.pin(principal, hash, tags);
+  let pinned = await parts.inventory.pin(principal, hash, tags);
   if (pinned === 'missing' && bytes) {
-    parts.store.putModule(hash, bytes);
-    pinned = parts.store.pin(principal, hash, tags);
+    await parts.inventory.putModule(hash, bytes);
+    pinned = await parts.inventory.pin(principal, hash, tags);
   }
   if (pinned === 'missing') throw moduleNotFound();
   if (pinned) event(parts, 'MODULE_PIN', caller, { module: hash, tagcount: tags.length });
@@ -81,16 +81,17 @@ export function pinModule(parts: ServerParts, caller: Caller, hash: string, tags
 export async function pinExtant(parts: ServerParts, caller: Caller, hash: string, tags: string[]): Promise<void> {
   const principal = caller.principal;
   if (principal === undefined) throw parts.verifier.anonymous();
-  const instances = parts.shards ? await parts.shards.list(principal) : parts.instances.list(principal).map((i) => i.info());
-  const usable = parts.modules.has(hash) && (parts.store.pinTags(principal, hash) !== undefined || instances.some((i) => i.module === hash));
+  const instances = parts.shards ? await parts.shards.list(principal) : (await parts.instances.list(principal)).map((i) => i.info());
+  const usable =
+    (await parts.modules.has(hash)) && ((await parts.inventory.pinTags(principal, hash)) !== undefined || instances.some((i) => i.module === hash));
   if (!usable) throw moduleNotFound();
-  pinModule(parts, caller, hash, tags);
+  await pinModule(parts, caller, hash, tags);
 }
 
-export function unpinModule(parts: ServerParts, caller: Caller, hash: string): void {
+export async function unpinModule(parts: ServerParts, caller: Caller, hash: string): Promise<void> {
   if (caller.principal === undefined) throw parts.verifier.anonymous();
-  if (!parts.store.unpin(caller.principal, hash)) throw moduleNotFound();
-  parts.modules.release(hash);
+  if (!(await parts.inventory.unpin(caller.principal, hash))) throw moduleNotFound();
+  await parts.modules.release(hash);
   event(parts, 'MODULE_UNPIN', caller, { module: hash });
 }
 

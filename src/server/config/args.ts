@@ -9,7 +9,7 @@ export function translateArgs(argv: string[]): string[] {
   const out: string[] = [];
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
-    const m = /^--(listen|data-dir|config)(?:=(.*))?$/.exec(a);
+    const m = /^--(listen|data-dir|config|database)(?:=(.*))?$/.exec(a);
     if (!m) {
       out.push(a);
       continue;
@@ -18,6 +18,7 @@ export function translateArgs(argv: string[]): string[] {
     if (value === undefined) throw new ConfigError(`flag needs an argument: ${a}`);
     if (m[1] === 'config') out.push('-f', value);
     else if (m[1] === 'listen') out.push('-o', `http.addr=${value}`);
+    else if (m[1] === 'database') out.push('-o', `database.url=${value}`);
     else out.push('-o', `server.datadir=${value}`);
   }
   return out;

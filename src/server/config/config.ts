@@ -31,6 +31,9 @@ export const SERVER_KEYS = {
   'server.identityfile': key.string('', 'Ed25519 private key (OpenSSH or PKCS#8 PEM) that signs the server identity token'),
   'server.unpinnedmodules': key.int(256, 'MiB of stored modules nothing refers to (uploaded for calls, fetched, unpinned) kept as a cache; the oldest go first'),
 
+  'database.url': key.string('', 'postgres://USER@HOST:PORT/DB: keep the inventory and module bytes in PostgreSQL, shared by every server that names it (docs/cluster.md); empty: this server alone, in the data dir'),
+  'database.lease': key.number(10, 'seconds a server of a cluster holds its lease without renewing it; past it, another server takes its instances over', 0.3),
+
   'http.addr': key.string('127.0.0.1:6473', 'listen address: host:port, [v6]:port, unix:PATH or an absolute socket path'),
   'http.authority': key.string('', 'external host[:port] the clients use, added to the accepted audiences'),
   'http.audience': key.strings([], 'accepted token audiences (replaces the derived list); the first is the realm'),

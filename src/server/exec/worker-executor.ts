@@ -170,6 +170,8 @@ export class WorkerExecutor implements Executor {
   /** Creates under way (counted against maxInstances). */
   private creating = 0;
   private closed = false;
+  /** The relayed channels in this process too: what the workers say reaches it (a cluster's peer bridge), and what is said here reaches them. */
+  private readonly relays = new Map<string, BroadcastChannel>();
 
   constructor(options: WorkerExecutorOptions) {
     this.options = options;
@@ -182,6 +184,14 @@ export class WorkerExecutor implements Executor {
     // Without a heap limit of their own, workers get Node's default, which this process has too.
     const heap = options.workerHeapMiB ? options.workerHeapMiB * MIB : v8.getHeapStatistics().heap_size_limit;
     this.heapBudget = heap * 0.7;
+    for (const name of options.relayChannels ?? []) {
+      const bc = new BroadcastChannel(name);
+      (bc as unknown as { unref?: () => void }).unref?.();
+      bc.onmessage = (ev: MessageEvent) => {
+        for (const w of this.workersList) w.post({ op: 'broadcast', channel: name, data: ev.data });
+      };
+      this.relays.set(name, bc);
+    }
     this.handlers = {
       event: (worker, m) => this.event(worker, m),
       failed: (worker, kind, message) => this.lose(worker, kind, message),
@@ -358,6 +368,8 @@ export class WorkerExecutor implements Executor {
     if (this.closed) return;
     this.closed = true;
     clearInterval(this.timer);
+    for (const bc of this.relays.values()) bc.close();
+    this.relays.clear();
     const all = [...new Set([...this.workersList, ...this.leaving])];
     const error = new ExecError('internal', 'executor closed');
     for (const t of all) {
@@ -429,6 +441,7 @@ export class WorkerExecutor implements Executor {
   private event(worker: WorkerProcess, m: FromWorker): void {
     if (m.ev === 'broadcast') {
       for (const other of this.workersList) if (other !== worker) other.post({ op: 'broadcast', channel: m.channel, data: m.data });
+      this.relays.get(m.channel)?.postMessage(m.data);
       return;
     }
     if (m.ev !== 'stopped' && m.ev !== 'run-error' && m.ev !== 'debug') return;

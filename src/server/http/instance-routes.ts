@@ -18,7 +18,7 @@ import type { Query } from './query.ts';
 export async function handleInstanceList(parts: ServerParts, req: IncomingMessage, res: ServerResponse, q: Query): Promise<void> {
   const caller = await listCaller(parts, req, res, q);
   if (!caller) return;
-  const list = parts.shards ? await parts.shards.list(caller.principal!) : parts.instances.list(caller.principal!).map((i) => i.info());
+  const list = parts.shards ? await parts.shards.list(caller.principal!) : (await parts.instances.list(caller.principal!)).map((i) => i.info());
   parts.metrics.events.inc({ type: 'INSTANCE_LIST' });
   sendJSON(res, list.length === 0 ? {} : { instances: list });
 }
@@ -48,8 +48,7 @@ export async function handleInstance(parts: ServerParts, req: IncomingMessage, r
     q.done();
     requireJSON(req);
     const caller = await ownerCaller(parts, creds(), 'authorize');
-    const inst = parts.instances.get(caller.principal!, id);
-    sendJSON(res, inst.info());
+    sendJSON(res, (await parts.instances.describe(caller.principal!, id)).info());
     return;
   }
   const set = [...new Set(actions)].sort().join('+');
@@ -59,7 +58,7 @@ export async function handleInstance(parts: ServerParts, req: IncomingMessage, r
     case 'io': {
       q.done();
       const caller = await ownerCaller(parts, creds(), 'authorize');
-      const inst = parts.instances.get(caller.principal!, id);
+      const inst = await parts.instances.get(caller.principal!, id);
       return serveIO(parts, req, res, inst);
     }
     case 'resume': {
@@ -67,7 +66,7 @@ export async function handleInstance(parts: ServerParts, req: IncomingMessage, r
       q.takeLog();
       q.done();
       const caller = await ownerCaller(parts, creds(), 'instance');
-      const inst = parts.instances.get(caller.principal!, id);
+      const inst = await parts.instances.get(caller.principal!, id);
       inst.limits = caller.limits;
       await parts.instances.resume(inst, fn);
       sendEmpty(res);
@@ -78,16 +77,16 @@ export async function handleInstance(parts: ServerParts, req: IncomingMessage, r
       q.done();
       checkTags(tags);
       const caller = await ownerCaller(parts, creds(), 'authorize');
-      const inst = parts.instances.get(caller.principal!, id);
+      const inst = await parts.instances.get(caller.principal!, id);
       const hash = await parts.instances.snapshot(inst);
-      pinModule(parts, caller, hash, tags);
+      await pinModule(parts, caller, hash, tags);
       sendEmpty(res, 201, { Location: MODULE_PATH + hash });
       return;
     }
     case 'delete': {
       q.done();
       const caller = await ownerCaller(parts, creds(), 'authorize');
-      await parts.instances.delete(parts.instances.get(caller.principal!, id));
+      await parts.instances.delete(await parts.instances.get(caller.principal!, id));
       sendEmpty(res);
       return;
     }
@@ -97,7 +96,7 @@ export async function handleInstance(parts: ServerParts, req: IncomingMessage, r
       const caller = await ownerCaller(parts, creds(), 'authorize');
       // As Gate: the content is parsed before the instance is looked up.
       const update = parseUpdate(await readSmallBody(req, parts.config.http.maxbodysize, parts.config.http.bodytimeout * 1000));
-      const inst = parts.instances.get(caller.principal!, id);
+      const inst = await parts.instances.get(caller.principal!, id);
       checkTags(update.tags);
       parts.instances.update(inst, update.persist, update.tags);
       if (acceptsJSON(req)) sendJSON(res, inst.info());
@@ -109,7 +108,7 @@ export async function handleInstance(parts: ServerParts, req: IncomingMessage, r
       requireContentType(req, 'application/json');
       const caller = await ownerCaller(parts, creds(), 'program');
       const request = parseDebugRequest(await readSmallBody(req, parts.config.http.maxbodysize, parts.config.http.bodytimeout * 1000));
-      const inst = parts.instances.get(caller.principal!, id);
+      const inst = await parts.instances.get(caller.principal!, id);
       sendJSON(res, await debugInstance(parts, inst, request));
       return;
     }
@@ -118,7 +117,7 @@ export async function handleInstance(parts: ServerParts, req: IncomingMessage, r
   if (!WAITABLE.has(set) || (set !== 'kill' && actions.length !== set.split('+').length)) throw unsupportedAction();
   q.done();
   const caller = await ownerCaller(parts, creds(), 'authorize');
-  const inst = parts.instances.get(caller.principal!, id);
+  const inst = await parts.instances.get(caller.principal!, id);
   if (set.includes('kill')) parts.instances.kill(inst);
   if (set.includes('suspend')) parts.instances.suspend(inst);
   if (set.includes('wait')) {

@@ -75,7 +75,7 @@ function uploadLength(req: IncomingMessage): number {
 export async function handleModuleList(parts: ServerParts, req: IncomingMessage, res: ServerResponse, q: Query): Promise<void> {
   const caller = await listCaller(parts, req, res, q);
   if (!caller) return;
-  const pins = parts.store.pins(caller.principal!);
+  const pins = await parts.inventory.pins(caller.principal!);
   parts.metrics.events.inc({ type: 'MODULE_LIST' });
   sendJSON(res, pins.length === 0 ? {} : { modules: pins.map(moduleInfo) });
 }
@@ -107,7 +107,7 @@ async function getModule(parts: ServerParts, req: IncomingMessage, res: ServerRe
     q.done();
     if (!acceptsWasm(req)) throw new HttpError(406, 'not acceptable');
     const caller = await ownerCaller(parts, credentialsOf(parts, req), 'authorize');
-    const program = extantModule(parts, caller, key);
+    const program = await extantModule(parts, caller, key);
     res.writeHead(200, { 'Content-Type': WASM_TYPE, 'Content-Length': program.bytes.byteLength });
     res.end(program.bytes);
     parts.metrics.events.inc({ type: 'MODULE_DOWNLOAD' });
@@ -132,7 +132,7 @@ async function putModule(parts: ServerParts, req: IncomingMessage, res: ServerRe
   q.done();
   const caller = await ownerCaller(parts, credentialsOf(parts, req), 'program');
   const program = await uploadModule(parts, caller, key, length, () => readBody(req, length, parts.config.http.bodytimeout * 1000));
-  pinModule(parts, caller, program.hash, tags, program.bytes);
+  await pinModule(parts, caller, program.hash, tags, program.bytes);
   sendEmpty(res, 201);
 }
 
@@ -143,8 +143,8 @@ async function postModule(parts: ServerParts, req: IncomingMessage, res: ServerR
     requireEmptyBody(req);
     requireJSON(req);
     const caller = await ownerCaller(parts, credentialsOf(parts, req), 'authorize');
-    const tags = parts.store.pinTags(caller.principal!, key);
-    if (!tags || !parts.modules.has(key)) throw new HttpError(404, 'module not found');
+    const tags = await parts.inventory.pinTags(caller.principal!, key);
+    if (!tags || !(await parts.modules.has(key))) throw new HttpError(404, 'module not found');
     parts.metrics.events.inc({ type: 'MODULE_INFO' });
     sendJSON(res, moduleInfo({ module: key, tags }));
     return;
@@ -163,12 +163,12 @@ async function postModule(parts: ServerParts, req: IncomingMessage, res: ServerR
         const creds = credentialsOf(parts, req);
         const caller = pin ? await ownerCaller(parts, creds, 'program-instance') : await anyCaller(parts, creds, 'program-instance');
         const program = await uploadModule(parts, caller, key, length, () => readBody(req, length, parts.config.http.bodytimeout * 1000));
-        if (pin) pinModule(parts, caller, program.hash, tags, program.bytes);
+        if (pin) await pinModule(parts, caller, program.hash, tags, program.bytes);
         return call(parts, req, res, caller, program, params, pin, false);
       }
       if (pin) throw badRequest('unexpected query parameters');
       const caller = await ownerCaller(parts, credentialsOf(parts, req), 'instance');
-      const program = extantModule(parts, caller, key);
+      const program = await extantModule(parts, caller, key);
       return call(parts, req, res, caller, program, params, false, true);
     }
     case 'launch': {
@@ -181,12 +181,12 @@ async function postModule(parts: ServerParts, req: IncomingMessage, res: ServerR
         const length = uploadLength(req);
         caller = await ownerCaller(parts, credentialsOf(parts, req), 'program-instance');
         program = await uploadModule(parts, caller, key, length, () => readBody(req, length, parts.config.http.bodytimeout * 1000));
-        if (pin) pinModule(parts, caller, program.hash, tags, program.bytes);
+        if (pin) await pinModule(parts, caller, program.hash, tags, program.bytes);
       } else {
         if (pin) throw badRequest('unexpected query parameters');
         requireEmptyBody(req);
         caller = await ownerCaller(parts, credentialsOf(parts, req), 'instance');
-        program = extantModule(parts, caller, key);
+        program = await extantModule(parts, caller, key);
       }
       return launch(parts, res, caller, program, params, suspend, pin);
     }
@@ -196,7 +196,7 @@ async function postModule(parts: ServerParts, req: IncomingMessage, res: ServerR
       requireNoContentType(req);
       requireEmptyBody(req);
       const caller = await ownerCaller(parts, credentialsOf(parts, req), 'authorize');
-      unpinModule(parts, caller, key);
+      await unpinModule(parts, caller, key);
       sendEmpty(res);
       return;
     }
@@ -280,7 +280,7 @@ export async function handleSourceItem(
       requireEmptyBody(req);
       const caller = await ownerCaller(parts, credentialsOf(parts, req), 'program');
       const program = await sourceModule(parts, caller, source, rest);
-      pinModule(parts, caller, program.hash, tags, program.bytes);
+      await pinModule(parts, caller, program.hash, tags, program.bytes);
       sendEmpty(res, 201, { Location: MODULE_PATH + program.hash });
       return;
     }
@@ -290,7 +290,7 @@ export async function handleSourceItem(
       const creds = credentialsOf(parts, req);
       const caller = pin ? await ownerCaller(parts, creds, 'program-instance') : await anyCaller(parts, creds, 'program-instance');
       const program = await sourceModule(parts, caller, source, rest);
-      if (pin) pinModule(parts, caller, program.hash, tags, program.bytes);
+      if (pin) await pinModule(parts, caller, program.hash, tags, program.bytes);
       return call(parts, req, res, caller, program, params, pin, true);
     }
     case 'launch': {
@@ -299,7 +299,7 @@ export async function handleSourceItem(
       requireEmptyBody(req);
       const caller = await ownerCaller(parts, credentialsOf(parts, req), 'program-instance');
       const program = await sourceModule(parts, caller, source, rest);
-      if (pin) pinModule(parts, caller, program.hash, tags, program.bytes);
+      if (pin) await pinModule(parts, caller, program.hash, tags, program.bytes);
       return launch(parts, res, caller, program, params, suspend, pin);
     }
     default:

@@ -314,9 +314,9 @@ async function callSession(parts: ServerParts, ws: WebSocket, inbox: Inbox, t: E
     const creds = credentialsFrom(parts, first.authorization, false);
     if (!creds) throw parts.verifier.anonymous();
     caller = await ownerCaller(parts, creds, 'instance');
-    program = extantModule(parts, caller, t.key!);
+    program = await extantModule(parts, caller, t.key!);
   }
-  if (t.pin) pinModule(parts, caller, program.hash, t.tags, program.bytes);
+  if (t.pin) await pinModule(parts, caller, program.hash, t.tags, program.bytes);
   inbox.input();
 
   const inst = await createInstance(parts, caller, program, { fn: t.fn, tags: t.instanceTags, transient: true });
@@ -350,7 +350,7 @@ async function ioSession(parts: ServerParts, ws: WebSocket, inbox: Inbox, id: st
     }
   }
   const caller = await ownerCaller(parts, creds, 'authorize');
-  const inst: ServerInstance = parts.instances.get(caller.principal!, id);
+  const inst: ServerInstance = await parts.instances.get(caller.principal!, id);
   const abort = new AbortController();
   ws.on('close', () => abort.abort(new Error('client went away')));
   const hint = { sent: false };

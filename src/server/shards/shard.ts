@@ -23,6 +23,7 @@ import { trustConnection } from '../http/forward.ts';
 import { Logger } from '../obs/log.ts';
 import { assembleParts, createFrontend, listen, removeSocket, serving, type RunningServer } from '../server.ts';
 import type { ServerParts } from '../api/context.ts';
+import { SqliteInventory } from '../store/sqlite-inventory.ts';
 import { Store } from '../store/store.ts';
 import { RecentMap } from '../util/recent-map.ts';
 import { startServices, type RunningServices } from '../../services/node/registry.ts';
@@ -86,6 +87,7 @@ async function start(setup: ShardSetup): Promise<Shard> {
     ? new Logger(config.log.level, (line) => rpc.note('log', { line }))
     : new Logger(config.log.level, { format: config.log.format });
   const store = new Store(setup.dataDir, { shared: true });
+  const inventory = new SqliteInventory(store);
   let services: RunningServices | undefined;
   try {
     services = await startServices(config.service, { log: (message) => log.warn(message) });
@@ -137,6 +139,9 @@ async function start(setup: ShardSetup): Promise<Shard> {
     const parts = assembleParts({
       config,
       store,
+      inventory,
+      // One server: the supervisor made its uuid, and every shard writes its records as that server's.
+      serverId: store.serverUuid(config.server.uuid),
       executor,
       log,
       local: setup.local,
@@ -153,6 +158,7 @@ async function start(setup: ShardSetup): Promise<Shard> {
       newcomers: new SupervisedAdmission(config.access.newprincipals),
       shards: link,
     });
+    parts.instances.setLimits((principal) => parts.policy.limits({ principal: { id: principal, key: new Uint8Array(32) }, scope: [] }));
     const running = serving(parts, frontend, '', async () => {
       await new Promise<void>((resolve) => passedOn.close(() => resolve()));
       passedOn.closeAllConnections();
@@ -177,15 +183,16 @@ function whenStarted(): Promise<Shard> {
 
 async function answer(kind: keyof SupervisorCalls, body: unknown): Promise<unknown> {
   const s = await whenStarted();
-  const { instances, policy, store } = s.parts;
+  const { instances, inventory } = s.parts;
   switch (kind) {
     case 'adopt': {
       const b = body as SupervisorCalls['adopt'];
+      const records = [];
       for (const k of b.instances) {
-        const rec = store.instance(k.principal, k.id);
-        if (!rec) continue;
-        await instances.adopt(rec, policy.limits({ principal: { id: rec.principal, key: new Uint8Array(32) }, scope: [] }), b.restored);
+        const rec = await inventory.instance(k.principal, k.id);
+        if (rec) records.push(rec);
       }
+      await instances.adopt(records, b.restored);
       return null;
     }
     case 'recall': {
@@ -197,7 +204,7 @@ async function answer(kind: keyof SupervisorCalls, body: unknown): Promise<unkno
       return instances.has(k.principal, k.id);
     }
     case 'list':
-      return instances.list((body as SupervisorCalls['list']).principal).map((i) => i.info());
+      return (await instances.list((body as SupervisorCalls['list']).principal)).map((i) => i.info());
     case 'metrics':
       return s.parts.metrics.snapshot();
     case 'shutdown':

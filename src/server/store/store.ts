@@ -11,20 +11,9 @@ import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, rea
 import path from 'node:path';
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import type { Status } from '../../runtime/instance/status.ts';
+import type { InstanceRecord } from './inventory.ts';
 
-export interface InstanceRecord {
-  principal: string;
-  id: string;
-  module: string;
-  function: string;
-  status: Status;
-  tags: string[];
-  /** Module hash of the latest snapshot of this instance, if any. */
-  checkpoint: string | null;
-  /** The instance was running when it was last checkpointed: run it again at startup. */
-  resume: boolean;
-  created: number;
-}
+export type { InstanceRecord } from './inventory.ts';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT;
@@ -187,13 +176,13 @@ export class Store {
     }
   }
 
-  /** Remove every module nobody refers to (what an earlier run kept in its cache of unpinned modules); returns how many. */
-  collectUnreferenced(): number {
+  /** Remove every module nobody refers to (what an earlier run kept in its cache of unpinned modules), stored before `olderThan`; returns how many. */
+  collectUnreferenced(olderThan = Infinity): number {
     const rows = this.stmt(
-      `SELECT hash FROM module WHERE NOT EXISTS (SELECT 1 FROM pin WHERE pin.module = module.hash)
+      `SELECT hash FROM module WHERE created < ? AND NOT EXISTS (SELECT 1 FROM pin WHERE pin.module = module.hash)
          AND NOT EXISTS (SELECT 1 FROM instance WHERE instance.module = module.hash OR instance.checkpoint = module.hash)
          AND NOT EXISTS (SELECT 1 FROM source_sha256 WHERE source_sha256.module = module.hash)`,
-    ).all() as { hash: string }[];
+    ).all(olderThan === Infinity ? Number.MAX_SAFE_INTEGER : olderThan) as { hash: string }[];
     let n = 0;
     for (const { hash } of rows) if (this.collectModule(hash)) n++;
     return n;
