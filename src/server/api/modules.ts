@@ -111,6 +111,8 @@ export class Modules {
   }
 
   has(hash: string): Promise<boolean> {
+    // What this process stored lately is there unless it was collected (which it is told of), when no other server shares the inventory.
+    if (!this.inventory.shared && this.stored.has(hash)) return Promise.resolve(true);
     return this.inventory.hasModule(hash);
   }
 
