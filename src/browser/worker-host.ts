@@ -216,6 +216,7 @@ export class WorkerHost {
   private delete(h: Hosted): void {
     if (h.phase.kind !== 'stopped') throw new InstanceError('ERR_INSTANCE_RUNNING', 'instance must not be running');
     this.instances.delete(h.id);
+    h.program.dispose();
     this.post({ event: 'deleted', id: h.id });
   }
 

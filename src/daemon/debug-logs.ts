@@ -81,6 +81,10 @@ export class DebugLoggingExecutor implements Executor {
     return this.inner.workers();
   }
 
+  async freeze(): Promise<Set<string>> {
+    return (await this.inner.freeze?.()) ?? new Set();
+  }
+
   close(): Promise<void> {
     return this.inner.close();
   }

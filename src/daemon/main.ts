@@ -8,8 +8,7 @@
 
 import type { Config } from '../server/config/config.ts';
 import { parseDaemonArgs } from './config.ts';
-import { defaultCacheDir } from '../host/module-cache.ts';
-import { InProcessExecutor, type Executor } from '../server/exec/executor.ts';
+import { InProcessExecutor, inProcessOptions, type Executor } from '../server/exec/executor.ts';
 import { Logger } from '../server/obs/log.ts';
 import { WorkerExecutor, workerExecutorOptions } from '../server/exec/worker-executor.ts';
 import { startServer, type RunningServer } from '../server/server.ts';
@@ -101,7 +100,7 @@ async function main(argv: string[]): Promise<number> {
       inner = new WorkerExecutor(workerExecutorOptions(config, (report) => log.error('worker lost', { ...report })));
     } else {
       services = await startServices(config.service);
-      inner = new InProcessExecutor({ cacheDir: config.runtime.cachedir || defaultCacheDir(), registry: services.registry });
+      inner = new InProcessExecutor(inProcessOptions(config, config.server.datadir, services.registry));
     }
     executor = new DebugLoggingExecutor(inner, new DebugLogs(paths.runtimeDir));
     server = await startServer({ listen: { path: paths.socket }, dataDir: config.server.datadir, config, localUnsignedTokens: true, executor });

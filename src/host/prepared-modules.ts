@@ -69,7 +69,11 @@ export abstract class PreparedModules implements RestoreModules {
   /** Offer a module compiled elsewhere (another thread prepared it), so that get() for it needs no work here. */
   protected remember(hash: string, compiled: CompiledModule, options: PrepareOptions): void {
     const key = `${hash}|${settingsOf(options)}`;
-    if (!this.compiled.has(key)) this.compiled.set(key, Promise.resolve(compiled));
+    if (this.compiled.has(key)) return;
+    const entry = Promise.resolve(compiled);
+    this.compiled.set(key, entry);
+    // Its snapshots (hibernations, checkpoints) restore with it too.
+    this.notePart(compiled.program, options, entry);
   }
 
   /** Let a program go from memory (its instances keep what they use); a disk cache keeps it. */

@@ -9,6 +9,13 @@ import type { ServiceContext } from '../runtime/service/service.ts';
 import type { InstanceState } from '../runtime/snapshot/state.ts';
 import { OriginConnector, runRegistry, type Registry } from '../services/index.ts';
 
+/** What ProgramInstance tells about its waits (a Hibernator). */
+export interface Hibernation {
+  waiting(p: ProgramInstance, waiting: boolean): void;
+  /** The instance is gone for good. */
+  forget(p: ProgramInstance): void;
+}
+
 export interface ProgramInstanceOptions {
   engine: Engine;
   compiled: CompiledModule;
@@ -22,6 +29,10 @@ export interface ProgramInstanceOptions {
   timeLimit?: number;
   /** Continue a captured state (see src/host/snapshot.ts). */
   restore?: InstanceState;
+  /** With restore of a hibernated run: go on waiting as if it had never stopped (InstanceOptions.continueWait). */
+  continueWait?: boolean;
+  /** Hibernates the instance when it waits long (or memory is short); see hibernation.ts. */
+  hibernation?: Hibernation;
   /**
    * A restored origin stream whose client was cut by the suspension waits
    * for the next client to take it over (default true), so a migrated
@@ -34,12 +45,17 @@ export class ProgramInstance {
   readonly instance: Instance;
   readonly compiled: CompiledModule;
   private origin: OriginConnector | undefined;
+  private readonly hibernation: Hibernation | undefined;
 
   constructor(options: ProgramInstanceOptions) {
     const { registry, context } = options;
     this.compiled = options.compiled;
+    const hibernation = options.hibernation;
+    this.hibernation = hibernation;
     this.instance = new Instance({
       restore: options.restore,
+      continueWait: options.continueWait,
+      onWaiting: hibernation && ((waiting) => hibernation.waiting(this, waiting)),
       engine: options.engine,
       compiled: options.compiled,
       context,
@@ -91,5 +107,11 @@ export class ProgramInstance {
 
   kill(): void {
     this.instance.kill();
+  }
+
+  /** Kill it if it runs, and give its memory back to the engine's pool (now, or when the run has stopped). */
+  dispose(): void {
+    this.hibernation?.forget(this);
+    this.instance.dispose();
   }
 }

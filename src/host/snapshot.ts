@@ -10,6 +10,7 @@ import { instrumentationOf } from '../runtime/snapshot/instrumentation.ts';
 import { readSnapshot } from '../runtime/snapshot/read.ts';
 import { hasSnapshotSection, writeSnapshot, type Instrumentation } from '../runtime/snapshot/write.ts';
 import { savesPortableStacks, type PrepareOptions } from '../runtime/prepare/prepare.ts';
+import type { InstanceState } from '../runtime/snapshot/state.ts';
 
 export { SnapshotError };
 
@@ -31,8 +32,28 @@ export function isSnapshot(bytes: Uint8Array): boolean {
 
 /** The snapshot module of a stopped instance (suspended, halted, terminated or killed). */
 export async function snapshotInstance(p: ProgramInstance): Promise<Uint8Array> {
+  await p.instance.materialize();
   const state = p.instance.capture();
   return writeSnapshot(p.compiled.program, state, await instrumentation(p.compiled));
+}
+
+/** Memory and globals of a stopped instance (its body is loaded back first if it is in storage). */
+export async function captureInstance(p: ProgramInstance): Promise<InstanceState> {
+  await p.instance.materialize();
+  return p.instance.capture();
+}
+
+/**
+ * The snapshot of an instance whose run waits, for hibernation: a program
+ * suspended in its wait, which a restore with `continueWait` continues as
+ * if it had never stopped (Instance.captureWaiting). Null when it does not
+ * wait now or a service cannot be saved while it runs.
+ */
+export async function snapshotWaiting(p: ProgramInstance): Promise<{ bytes: Uint8Array; idle: boolean; wait: number; wakeAfter: bigint | null } | null> {
+  const captured = p.instance.captureWaiting();
+  if (!captured) return null;
+  const bytes = await writeSnapshot(p.compiled.program, captured.state, await instrumentation(p.compiled));
+  return { bytes, idle: captured.idle, wait: captured.wait, wakeAfter: captured.wakeAfter };
 }
 
 /** Where a restore gets the prepared program part (ModuleCache on Node, BrowserModules in a browser). */

@@ -8,11 +8,10 @@ import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
 import path from 'node:path';
-import { defaultCacheDir } from '../host/module-cache.ts';
 import { Verifier } from './api/auth.ts';
 import { defaultConfig, type Config } from './config/config.ts';
 import type { ShardLink, ServerParts } from './api/context.ts';
-import { InProcessExecutor, type Executor } from './exec/executor.ts';
+import { InProcessExecutor, inProcessOptions, type Executor } from './exec/executor.ts';
 import { goJSON } from './http/messages.ts';
 import { identityToken, readPrivateKey } from './api/identity.ts';
 import { Instances, type InstanceDirectory } from './api/instances.ts';
@@ -180,7 +179,7 @@ async function serve(options: ServerOptions): Promise<RunningServer> {
   try {
     // Without an executor from the caller, instances run here with the configured services.
     services = ownExecutor ? await startServices(config.service, { log: (message) => log.warn(message) }) : undefined;
-    executor ??= new InProcessExecutor({ cacheDir: config.runtime.cachedir || defaultCacheDir(), registry: services?.registry });
+    executor ??= new InProcessExecutor(inProcessOptions(config, options.dataDir, services?.registry));
     const own = executor;
     // Other servers of a cluster may be about to pin what they stored lately.
     const collected = await inventory.collectUnreferenced(membership ? Date.now() - UNPINNED_SHARED_MS : Infinity);
@@ -196,11 +195,8 @@ async function serve(options: ServerOptions): Promise<RunningServer> {
       local,
       listen: options.listen,
       port,
-      // V8 holds at most ~16,000 memories per process: the cap is per worker process.
-      maxInstances: {
-        value: config.runtime.maxinstances * Math.max(1, config.runtime.workers),
-        key: `runtime.maxinstances = ${config.runtime.maxinstances} per worker process`,
-      },
+      // Live ones are bounded per process (runtime.maxinstances: its memory pool); hibernated ones need no memory.
+      maxInstances: { value: config.server.maxinstances, key: `server.maxinstances = ${config.server.maxinstances}` },
       unpinned: { bytes: config.server.unpinnedmodules * 1024 * 1024 },
     });
     cluster = membership ? new Cluster(membership, parts.instances, log) : undefined;

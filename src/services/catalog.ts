@@ -112,6 +112,7 @@ export function createCatalog(registry: Registry): ServiceFactory {
         shutdown() {
           return new Uint8Array(0);
         },
+        hibernate: () => ({ state: new Uint8Array(0), idle: true }), // answers at once, keeps nothing
       };
     },
   };

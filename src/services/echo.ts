@@ -19,6 +19,7 @@ export const echoService: ServiceFactory = {
         return reply;
       },
       shutdown: () => new Uint8Array(0), // no state
+      hibernate: () => ({ state: new Uint8Array(0), idle: true }),
     };
   },
 };

@@ -41,6 +41,7 @@ export const identityService: ServiceFactory = {
         return reply;
       },
       shutdown: () => new Uint8Array(0),
+      hibernate: () => ({ state: new Uint8Array(0), idle: true }), // answers at once, keeps nothing
     };
   },
 };

@@ -389,6 +389,15 @@ class LocalhostInstance implements ServiceInstance {
       clearTimeout(c.timer);
       c.controller?.abort(new Error('run ended'));
     }
+    return this.#save();
+  }
+
+  /** Requests under way will be answered later: not idle. */
+  hibernate(): { state: Uint8Array; idle: boolean } {
+    return { state: this.#save(), idle: this.#outstanding.length === 0 && this.#savedReplies.length === 0 };
+  }
+
+  #save(): Uint8Array {
     if (this.#outstanding.length === 0 && this.#savedReplies.length === 0) return new Uint8Array(0);
     const w = new ByteWriter().varint(this.#outstanding.length);
     for (const c of this.#outstanding) w.bytes(c.packet);

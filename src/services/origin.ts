@@ -85,6 +85,7 @@ export class OriginConnector implements ServiceFactory {
         notify: () => this.#notify(),
         join: () => this.#join(),
         close: () => this.close(),
+        waitingClients: () => this.#waiters.length,
       },
       config,
       saved,
@@ -250,6 +251,8 @@ interface ConnectorHooks {
   join(): void;
   /** The run is over. */
   close(): void;
+  /** connect() calls waiting for an accept. */
+  waitingClients(): number;
 }
 
 class OriginInstance implements ServiceInstance {
@@ -392,6 +395,19 @@ class OriginInstance implements ServiceInstance {
   shutdown(): Uint8Array {
     this.#connector.close();
     this.stopAll();
+    return this.#save();
+  }
+
+  /**
+   * Idle while no stream is open and no client waits for an accept:
+   * pending accepts are part of the state (a client arriving later is
+   * joined by the restored service).
+   */
+  hibernate(): { state: Uint8Array; idle: boolean } {
+    return { state: this.#save(), idle: this.streams.size === 0 && this.#connector.waitingClients() === 0 };
+  }
+
+  #save(): Uint8Array {
     if (this.pending === 0 && this.streams.size === 0) return new Uint8Array(0);
     const w = new ByteWriter().varint(this.pending);
     if (this.streams.size > 0) {

@@ -389,6 +389,15 @@ class PeerInstance implements ServiceInstance, PeerEndpoint {
   shutdown(): Uint8Array {
     this.#stopped = true;
     this.#net.leave(this);
+    return this.#save();
+  }
+
+  /** Joined (others can reach it) or linked: not idle. */
+  hibernate(): { state: Uint8Array; idle: boolean } {
+    return { state: this.#save(), idle: !this.#joined && this.#links.size === 0 };
+  }
+
+  #save(): Uint8Array {
     if (!this.#joined && this.#links.size === 0) return new Uint8Array(0);
     const w = new ByteWriter()
       .varint(STATE_VERSION)

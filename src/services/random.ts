@@ -134,6 +134,15 @@ class RandomInstance implements ServiceInstance {
     this.#stopped = true;
     clearTimeout(this.#timer);
     this.#timer = undefined;
+    return this.#save();
+  }
+
+  /** Calls waiting for their bits will be answered later: not idle. */
+  hibernate(): { state: Uint8Array; idle: boolean } {
+    return { state: this.#save(), idle: this.#pending.length === 0 };
+  }
+
+  #save(): Uint8Array {
     if (this.#pending.length === 0) return new Uint8Array(0);
     return new ByteWriter().varint(this.#pending.length).bytes(Uint8Array.from(this.#pending)).finish();
   }

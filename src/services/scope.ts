@@ -84,6 +84,11 @@ function restrict(context: ServiceContext, tokens: readonly string[]): void {
   restricted.set(context, next);
 }
 
+function saveRestriction(context: ServiceContext): Uint8Array {
+  const s = restricted.get(context);
+  return s === undefined ? new Uint8Array(0) : encodeList([...s].sort(compareUtf8));
+}
+
 export const scopeService: ServiceFactory = {
   name: SCOPE_NAME,
   revision: SCOPE_REVISION,
@@ -113,10 +118,11 @@ export const scopeService: ServiceFactory = {
         }
       },
       shutdown() {
-        const s = restricted.get(context);
+        const state = saveRestriction(context);
         restricted.delete(context);
-        return s === undefined ? new Uint8Array(0) : encodeList([...s].sort(compareUtf8));
+        return state;
       },
+      hibernate: () => ({ state: saveRestriction(context), idle: true }),
     };
   },
 };

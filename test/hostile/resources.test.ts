@@ -123,7 +123,7 @@ describe('resource attacks against gate-server', () => {
   });
 
   it('throw-away keys: new principals per source are rate limited, and the server caps its instances with 503', async () => {
-    const server = await GateServer.start({ config: { 'access.newprincipals': 5, 'runtime.maxinstances': 6 } });
+    const server = await GateServer.start({ config: { 'access.newprincipals': 5, 'server.maxinstances': 12 } });
     try {
       const tenant = await CoTenant.launch(server);
       const counter = wasm('examples/counter.wasm');
@@ -143,12 +143,12 @@ describe('resource attacks against gate-server', () => {
       assert.equal(pins[4].text, 'too many new principals from this address (access.newprincipals = 5 per minute)\n');
       assert.ok(Number(pins[4].headers['retry-after']) > 0);
 
-      // 6 instances per worker, 2 workers; the co-tenant holds one.
+      // 12 instances in the server; the co-tenant holds one.
       const mallory = keys[0];
       const launches = [];
       for (let i = 0; i < 12; i++) launches.push(await mallory.post(`/gate-0/module/sha256/${sha256(counter)}?action=launch&action=suspend`));
       assert.deepEqual(launches.map((r) => r.status), [...new Array(11).fill(200), 503]);
-      assert.equal(launches[11].text, 'instance limit of the server reached (runtime.maxinstances = 6 per worker process)\n');
+      assert.equal(launches[11].text, 'instance limit of the server reached (server.maxinstances = 12)\n');
       // A full server goes on running what it holds, and serves again as soon as there is room.
       await tenant.checkpoints(2);
       for (const r of launches.slice(0, 11)) await mallory.post(`/gate-0/instance/${r.headers['gate-instance']}?action=delete`);

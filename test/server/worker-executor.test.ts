@@ -370,7 +370,7 @@ describe('WorkerExecutor', () => {
   });
 
   it('refuses instances beyond its limit with a clear error', async () => {
-    const small = new WorkerExecutor({ workers: 1, cacheDir, maxInstances: 1 });
+    const small = new WorkerExecutor({ workers: 1, cacheDir, maxInstances: 1, memoryWait: 200 });
     try {
       const [one, two] = await Promise.allSettled([
         small.create(createOptions('wat/loop.wasm', 'spin')),
@@ -378,7 +378,10 @@ describe('WorkerExecutor', () => {
       ]);
       assert.equal(one.status, 'fulfilled');
       assert.equal(two.status, 'rejected');
-      assert.match(String((two as PromiseRejectedResult).reason.message), /ERR_INSTANCE_LIMIT: .* at most 1 live instances/);
+      // The first spins (never waits), so nothing can hibernate to make room.
+      const refused = (two as PromiseRejectedResult).reason as ExecError;
+      assert.equal(refused.kind, 'busy');
+      assert.match(refused.message, /no room for another live instance: every memory is in use \(live instances per worker process = 1\)/);
       (one as PromiseFulfilledResult<ExecInstance>).value.release();
       const three = await small.create(createOptions('wat/loop.wasm', 'spin'));
       three.release();

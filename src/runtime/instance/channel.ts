@@ -62,8 +62,8 @@ export class PacketChannel {
   private queue: Uint8Array[] = [];
   private queueHead = 0; // bytes of queue[0] already read
   private queued = 0;
-  // Reassembly of the packet the program is writing.
-  private partial = new Uint8Array(align(MAX_PACKET_SIZE));
+  // Reassembly of the packet the program is writing (grown to the packet's size: most are small).
+  private partial = new Uint8Array(HEADER_SIZE);
   private partialLength = 0;
   private closed = false;
 
@@ -114,13 +114,16 @@ export class PacketChannel {
     while (taken < src.byteLength && this.writable()) {
       // Up to the header first (its size is checked at once), then up to the padded end.
       const target = this.partialLength < HEADER_SIZE ? HEADER_SIZE : align(this.size());
+      if (target > this.partial.byteLength) this.growPartial(target);
       const n = Math.min(target - this.partialLength, src.byteLength - taken);
       this.partial.set(src.subarray(taken, taken + n), this.partialLength);
       this.partialLength += n;
       taken += n;
       if (this.partialLength === HEADER_SIZE) this.checkSize();
       if (this.partialLength >= HEADER_SIZE && this.partialLength === align(this.size())) {
-        const packet = this.partial.slice(0, this.size());
+        // Handed over whole (services may keep it); the next packet gets a buffer of its own.
+        const packet = this.partial.subarray(0, this.size());
+        this.partial = new Uint8Array(HEADER_SIZE);
         this.partialLength = 0;
         this.receive(packet);
       }
@@ -145,6 +148,12 @@ export class PacketChannel {
 
   private size(): number {
     return new DataView(this.partial.buffer).getUint32(0, true);
+  }
+
+  private growPartial(size: number): void {
+    const bigger = new Uint8Array(size);
+    bigger.set(this.partial.subarray(0, this.partialLength));
+    this.partial = bigger;
   }
 
   private checkSize(): void {
@@ -227,12 +236,13 @@ export class PacketChannel {
    * service states notification, then the restored services start (and may
    * send).
    */
-  restore(state: ChannelState): void {
+  restore(state: ChannelState, options: { announce?: boolean } = {}): void {
     if (state.input.byteLength > 0) {
       this.queue.push(state.input.slice());
       this.queued += state.input.byteLength;
     }
-    if (state.output.byteLength > this.partial.byteLength) throw new Error('saved partial packet is too large');
+    if (state.output.byteLength > align(MAX_PACKET_SIZE)) throw new Error('saved partial packet is too large');
+    if (state.output.byteLength > this.partial.byteLength) this.growPartial(state.output.byteLength);
     this.partial.set(state.output);
     this.partialLength = state.output.byteLength;
     if (this.partialLength >= HEADER_SIZE) this.checkSize();
@@ -240,10 +250,39 @@ export class PacketChannel {
       const factory = this.registry.lookup(s.name);
       this.services.push({ name: s.name, factory, instance: undefined, kept: factory ? undefined : s.buffer });
     }
-    if (this.services.length > 0) this.send(CODE_SERVICES, this.statePacket(Domain.INFO));
+    // The program learns of its services' states after a resume; a hibernated run that goes on saw nothing stop (announce false).
+    if (this.services.length > 0 && options.announce !== false) this.send(CODE_SERVICES, this.statePacket(Domain.INFO));
     state.services.forEach((s, code) => {
       if (this.services[code].factory && s.buffer.byteLength > 0) this.createInstance(code, s.buffer);
     });
+  }
+
+  /**
+   * The state close() would leave, taken while the run goes on (for
+   * hibernation; ServiceInstance.hibernate), and whether every service is
+   * idle. Null when a service cannot be saved while it runs.
+   */
+  hibernate(): { state: ChannelState; idle: boolean } | null {
+    let idle = true;
+    const services: ChannelState['services'] = [];
+    for (const s of this.services) {
+      if (!s.instance) {
+        services.push({ name: s.name, buffer: s.kept ?? new Uint8Array(0) });
+        continue;
+      }
+      const saved = s.instance.hibernate?.();
+      if (!saved) return null;
+      if (!saved.idle) idle = false;
+      services.push({ name: s.name, buffer: saved.state });
+    }
+    const input = new Uint8Array(this.queued);
+    let n = 0;
+    this.queue.forEach((chunk, i) => {
+      const part = i === 0 ? chunk.subarray(this.queueHead) : chunk;
+      input.set(part, n);
+      n += part.byteLength;
+    });
+    return { state: { services, input, output: this.partial.slice(0, this.partialLength) }, idle };
   }
 
   /**

@@ -4,6 +4,7 @@
 // place to take stacks down into (the stack module): only the running one
 // uses it, and a saved stack is copied out to the instance.
 
+import { MemoryPool } from './memory-pool.ts';
 import { instantiateStackModule, type StackModuleExports } from './stack-module.ts';
 
 export interface EngineOptions {
@@ -19,6 +20,8 @@ export interface EngineOptions {
    * a slice never end).
    */
   onSlice?: (r: Runnable | undefined) => void;
+  /** Where instances take their memories (default: a pool of DEFAULT_MEMORIES). */
+  memories?: MemoryPool;
 }
 
 /** Something the engine can run a slice of. */
@@ -28,6 +31,8 @@ export interface Runnable {
 }
 
 const DEFAULT_SLICE_MS = 5;
+/** Live instances per engine by default: below V8's ~16,000 memories per process. */
+export const DEFAULT_MEMORIES = 15_000;
 
 function defaultSchedule(): (fn: () => void) => void {
   // MessageChannel gives a macrotask without setTimeout's clamping in browsers.
@@ -51,8 +56,11 @@ export class Engine {
   private readonly onSlice: ((r: Runnable | undefined) => void) | undefined;
   private readonly runQueue: Runnable[] = [];
   private scheduled = false;
+  /** The memories of this engine's instances: its capacity is the number of live instances. */
+  readonly memories: MemoryPool;
 
   constructor(options: EngineOptions = {}) {
+    this.memories = options.memories ?? new MemoryPool({ capacity: DEFAULT_MEMORIES });
     this.sliceMs = options.sliceMs ?? DEFAULT_SLICE_MS;
     this.schedule = options.schedule ?? defaultSchedule();
     this.now = options.now ?? (() => performance.now());

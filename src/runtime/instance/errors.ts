@@ -1,4 +1,5 @@
-// Errors that end a run. Each carries what the instance reports.
+// Errors of instances: those that end a run (each carries what the instance
+// reports), and bad input from whoever launched the instance.
 
 import { Cause } from './status.ts';
 
@@ -27,5 +28,15 @@ export class Exit extends Error {
     super(`exit ${status}`);
     this.name = 'Exit';
     this.result = status === 0 ? 0 : 1;
+  }
+}
+
+/** Bad input from whoever launched the instance (not the program's fault). */
+export class InstanceError extends Error {
+  readonly code: string;
+  constructor(code: string, message: string) {
+    super(message);
+    this.name = 'InstanceError';
+    this.code = code;
   }
 }

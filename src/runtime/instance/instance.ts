@@ -24,13 +24,14 @@ import {
 import type { ServiceContext, ServiceRegistry } from '../service/service.ts';
 import { PacketChannel, type ChannelState } from './channel.ts';
 import type { Engine } from './engine.ts';
-import { AbiViolation, Exit, Trap } from './errors.ts';
+import { AbiViolation, Exit, InstanceError, Trap } from './errors.ts';
 import { FuelMeter, LimitExceeded } from './fuel-meter.ts';
+import { fillMemory, MemoryPoolFull } from './memory-pool.ts';
 import { argumentValue, PortableStack, type PortableSaved, type SavedArgument, type TickHost } from './portable-stack.ts';
 import { portableFromSnapshot, portableForSnapshot, entryParamTypes, type FunctionReferences } from './stack-frames.ts';
 import { Cause, State, type Status } from './status.ts';
 import { trapCause } from './trap.ts';
-import type { DroppedSegments, GlobalValue, InstanceState } from '../snapshot/state.ts';
+import type { DroppedSegments, GlobalValue, InstanceState, PendingExecution } from '../snapshot/state.ts';
 import { SnapshotError } from '../snapshot/format.ts';
 
 /** A prepared module compiled for this realm. */
@@ -64,6 +65,15 @@ export interface InstanceOptions {
   /** Continue from a captured state (a snapshot) instead of starting fresh. */
   restore?: InstanceState;
   /**
+   * With `restore` of a run that hibernated in a wait (PendingExecution.wait):
+   * go on waiting as if the run had never stopped (the clock ran on, the
+   * wait is not interrupted, nothing tells the program it was resumed),
+   * instead of resuming it as a suspended program.
+   */
+  continueWait?: boolean;
+  /** Told when the run begins waiting (true) and when the wait ends (false): a host hibernates instances that wait long. */
+  onWaiting?: (waiting: boolean) => void;
+  /**
    * Embedder mode: link the program to these imports instead of Gate's ABI
    * (for modules prepared with `abi: false`, such as the spec suite's). Any
    * exported function can then be run, with arguments; its return value is
@@ -82,15 +92,7 @@ export interface InstanceOptions {
   savedArguments?: (saved: readonly SavedArgument[]) => unknown[];
 }
 
-/** Bad input from whoever launched the instance (not the program's fault). */
-export class InstanceError extends Error {
-  readonly code: string;
-  constructor(code: string, message: string) {
-    super(message);
-    this.name = 'InstanceError';
-    this.code = code;
-  }
-}
+export { InstanceError };
 
 type Phase = 'start' | 'entry';
 type UnwindReason = 'preempt' | 'wait' | 'deficiency';
@@ -105,16 +107,39 @@ type RunState =
   | { kind: 'queued' }
   /** Its code is on this thread's stack. */
   | { kind: 'executing' }
-  /** Blocked in a wait: holds no slice until the channel is ready or the timer fires. */
-  | { kind: 'parked'; wait: WaitRequest; timer: ReturnType<typeof setTimeout> | undefined }
+  /**
+   * Blocked in a wait: holds no slice until the channel is ready or the
+   * timer fires. `deadline` is the timer's on the instance's clock; `seq`
+   * counts the waits, so that a host can tell the same wait from the next.
+   */
+  | { kind: 'parked'; wait: WaitRequest; timer: Timer | undefined; deadline: bigint | null; seq: number }
+  /** Parked, with its body (memory, globals, tables, stack) released to storage: see evict(). */
+  | { kind: 'hibernated'; wait: WaitRequest; timer: Timer | undefined }
+  /** The wait is over (or a new run begins) and the body is being loaded back; then queued. */
+  | { kind: 'waking' }
   /** Stopped; services are saving their state before the run is over. */
   | { kind: 'closing' };
+
+type Timer = ReturnType<typeof setTimeout>;
+
+/**
+ * Where the program's body (memory, globals, tables, saved stack) is:
+ * live in this realm, released to storage by a host (a hibernated or
+ * stored instance) with the means to load it back, being loaded, or given
+ * up for good (dispose).
+ */
+type Body =
+  | { kind: 'live'; memory: WebAssembly.Memory }
+  | { kind: 'stored'; load: () => Promise<InstanceState> }
+  | { kind: 'loading'; done: Promise<void> }
+  | { kind: 'disposed' };
 
 /** A request to stop a run, strongest last: an error beats a kill, a kill beats a suspension. */
 type StopRequest = { kind: 'suspend' } | { kind: 'kill' } | { kind: 'abort'; error: Error };
 
 const RANDOM_POOL_SIZE = 16;
 const NS_PER_MS = 1_000_000n;
+const PAGE = 65536;
 
 function defaultClock(): { realtime(): bigint; monotonic(): bigint } {
   return {
@@ -140,8 +165,16 @@ export class Instance implements TickHost {
   private entryArgs: readonly unknown[] = [];
   private returnValue: unknown;
 
-  private memory!: WebAssembly.Memory;
+  private body: Body;
+  /** While the body is live. */
+  private memory: WebAssembly.Memory | undefined;
   private instance: WebAssembly.Instance | undefined;
+  /** Give the body up when the run in progress has stopped (dispose() during a run). */
+  private disposeWhenStopped = false;
+  private readonly onWaiting: ((waiting: boolean) => void) | undefined;
+  /** A hibernated wait to go on with at the next run (InstanceOptions.continueWait). */
+  private continuation: NonNullable<PendingExecution['wait']> | undefined;
+  private waits = 0;
 
   // Program state that survives between runs.
   private entry: string | undefined;
@@ -193,28 +226,50 @@ export class Instance implements TickHost {
       fuelUsed: options.restore?.fuelUsed,
       timeUsed: options.restore?.timeUsed,
     });
+    this.onWaiting = options.onWaiting;
     const { initial, maximum } = info.memory;
     this.abi = this.makeAbiHost();
     if (options.restore) {
-      this.memory = this.restoreState(options.restore, maximum);
+      const pages = options.restore.memory.byteLength / PAGE;
+      if (maximum !== null && pages > maximum) {
+        throw new InstanceError(
+          'ERR_MEMORY_LIMIT',
+          `snapshot memory size exceeds instance memory size limit (${pages} pages > ${maximum} pages)`,
+        );
+      }
+      this.body = this.liveBody(pages);
+      try {
+        this.restoreState(options.restore, options.continueWait === true);
+      } catch (error) {
+        this.releaseBody();
+        throw error;
+      }
       return;
     }
     // In embedder mode there is no default entry (no _start convention).
     this.entry = this.embedderImports ? options.function || undefined : resolveEntry(info.entries, options.function);
     if (!info.hasStart) this.phase = 'entry';
-    this.memory = new WebAssembly.Memory(maximum === null ? { initial } : { initial, maximum });
+    this.body = this.liveBody(initial);
   }
 
-  private restoreState(state: InstanceState, maximum: number | null): WebAssembly.Memory {
-    const pages = state.memory.byteLength / 65536;
-    if (maximum !== null && pages > maximum) {
-      throw new InstanceError(
-        'ERR_MEMORY_LIMIT',
-        `snapshot memory size exceeds instance memory size limit (${pages} pages > ${maximum} pages)`,
-      );
-    }
-    const memory = new WebAssembly.Memory(maximum === null ? { initial: pages } : { initial: pages, maximum });
+  /** A zeroed memory of `pages` pages from the engine's pool. */
+  private liveBody(pages: number): Body {
+    const memory = this.engine.memories.take(pages, this.compiled.prepared.info.memory.maximum);
     this.memory = memory;
+    this.instance = undefined;
+    this.refs = undefined;
+    return { kind: 'live', memory };
+  }
+
+  /** The memory goes back to the pool and the wasm instance is let go. */
+  private releaseBody(): void {
+    if (this.memory) this.engine.memories.give(this.memory);
+    this.memory = undefined;
+    this.instance = undefined;
+    this.refs = undefined;
+  }
+
+  private restoreState(state: InstanceState, continueWait: boolean): void {
     this.status = { ...state.status };
     this.channelState = state.channel;
     this.monotonicSaved = state.monotonic;
@@ -230,21 +285,28 @@ export class Instance implements TickHost {
       }
       this.phase = pending.phase;
       this.entry = pending.entry;
+      if (continueWait && pending.wait && pending.waitMemo) this.continuation = pending.wait;
       this.waitMemo = pending.waitMemo;
     } else {
       this.phase = 'entry';
     }
+    this.fillBody(state);
+    if (pending?.entry !== undefined && this.embedderImports) this.checkExportedFunction(pending.entry);
+  }
+
+  /** Instantiate into the live body and set memory, globals, tables, drops and the saved stack from a captured state. */
+  private fillBody(state: InstanceState): void {
     // Instantiation applies the element segments; memory, globals, tables and drops come from the state.
     this.instantiate();
-    new Uint8Array(memory.buffer).set(state.memory);
+    // Instantiation wrote the data segments: the state replaces all of it (untouched pages stay so).
+    fillMemory(this.memory!, state.memory);
     for (const [index, value] of state.globals) this.global(index).value = value;
     if (state.tables) this.restoreTables(state.tables);
     for (const d of state.dropped?.data ?? []) this.dropSegment(DROP_DATA_PREFIX, d);
     for (const d of state.dropped?.elem ?? []) this.dropSegment(DROP_ELEM_PREFIX, d);
     // The stack's references are the functions of this instance.
-    if (pending && pending.stack.byteLength > 0) this.saved = portableFromSnapshot(this.compiled, pending.stack, this.references());
-    if (pending?.entry !== undefined && this.embedderImports) this.checkExportedFunction(pending.entry);
-    return memory;
+    const pending = state.pending;
+    this.saved = pending && pending.stack.byteLength > 0 ? portableFromSnapshot(this.compiled, pending.stack, this.references()) : undefined;
   }
 
   /**
@@ -252,11 +314,13 @@ export class Instance implements TickHost {
    * segment initialization are thrown here, as V8 reports them.
    */
   link(): void {
+    this.needLiveBody();
     this.instantiate();
   }
 
   /** The instance's exports (it is instantiated if it was not yet). */
   get exports(): WebAssembly.Exports {
+    this.needLiveBody();
     this.instantiate();
     return this.instance!.exports;
   }
@@ -362,31 +426,163 @@ export class Instance implements TickHost {
     return this.state.kind === 'executing';
   }
 
-  /** Everything needed to continue this instance elsewhere. Only between runs. */
+  /**
+   * Everything needed to continue this instance elsewhere. Only between
+   * runs, and with the body live (see materialize()).
+   */
   capture(): InstanceState {
     if (this.running) throw new InstanceError('ERR_INSTANCE_RUNNING', 'instance is running');
+    this.needLiveBody();
+    const state = this.captureBody(this.status, this.channelState, this.monotonicSaved);
+    if (this.status.state === State.SUSPENDED) {
+      state.pending = { phase: this.phase, entry: this.entry, stack: this.savedStack() };
+      if (this.waitMemo) state.pending.waitMemo = this.waitMemo;
+    }
+    return state;
+  }
+
+  private needLiveBody(): void {
+    if (this.body.kind === 'disposed') throw new InstanceError('ERR_INSTANCE_DISPOSED', 'instance was disposed');
+    if (this.body.kind !== 'live') throw new InstanceError('ERR_INSTANCE_STORED', 'instance body is in storage: materialize() it first');
+  }
+
+  /** `view`: the memory as it is (not a copy): for a capture used before the program can run again. */
+  private captureBody(status: Status, channel: ChannelState, monotonic: bigint, view = false): InstanceState {
     // An instance that never ran is instantiated now, for its initial memory and globals.
     this.instantiate();
     const globals = new Map<number, GlobalValue>();
     for (const index of this.compiled.prepared.info.mutableGlobals) globals.set(index, this.global(index).value as GlobalValue);
     const state: InstanceState = {
-      status: { ...this.status },
-      memory: new Uint8Array(this.memory.buffer).slice(),
+      status: { ...status },
+      memory: view ? new Uint8Array(this.memory!.buffer) : new Uint8Array(this.memory!.buffer).slice(),
       globals,
-      channel: this.channelState,
-      monotonic: this.monotonicSaved,
+      channel,
+      monotonic,
       fuelUsed: this.meter.fuelUsed,
       timeUsed: this.meter.timeUsed,
     };
     if (this.compiled.prepared.info.dynamicTables) state.tables = this.captureTables();
     const dropped = this.capturedDrops();
     if (dropped) state.dropped = dropped;
-    if (this.status.state === State.SUSPENDED) {
-      const stack = this.saved === undefined ? new Uint8Array(0) : portableForSnapshot(this.compiled, this.saved, this.phase, this.entry, this.references());
-      state.pending = { phase: this.phase, entry: this.entry, stack };
-      if (this.waitMemo) state.pending.waitMemo = this.waitMemo;
-    }
     return state;
+  }
+
+  private savedStack(): Uint8Array {
+    return this.saved === undefined ? new Uint8Array(0) : portableForSnapshot(this.compiled, this.saved, this.phase, this.entry, this.references());
+  }
+
+  /**
+   * While the run waits (parked): its state as a snapshot of a program
+   * suspended in its wait, which also says what it waits for
+   * (PendingExecution.wait), so that a restore with `continueWait` goes on
+   * waiting. The services' states are taken without ending them
+   * (ServiceInstance.hibernate). `idle`: no service has anything under way
+   * (the instance may be dropped from memory altogether); `wait` identifies
+   * this wait for evict(). Null when the run is not waiting, or a service
+   * cannot be saved while it runs. Its memory is the instance's own (a
+   * view, not a copy): valid until the run goes on.
+   */
+  captureWaiting(): { state: InstanceState; idle: boolean; wait: number; wakeAfter: bigint | null } | null {
+    const s = this.state;
+    if (s.kind !== 'parked' || this.body.kind !== 'live' || !this.channel) return null;
+    const channel = this.channel.hibernate();
+    if (!channel) return null;
+    const now = this.monotonicNow();
+    // Memory as a view, not a copy: if the run goes on before the state is written, evict() refuses it and it is thrown away.
+    const state = this.captureBody({ state: State.SUSPENDED, cause: Cause.NORMAL, result: 0 }, channel.state, now, true);
+    const remaining = s.deadline === null ? null : s.deadline > now ? s.deadline - now : 0n;
+    const memo = s.wait.memo ?? [];
+    state.pending = {
+      phase: this.phase,
+      entry: this.entry,
+      stack: this.savedStack(),
+      waitMemo: memo,
+      wait: { readable: s.wait.readable, writable: s.wait.writable, timeout: remaining, realtime: this.clock.realtime() },
+    };
+    return { state, idle: channel.idle, wait: s.seq, wakeAfter: remaining };
+  }
+
+  /**
+   * Release the body of a run that waits, as captured by captureWaiting()
+   * for the same wait (`wait`): its memory goes back to the pool and its
+   * wasm objects are let go. When the wait ends (or anything needs the
+   * body) `load` gives the captured state back. False when the run no
+   * longer waits there.
+   */
+  evict(wait: number, load: () => Promise<InstanceState>): boolean {
+    const s = this.state;
+    if (s.kind !== 'parked' || s.seq !== wait || this.body.kind !== 'live') return false;
+    this.releaseBody();
+    this.saved = undefined; // in the stored state
+    this.body = { kind: 'stored', load };
+    this.state = { kind: 'hibernated', wait: s.wait, timer: s.timer };
+    return true;
+  }
+
+  /** Whether the body is live (not released to storage, not disposed). */
+  get materialized(): boolean {
+    return this.body.kind === 'live';
+  }
+
+  /**
+   * Load a stored body back (it is live when this resolves). Waits for a
+   * memory when the engine's pool is full.
+   */
+  async materialize(): Promise<void> {
+    for (;;) {
+      const b = this.body;
+      if (b.kind === 'live') return;
+      if (b.kind === 'disposed') throw new InstanceError('ERR_INSTANCE_DISPOSED', 'instance was disposed');
+      if (b.kind === 'loading') {
+        await b.done;
+        continue;
+      }
+      const done = this.load(b.load);
+      this.body = { kind: 'loading', done };
+      try {
+        await done;
+      } catch (error) {
+        if (this.body.kind === 'loading') this.body = b; // stays stored: another try may work
+        throw error;
+      }
+    }
+  }
+
+  private async load(from: () => Promise<InstanceState>): Promise<void> {
+    const state = await from();
+    const pool = this.engine.memories;
+    for (;;) {
+      if (!pool.hasRoom) await pool.room();
+      if (this.body.kind !== 'loading') return; // disposed meanwhile
+      try {
+        this.body = this.liveBody(state.memory.byteLength / PAGE);
+        break;
+      } catch (error) {
+        if (!(error instanceof MemoryPoolFull)) throw error;
+      }
+    }
+    try {
+      this.fillBody(state);
+    } catch (error) {
+      this.releaseBody();
+      this.body = { kind: 'stored', load: from };
+      throw error;
+    }
+  }
+
+  /**
+   * Give the body up for good (its memory goes back to the pool). A run in
+   * progress is killed first, and the body goes when it has stopped.
+   */
+  dispose(): void {
+    if (this.body.kind === 'disposed') return;
+    if (this.running) {
+      this.disposeWhenStopped = true;
+      this.kill();
+      return;
+    }
+    this.releaseBody();
+    this.body = { kind: 'disposed' };
   }
 
   /** The status of the last run (RUNNING while one is in progress). */
@@ -474,22 +670,32 @@ export class Instance implements TickHost {
   private beginRun(): void {
     this.state = { kind: 'queued' };
     this.stop = undefined;
-    this.resumedFlag = true;
+    const going = this.continuation;
+    this.continuation = undefined;
     this.randomPool = new Uint8Array(RANDOM_POOL_SIZE);
     this.fillRandom(this.randomPool);
-    this.monotonicBase = this.clock.monotonic() - 1_000_000_000n;
     this.debugLast = -1;
-    if (this.waitMemo) {
-      // Resumed inside a wait: the wait ends as interrupted (nothing ready).
-      this.waitOutcome = { readable: false, writable: false, memo: this.waitMemo };
-      this.waitMemo = undefined;
+    if (going) {
+      // A hibernated wait goes on: the clock ran meanwhile, and nothing tells the program it stopped.
+      const elapsed = this.clock.realtime() - going.realtime;
+      this.monotonicBase = this.clock.monotonic() - (elapsed > 0n ? elapsed : 0n);
+      this.resumedFlag = false;
+    } else {
+      this.monotonicBase = this.clock.monotonic() - 1_000_000_000n;
+      this.resumedFlag = true;
+      if (this.waitMemo) {
+        // Resumed inside a wait: the wait ends as interrupted (nothing ready).
+        this.waitOutcome = { readable: false, writable: false, memo: this.waitMemo };
+      }
     }
+    const memo = this.waitMemo;
+    this.waitMemo = undefined;
     this.channel = new PacketChannel(this.services(), this.context, {
       readable: () => this.wake(),
       abort: (error) => this.abort(error),
     });
     try {
-      this.channel.restore(this.channelState);
+      this.channel.restore(this.channelState, { announce: !going });
     } catch (error) {
       this.finish(this.errorStatus(error));
       return;
@@ -498,6 +704,28 @@ export class Instance implements TickHost {
       this.finish(this.stuck);
       return;
     }
+    if (this.body.kind !== 'live') {
+      // The body is in storage: load it, then continue as below.
+      this.state = { kind: 'waking' };
+      this.materialize().then(
+        () => {
+          if (this.state.kind !== 'waking') return; // stopped meanwhile
+          this.state = { kind: 'queued' };
+          this.proceed(going, memo);
+        },
+        (error: unknown) => {
+          if (this.state.kind !== 'waking') return;
+          this.state = { kind: 'queued' };
+          this.finish(this.errorStatus(error));
+        },
+      );
+      return;
+    }
+    this.proceed(going, memo);
+  }
+
+  /** The run's first step, the body live: initialize only, wait on (a hibernated wait), or queue for a slice. */
+  private proceed(going: PendingExecution['wait'], memo: bigint[] | undefined): void {
     if (this.phase === 'entry' && this.entry === undefined) {
       // No start section and no entry function: the instance only initializes.
       try {
@@ -507,6 +735,14 @@ export class Instance implements TickHost {
         return;
       }
       this.finish({ state: State.HALTED, cause: Cause.NORMAL, result: 0 });
+      return;
+    }
+    if (going) {
+      // Blocked where it was, the timer shortened by the time that passed.
+      const elapsed = this.clock.realtime() - going.realtime;
+      const left = going.timeout === null ? null : going.timeout > elapsed ? going.timeout - elapsed : 0n;
+      this.waitRequest = { readable: going.readable, writable: going.writable, timeout: left, memo: memo ?? [] };
+      this.park();
       return;
     }
     this.engine.enqueue(this);
@@ -572,7 +808,7 @@ export class Instance implements TickHost {
     const info = this.compiled.prepared.info;
     const engineImports: Record<string, WebAssembly.ImportValue> = {
       ...this.machinery.imports(this),
-      [MEMORY_IMPORT]: this.memory,
+      [MEMORY_IMPORT]: this.memory!,
     };
     let imports: Record<string, Record<string, WebAssembly.ImportValue>>;
     if (this.embedderImports) {
@@ -639,15 +875,18 @@ export class Instance implements TickHost {
   /** Waiting for I/O or a timer: hold no slice until something happens. */
   private park(): void {
     const wait = this.waitRequest!;
-    this.state = { kind: 'parked', wait, timer: undefined };
+    const deadline = wait.timeout === null ? null : this.monotonicNow() + wait.timeout;
+    const parked: RunState = { kind: 'parked', wait, timer: undefined, deadline, seq: ++this.waits };
+    this.state = parked;
     if (this.isReady(wait)) {
       this.wake();
       return;
     }
     if (wait.timeout !== null) {
       const ms = Number(wait.timeout / NS_PER_MS);
-      this.state.timer = setTimeout(() => this.wake(true), Math.max(0, ms));
+      parked.timer = setTimeout(() => this.wake(true), Math.max(0, ms));
     }
+    this.onWaiting?.(true);
   }
 
   private isReady(req: WaitRequest): boolean {
@@ -657,7 +896,7 @@ export class Instance implements TickHost {
   /** Readiness may have changed (or the wait timed out): resume a parked program. */
   private wake(timedOut = false): void {
     const s = this.state;
-    if (s.kind !== 'parked') return;
+    if (s.kind !== 'parked' && s.kind !== 'hibernated') return;
     const req = s.wait;
     if (!timedOut && !this.isReady(req)) return;
     if (s.timer !== undefined) clearTimeout(s.timer);
@@ -667,8 +906,28 @@ export class Instance implements TickHost {
       memo: req.memo ?? [],
     };
     this.waitRequest = undefined;
+    this.onWaiting?.(false);
+    if (s.kind === 'hibernated') {
+      this.state = { kind: 'waking' };
+      this.materialize().then(
+        () => {
+          if (this.state.kind !== 'waking') return; // stopped meanwhile
+          this.state = { kind: 'queued' };
+          this.engine.enqueue(this);
+        },
+        (error: unknown) => this.abortWaking(error),
+      );
+      return;
+    }
     this.state = { kind: 'queued' };
     this.engine.enqueue(this);
+  }
+
+  /** The body could not be loaded back: the run ends with the error (its state is where the host stored it). */
+  private abortWaking(error: unknown): void {
+    if (this.state.kind !== 'waking') return;
+    this.state = { kind: 'queued' };
+    this.finish(this.errorStatus(error));
   }
 
   private abort(error: Error): void {
@@ -681,11 +940,12 @@ export class Instance implements TickHost {
     const s = this.state;
     if (s.kind === 'stopped' || s.kind === 'executing' || s.kind === 'closing') return;
     this.engine.dequeue(this);
-    if (s.kind === 'parked') {
+    if (s.kind === 'parked' || s.kind === 'hibernated') {
       // Interrupted inside a wait: the wait ends with nothing ready at resume.
       this.waitMemo = s.wait.memo ?? [];
       this.waitRequest = undefined;
       if (s.timer !== undefined) clearTimeout(s.timer);
+      this.onWaiting?.(false);
     }
     const stop = this.stop;
     if (stop?.kind === 'abort') this.finish(this.errorStatus(stop.error));
@@ -746,6 +1006,10 @@ export class Instance implements TickHost {
     if (this.channel) this.channelState = this.channel.close();
     this.channel = undefined;
     this.status = status;
+    if (this.disposeWhenStopped) {
+      this.disposeWhenStopped = false;
+      this.dispose();
+    }
     const settle = this.settle;
     this.settle = undefined;
     settle?.(status);
@@ -758,8 +1022,8 @@ export class Instance implements TickHost {
 
   private makeAbiHost(): AbiHost {
     return {
-      bytes: () => new Uint8Array(this.memory.buffer),
-      view: () => new DataView(this.memory.buffer),
+      bytes: () => new Uint8Array(this.memory!.buffer),
+      view: () => new DataView(this.memory!.buffer),
       timeResolution: this.resolution,
       realtime: () => this.clock.realtime(),
       monotonic: () => this.monotonicNow(),

@@ -44,6 +44,18 @@ export interface ServiceInstance {
    */
   shutdown(): Uint8Array;
   /**
+   * For hibernation (optional): the state shutdown() would return, taken
+   * without ending anything, and whether the service is idle: nothing under
+   * way that may later send the program a packet (no client joined, no
+   * request in progress, no registration others can reach). While its
+   * program waits, a host writes the program and these states to storage
+   * and releases the program's memory; if every service is idle, it may
+   * drop the services too, and restore them from these states when the
+   * program is needed again. A service without it keeps its program from
+   * hibernating.
+   */
+  hibernate?(): { state: Uint8Array; idle: boolean };
+  /**
    * Optional asynchronous end of run, for services whose state lives
    * elsewhere (external gRPC services). When present, the runtime should
    * await it after the program has stopped and before calling shutdown();

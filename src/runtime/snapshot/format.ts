@@ -181,7 +181,9 @@ const STATE_WAITING = 2;
 const STATE_ERROR = 4;
 const STATE_TABLES = 8;
 const STATE_DROPPED = 16;
-const STATE_FLAGS = STATE_PENDING | STATE_WAITING | STATE_ERROR | STATE_TABLES | STATE_DROPPED;
+/** The run hibernated in its wait (PendingExecution.wait follows the memo). */
+const STATE_HIBERNATED = 32;
+const STATE_FLAGS = STATE_PENDING | STATE_WAITING | STATE_ERROR | STATE_TABLES | STATE_DROPPED | STATE_HIBERNATED;
 const LIMITS: (Limit | undefined)[] = [undefined, 'fuel', 'time'];
 
 /** gate-ts.state, with a zeroed digest; returns the bytes and the digest's offset in them. */
@@ -198,6 +200,7 @@ export function encodeEngineState(s: EngineState): { bytes: Uint8Array; digestAt
   let flags = 0;
   if (p) flags |= STATE_PENDING;
   if (p?.waitMemo) flags |= STATE_WAITING;
+  if (p?.waitMemo && p.wait) flags |= STATE_HIBERNATED;
   if (s.error !== undefined) flags |= STATE_ERROR;
   if (s.tables) flags |= STATE_TABLES;
   if (s.dropped && (s.dropped.data.length > 0 || s.dropped.elem.length > 0)) flags |= STATE_DROPPED;
@@ -210,6 +213,13 @@ export function encodeEngineState(s: EngineState): { bytes: Uint8Array; digestAt
     if (p.waitMemo) {
       w.u32(p.waitMemo.length);
       for (const v of p.waitMemo) w.s64(v);
+    }
+    if (flags & STATE_HIBERNATED) {
+      const wait = p.wait!;
+      w.u8((wait.readable ? 1 : 0) | (wait.writable ? 2 : 0));
+      // The time left + 1, 0 for none.
+      writeU64(w, wait.timeout === null ? 0n : wait.timeout + 1n);
+      writeU64(w, wait.realtime);
     }
   }
   writeU64(w, BigInt(Math.round(s.fuelUsed)));
@@ -268,6 +278,13 @@ export function decodeEngineState(bytes: Uint8Array, start: number, end: number)
       const memo: bigint[] = [];
       for (let i = 0; i < n; i++) memo.push(r.s64());
       pending.waitMemo = memo;
+    }
+    if (flags & STATE_HIBERNATED) {
+      if (!(flags & STATE_WAITING)) throw new SnapshotError(`hibernated run without a wait in ${STATE_SECTION} section`);
+      const on = r.u8();
+      if (on & ~3) throw new SnapshotError(`invalid wait in ${STATE_SECTION} section`);
+      const timeout = readU64(r);
+      pending.wait = { readable: (on & 1) !== 0, writable: (on & 2) !== 0, timeout: timeout === 0n ? null : timeout - 1n, realtime: readU64(r) };
     }
   }
   const fuelUsed = Number(readU64(r));

@@ -17,6 +17,20 @@ export interface PendingExecution {
   stack: Uint8Array;
   /** Set when the program was waiting in a blocking import: its memo. */
   waitMemo?: bigint[];
+  /**
+   * Set (with waitMemo) when the run hibernated in its wait rather than
+   * stopped: what it waits for, so that it can go on waiting as if it had
+   * never stopped (InstanceOptions.continueWait). Restored otherwise, it
+   * is an ordinary suspended program.
+   */
+  wait?: {
+    readable: boolean;
+    writable: boolean;
+    /** Nanoseconds the wait had left (null: none). */
+    timeout: bigint | null;
+    /** Real time (ns since the epoch) when it was captured: the clock runs on from there. */
+    realtime: bigint;
+  };
 }
 
 export interface InstanceState {

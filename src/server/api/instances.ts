@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { Cause, State, statusToJSON, type Status } from '../../runtime/instance/status.ts';
 import type { Limits } from '../config/config.ts';
 import { conflict, instanceNotFound, limitExceeded, HttpError } from './errors.ts';
-import { ExecError, type ExecInstance, type Executor, type Inspection } from '../exec/executor.ts';
+import { ExecError, type ExecInstance, type Executor, type HibernationReport, type Inspection } from '../exec/executor.ts';
 import { ownerOf } from './request-source.ts';
 import type { Logger } from '../obs/log.ts';
 import type { Metrics } from '../obs/metrics.ts';
@@ -51,6 +51,8 @@ export class ServerInstance {
   restoring = false;
   /** Its worker was lost during shutdown: its record stays as a crash leaves it, to resume at the next start. */
   lostAtShutdown = false;
+  /** Its checkpoint is a hibernation snapshot in which its run waits (see InstanceRecord.hibernation). */
+  hibernation: { wakeAt: number | null; idle: boolean } | null = null;
   limits: Limits;
   /** Resolves when the current run has stopped and the status is settled. */
   stopped: Promise<void> = Promise.resolve();
@@ -60,6 +62,8 @@ export class ServerInstance {
   recording: Promise<void> = Promise.resolve();
   /** Given to another server of the cluster (or taken by one): this server no longer runs it or writes its record. */
   handedOver = false;
+  /** Settles once a recorded instance being loaded (at startup, or taken over) runs, or is as it will stay. */
+  loaded: Promise<void> = Promise.resolve();
 
   constructor(init: { id: string; principal?: string; module: string; fn: string; transient: boolean; tags: string[]; limits: Limits; created?: number; status?: Status }) {
     this.id = init.id;
@@ -120,7 +124,7 @@ export interface InstancesOptions {
   metrics: Metrics;
   /** Anonymous instances that may run at once (server-wide). */
   maxAnonymous?: number;
-  /** Instances (of all principals, in any state, holding a memory) the server keeps at once, and the setting named when it is full. */
+  /** Persistent instances (of all principals, in any state, hibernated included) the server keeps at once, and the setting named when it is full. */
   maxInstances?: { value: number; key: string };
   /** access.anonymoustimelimit: the run time limit of anonymous calls when not 0, named in their error. */
   anonymousTimeLimit?: number;
@@ -167,7 +171,9 @@ export class Instances {
   private readonly maxInstances: { value: number; key: string } | undefined;
   private readonly anonymousTimeLimit: number;
   private readonly pending = new Map<string | undefined, Pending>();
-  private pendingTotal = 0;
+  /** Persistent instances being created, and those registered (what server.maxinstances counts). */
+  private pendingKept = 0;
+  private kept = 0;
   private readonly quota: Quota;
   private readonly directory: InstanceDirectory | undefined;
   /** The limits of a principal's recorded instances (given by load()). */
@@ -190,6 +196,7 @@ export class Instances {
     this.metrics.addGauges(() => [
       { name: 'gate_instances', help: 'Instances by state.', values: this.countByState() },
       { name: 'gate_instance_memory_limit_bytes', help: 'Sum of the memory limits of running instances.', values: [[{}, this.runningMemory()]] },
+      { name: 'gate_hibernated_instances', help: 'Running instances hibernated: their run waits on disk, not in memory.', values: [[{}, this.hibernatedCount()]] },
       {
         name: 'gate_worker_instances',
         help: 'Instances per execution worker (stuck=1 when the watchdog gave up on it).',
@@ -202,6 +209,12 @@ export class Instances {
     const counts = new Map<string, number>(['RUNNING', 'SUSPENDED', 'HALTED', 'TERMINATED', 'KILLED'].map((s) => [s, 0]));
     for (const inst of this.all()) counts.set(inst.status.state, (counts.get(inst.status.state) ?? 0) + 1);
     return [...counts].map(([state, n]) => [{ state }, n]);
+  }
+
+  private hibernatedCount(): number {
+    let n = 0;
+    for (const inst of this.all()) if (inst.active && inst.exec?.hibernating) n++;
+    return n;
   }
 
   private runningMemory(): number {
@@ -222,13 +235,18 @@ export class Instances {
    */
   async get(principal: string, id: string): Promise<ServerInstance> {
     const inst = this.owned.get(principal)?.get(id);
-    if (inst) return inst;
+    if (inst) {
+      // Registered already, maybe still being restored (a takeover under way): operations wait for it.
+      await inst.loaded;
+      return inst;
+    }
     if (!this.remote) throw instanceNotFound();
     const record = await this.inventory.instance(principal, id);
     if (!record) throw instanceNotFound();
     if (record.owner !== this.serverId) await this.remote.acquire(record);
     const moved = this.owned.get(principal)?.get(id);
     if (!moved) throw instanceNotFound();
+    await moved.loaded;
     return moved;
   }
 
@@ -278,6 +296,7 @@ export class Instances {
   }
 
   private register(inst: ServerInstance): void {
+    if (!inst.transient) this.kept++;
     if (inst.principal === undefined) {
       this.anonymous.add(inst);
       return;
@@ -290,6 +309,7 @@ export class Instances {
   }
 
   private unregister(inst: ServerInstance): void {
+    if (!inst.transient) this.kept--;
     if (inst.principal === undefined) {
       this.anonymous.delete(inst);
     } else {
@@ -309,7 +329,7 @@ export class Instances {
     const adds: Usage = { instances: 1, running: c.suspend ? 0 : 1, memory: c.suspend ? 0 : memory };
     // Reserved (in the same tick as the check) until the instance is registered
     // or fails, so that concurrent creates see each other.
-    await this.admitServer(() => this.pendingTotal++);
+    if (!c.transient) await this.admitServer(() => this.pendingKept++);
     // Taken from the map when reserving (an entry with nothing reserved may go meanwhile), kept while it holds something.
     let pending: Pending | undefined;
     const reserved: Usage = { ...NO_USAGE };
@@ -328,7 +348,7 @@ export class Instances {
       if (this.remote && c.id !== undefined && c.principal !== undefined && (await this.inventory.instance(c.principal, id))) throw duplicateId();
       await this.admit(c.principal, c.limits, adds, () => reserve(adds));
     } catch (error) {
-      this.pendingTotal--;
+      if (!c.transient) this.pendingKept--;
       this.quota.settle(SERVER, this.serverUsage());
       throw error;
     }
@@ -338,7 +358,7 @@ export class Instances {
       p.running -= reserved.running;
       p.memory -= reserved.memory;
       reserved.instances = reserved.running = reserved.memory = 0;
-      this.pendingTotal--;
+      if (!c.transient) this.pendingKept--;
       if (p.instances === 0) this.pending.delete(c.principal);
     };
     let claimed = false;
@@ -403,14 +423,17 @@ export class Instances {
     return p;
   }
 
-  /** Instances held here in all, the creates under way included. */
+  /** Persistent instances held here, the creates under way included (what server.maxinstances counts). */
   private serverUsage(): Usage {
-    let live = this.pendingTotal + this.anonymous.size;
-    for (const m of this.owned.values()) live += m.size;
-    return { instances: live, running: 0, memory: 0 };
+    return { instances: this.kept + this.pendingKept, running: 0, memory: 0 };
   }
 
-  /** Room for one more instance in the server (V8 holds only so many memories per process), taken by `take` in the tick that found it. */
+  /**
+   * Room for one more persistent instance in the server, taken by `take` in
+   * the tick that found it. Calls (transient) are bounded by the running
+   * limits and the memory pool instead: a server full of kept instances
+   * still answers calls.
+   */
   private async admitServer(take: () => void): Promise<void> {
     if (!this.maxInstances) {
       take();
@@ -493,7 +516,32 @@ export class Instances {
       timeLimit: inst.limits.timelimit > 0 ? inst.limits.timelimit * 1000 : undefined,
       timeResolution: parseDuration(inst.limits.timeresolution),
       onLost: () => this.lost(inst),
+      // Persistent instances hibernate: their snapshots are checkpoints.
+      hibernate: !inst.transient && inst.principal !== undefined,
+      onHibernated: (h: HibernationReport) =>
+        this.hibernated(inst, h).catch((error: unknown) => {
+          this.log.error('hibernation not recorded', { principal: inst.principal, instance: inst.id, error: (error as Error).message });
+        }),
     };
+  }
+
+  /**
+   * The instance hibernated (or, stopped, left memory): its snapshot, a
+   * module file the executor wrote, is its checkpoint now, and its record
+   * says whether its run waits in it.
+   */
+  private async hibernated(inst: ServerInstance, h: HibernationReport): Promise<void> {
+    await this.inventory.adoptModule(h.checkpoint, h.size);
+    if (inst.deleted || inst.handedOver || inst.transient || inst.principal === undefined) {
+      await this.inventory.collectModule(h.checkpoint);
+      return;
+    }
+    const old = inst.checkpoint;
+    inst.checkpoint = h.checkpoint;
+    inst.checkpointed = Date.now();
+    inst.hibernation = h.waiting ? { wakeAt: h.wakeAt, idle: h.idle } : null;
+    await this.writeRecord(inst);
+    if (old && old !== inst.checkpoint) await this.inventory.collectModule(old);
   }
 
   /** A new execution of a persistent instance from its last checkpoint (or from its module when it has none). */
@@ -594,6 +642,7 @@ export class Instances {
   private onStop(inst: ServerInstance, status: Status): void {
     inst.running = false;
     this.quota.settle(keyOf(inst.principal), this.usageOf(inst.principal));
+    inst.hibernation = null; // the stop's checkpoint replaces the hibernation snapshot
     // Lost with its worker: restored from its last checkpoint (see lost()), or left for the next start.
     if (inst.restoring || inst.lostAtShutdown || inst.handedOver) return;
     if (status.limit === 'time') {
@@ -652,6 +701,7 @@ export class Instances {
         checkpoint: inst.checkpoint,
         resume: inst.resumeAtStart,
         created: inst.created,
+        hibernation: inst.hibernation,
       };
       if (!(await this.inventory.putInstance(record, this.serverId, inst.checkpointed))) this.drop(inst, 'another server owns it now');
     };
@@ -762,6 +812,7 @@ export class Instances {
   private persist(inst: ServerInstance): void {
     if (!inst.transient || inst.principal === undefined) return;
     inst.transient = false;
+    if (!inst.deleted) this.kept++;
     void this.writeRecord(inst);
     this.directory?.placed(inst);
   }
@@ -934,15 +985,65 @@ export class Instances {
    * whatever the limits say: they existed already.
    */
   async adopt(records: OwnedInstanceRecord[], restored = false): Promise<void> {
+    // Many instances of one module are common (each hibernated one is created with its module's bytes).
+    const modules = new Map<string, Promise<Uint8Array>>();
+    const bytes = (hash: string): Promise<Uint8Array> => {
+      let b = modules.get(hash);
+      if (!b) modules.set(hash, (b = this.modules.bytes(hash)));
+      return b;
+    };
+    // Hibernated ones cost the workers nothing but an entry each: many are revived at once.
+    const dormant = new Set<Promise<void>>();
     for (const rec of records) {
       if (rec.principal !== undefined && this.owned.get(rec.principal)?.has(rec.id)) continue;
       const inst = this.fromRecord(rec);
       if (rec.note) this.log.warn('instance taken over', { principal: rec.principal, instance: rec.id, note: rec.note });
       this.register(inst);
       await Promise.all([this.quota.claim(rec.principal, this.usageOf(rec.principal)), this.quota.claim(SERVER, this.serverUsage())]);
-      await this.revive(inst, rec, restored);
-      this.directory?.placed(inst);
-      await this.quota.claim(rec.principal, this.usageOf(rec.principal));
+      // Where it is, and what it holds once it runs, are told when it is loaded.
+      const placed = async () => {
+        this.directory?.placed(inst);
+        await this.quota.claim(rec.principal, this.usageOf(rec.principal));
+      };
+      if (rec.hibernation && rec.checkpoint && rec.status.state === State.RUNNING && !this.inventory.shared) {
+        const reviving = this.reviveDormant(inst, rec, bytes)
+          .then((ok) => (ok ? undefined : this.revive(inst, rec, restored)))
+          .then(placed);
+        inst.loaded = reviving;
+        dormant.add(reviving);
+        void reviving.finally(() => dormant.delete(reviving));
+        if (dormant.size >= DORMANT_AT_ONCE) await Promise.race(dormant);
+        continue;
+      }
+      inst.loaded = this.revive(inst, rec, restored).then(placed);
+      await inst.loaded;
+    }
+    await Promise.all(dormant);
+  }
+
+  /**
+   * A run that hibernated waiting goes on waiting in its snapshot: the
+   * executor keeps it dropped until something needs it, at no cost now. One
+   * whose services had something under way is restored at once, so that
+   * they resume. False when the executor cannot (it is then restored as a
+   * suspended program).
+   */
+  private async reviveDormant(inst: ServerInstance, rec: InstanceRecord, bytes: (hash: string) => Promise<Uint8Array>): Promise<boolean> {
+    const hibernation = rec.hibernation!;
+    try {
+      inst.hibernation = hibernation;
+      inst.exec = await this.executor.create({
+        ...this.execOptions(inst, await bytes(inst.module), inst.module),
+        context: { instance: inst.id, principal: inst.principal, scope: [] },
+        dormant: { checkpoint: rec.checkpoint!, wakeAt: hibernation.idle ? hibernation.wakeAt : Date.now() },
+      });
+      this.start(inst);
+      return true;
+    } catch (error) {
+      inst.hibernation = null;
+      inst.exec = undefined;
+      this.log.warn('hibernated instance restored as suspended', { principal: inst.principal, instance: inst.id, error: (error as Error).message });
+      return false;
     }
   }
 
@@ -1027,8 +1128,11 @@ export class Instances {
    */
   async shutdown(): Promise<void> {
     this.closing = true;
+    // Hibernated ones stay as their hibernation snapshots hold them: nothing to do for them.
+    const frozen = (await this.executor.freeze?.()) ?? new Set<string>();
     const waits: Promise<void>[] = [];
     for (const inst of [...this.all()]) {
+      if (frozen.has(inst.id) && inst.hibernation) continue;
       if (inst.active) {
         if (inst.transient || inst.principal === undefined) this.kill(inst);
         else {
@@ -1041,7 +1145,7 @@ export class Instances {
     await Promise.all(waits);
     // Records of instances that stopped by themselves meanwhile must not resume.
     for (const inst of this.all()) {
-      if (inst.lostAtShutdown) continue;
+      if (inst.lostAtShutdown || (frozen.has(inst.id) && inst.hibernation)) continue;
       if (inst.resumeAtStart && inst.stored.state !== State.SUSPENDED) {
         inst.resumeAtStart = false;
         void this.writeRecord(inst);
@@ -1065,6 +1169,7 @@ export class Instances {
   async checkpointRunning(): Promise<void> {
     for (const inst of [...this.all()]) {
       if (!inst.running || inst.paused || inst.transient || inst.principal === undefined || this.closing) continue;
+      if (inst.exec?.hibernating) continue; // its hibernation snapshot is its checkpoint
       const previous = inst.checkpoint;
       await this.paused(inst, async () => {
         // The stop wrote the checkpoint, recorded as running so that a crash resumes it.
@@ -1074,6 +1179,9 @@ export class Instances {
     }
   }
 }
+
+/** Hibernated instances revived at once at startup (each is a message to a worker and its answer). */
+const DORMANT_AT_ONCE = 64;
 
 function lostStatus(reason: string): Status {
   return { state: State.KILLED, cause: Cause.INTERNAL, result: 0, error: `instance state was lost: ${reason}` };

@@ -29,6 +29,7 @@ export const SERVER_KEYS = {
   'server.uuid': key.string('', 'the server id in the API document (default: generated once, kept in the data dir)'),
   'server.datadir': key.string(() => path.join(stateHome(), 'gate'), 'inventory database and module files'),
   'server.identityfile': key.string('', 'Ed25519 private key (OpenSSH or PKCS#8 PEM) that signs the server identity token'),
+  'server.maxinstances': key.int(1_000_000, 'instances the server keeps in all (running, hibernated or stopped); 503 past it', 1),
   'server.unpinnedmodules': key.int(256, 'MiB of stored modules nothing refers to (uploaded for calls, fetched, unpinned) kept as a cache; the oldest go first'),
 
   'database.url': key.string('', 'postgres://USER@HOST:PORT/DB: keep the inventory and module bytes in PostgreSQL, shared by every server that names it (docs/cluster.md); empty: this server alone, in the data dir'),
@@ -95,7 +96,8 @@ export const SERVER_KEYS = {
   'runtime.checkpoint': key.number(0, 'every N seconds, checkpoint running persistent instances (0: off)'),
   'runtime.cachedir': key.string('', 'prepared modules, shared with the gate command (default ${XDG_CACHE_HOME}/gate-ts)'),
   'runtime.cachesize': key.int(2048, 'MiB the prepared-module cache is kept below, removing what was used longest ago (0: no bound)'),
-  'runtime.maxinstances': key.int(15_000, 'live instances per worker process (V8 holds about 16,000 memories per process; 503 past it)', 1),
+  'runtime.maxinstances': key.int(15_000, 'live instances (holding a memory) per worker process: its memory pool (V8 holds about 16,000 memories per process); when full, the longest waiting hibernate at once, else 503', 1),
+  'runtime.hibernate': key.number(10, 'seconds a persistent instance may wait (for input, a reply, a connection, a timer) or stay stopped before it hibernates to the data dir and leaves memory (0: only when memory is short)'),
   'runtime.workerheap': key.int(0, "V8 heap of a worker process in MiB, where instances' tables live (0: Node's default)"),
   'runtime.workermemory': key.int(0, 'MiB of resident memory a worker process may reach before it is killed and replaced (0: no cap)'),
   'runtime.preparers': key.int(2, 'preparer processes (one is always left to owners other than the busiest)', 1),

@@ -27,7 +27,7 @@ import os from 'node:os';
 import path from 'node:path';
 import v8 from 'node:v8';
 import { pathToFileURL } from 'node:url';
-import { ExecError, type CreateOptions, type ExecInstance, type Executor, type ProgramFacts } from './executor.ts';
+import { ExecError, hibernationOf, type CreateOptions, type ExecInstance, type Executor, type ProgramFacts } from './executor.ts';
 import { defaultCacheDir } from '../../host/module-cache.ts';
 import { isSnapshot } from '../../host/snapshot.ts';
 import { tableBytes } from '../../runtime/prepare/limits.ts';
@@ -68,18 +68,26 @@ export interface WorkerExecutorOptions {
   /** Called when a process is lost (stuck, crashed or over its memory), after its instances have ended. */
   onWorkerLost?: (report: WorkerLostReport) => void;
   /**
-   * Live instances in each process (default 15000). Every instance holds a
-   * WebAssembly.Memory, and V8 reserves about 8 GiB of address space for
-   * each, which caps a process at about 16,360 memories whatever their size;
-   * failing a create with a clear error beats failing an allocation.
+   * Live instances (holding a memory) in each process: the size of its
+   * memory pool (default 15000). V8 reserves about 8 GiB of address space
+   * for every WebAssembly.Memory, which caps a process at about 16,360
+   * memories whatever their size; failing a create with a clear error beats
+   * failing an allocation. With hibernation, instances that wait give their
+   * memory back, and a full pool hibernates the longest waiting at once.
    */
   maxInstances?: number;
+  /** Milliseconds a new instance waits for a memory (others hibernating) before it is refused (default 5000). */
+  memoryWait?: number;
+  /** Hibernate persistent instances that wait this long; their snapshots become module files in moduleDir (the data directory's). */
+  hibernation?: { moduleDir: string; idleMs: number };
   /** Preparation limits (defaults: 2 preparers, 120 s, 2 GiB, 8 waiting per owner). */
   prepare?: Partial<PreparerLimits>;
   /** Configuration key names, for the errors that name a limit. */
-  keys?: { watchdog?: string; prepareTimeout?: string; prepareMemory?: string; prepareQueue?: string; workerMemory?: string; workerHeap?: string };
+  keys?: { watchdog?: string; prepareTimeout?: string; prepareMemory?: string; prepareQueue?: string; workerMemory?: string; workerHeap?: string; maxInstances?: string };
   /** Enables blockWorkerForTest (tests only). */
   testHooks?: boolean;
+  /** A hibernation snapshot of an instance already released: the server records and removes it. */
+  onUnclaimedHibernation?: (checkpoint: string, size: number) => void;
 }
 
 export interface WorkerLostReport {
@@ -116,10 +124,11 @@ function snapshotTableBytes(snapshot: Uint8Array): number {
   }
 }
 
-/** The executor gate-server and gate-daemon run with (runtime.* keys, docs/server.md). */
-export function workerExecutorOptions(config: Config, onWorkerLost?: (report: WorkerLostReport) => void): WorkerExecutorOptions {
+/** The executor gate-server and gate-daemon run with (runtime.* keys, docs/server.md); `dataDir` for hibernation. */
+export function workerExecutorOptions(config: Config, onWorkerLost?: (report: WorkerLostReport) => void, dataDir = config.server.datadir): WorkerExecutorOptions {
   const r = config.runtime;
   return {
+    hibernation: hibernationOf(config, dataDir),
     workers: r.workers,
     cacheDir: r.cachedir || defaultCacheDir(),
     cacheBytes: r.cachesize > 0 ? r.cachesize * MIB : undefined,
@@ -135,6 +144,7 @@ export function workerExecutorOptions(config: Config, onWorkerLost?: (report: Wo
       prepareQueue: 'runtime.preparequeue',
       workerMemory: 'runtime.workermemory',
       workerHeap: 'runtime.workerheap',
+      maxInstances: 'runtime.maxinstances',
     },
     // Every instance process builds the configured services (config.service) itself; peers meet across them.
     services: { module: new URL('../../services/node/registry.ts', import.meta.url), options: config.service },
@@ -167,8 +177,6 @@ export class WorkerExecutor implements Executor {
   private lastTick = performance.now();
   private nextWorkerId = 1;
   private nextInstanceId = 1;
-  /** Creates under way (counted against maxInstances). */
-  private creating = 0;
   private closed = false;
   /** The relayed channels in this process too: what the workers say reaches it (a cluster's peer bridge), and what is said here reaches them. */
   private readonly relays = new Map<string, BroadcastChannel>();
@@ -218,23 +226,12 @@ export class WorkerExecutor implements Executor {
     return (await this.prepareProgram(bytes, hash, maxMemoryPages, owner)).facts;
   }
 
+  /** Each worker's pool holds the live ones (maxInstances); it answers 503 naming the key when it cannot make room. */
   async create(options: CreateOptions): Promise<ExecInstance> {
-    const live = this.workersList.reduce((n, t) => n + t.instances.size, this.creating);
-    if (live >= this.maxInstances * this.workersList.length) {
-      throw new ExecError('busy', `ERR_INSTANCE_LIMIT: this server holds at most ${this.maxInstances * this.workersList.length} live instances`);
-    }
-    this.creating++;
-    try {
-      return await this.createCounted(options);
-    } finally {
-      this.creating--;
-    }
-  }
-
-  private async createCounted(options: CreateOptions): Promise<ExecInstance> {
     // A snapshot goes straight to a worker, which names its program if it
-    // lacks it; a plain program is prepared (once) first.
-    const snapshot = isSnapshot(options.bytes) ? options.bytes : null;
+    // lacks it; a plain program is prepared (once) first, and so is the
+    // module of a dormant instance, which its hibernation snapshot restores with.
+    const snapshot = !options.dormant && isSnapshot(options.bytes) ? options.bytes : null;
     let key = snapshot ? null : (await this.prepareProgram(options.bytes, options.hash, options.maxMemoryPages, options.owner)).key;
     let tableBytes = snapshot ? snapshotTableBytes(snapshot) : (this.programs.get(key!)?.prepared.info.tableBytes ?? 0);
     const worker = this.place(tableBytes);
@@ -265,6 +262,9 @@ export class WorkerExecutor implements Executor {
       memoryLimit,
       debug: options.debug,
       onLost: options.onLost,
+      onHibernated: options.onHibernated,
+      onWoken: options.onWoken,
+      hibernating: options.dormant !== undefined,
       onForget: () => {
         if (!worker.instances.delete(id)) return;
         worker.memory -= memoryLimit;
@@ -315,6 +315,8 @@ export class WorkerExecutor implements Executor {
         timeLimit: options.timeLimit,
         timeResolution: options.timeResolution,
         debug: options.debug !== undefined,
+        hibernate: options.hibernate === true && this.options.hibernation !== undefined,
+        dormant: options.dormant,
       }), id)
       .catch((error: unknown) => {
         if (share && worker.shares.get(share.key) === 0) worker.shares.delete(share.key);
@@ -338,8 +340,27 @@ export class WorkerExecutor implements Executor {
     }
   }
 
-  workers(): { id: number; instances: number; stuck: boolean }[] {
-    return [...new Set([...this.workersList, ...this.leaving])].map((t) => ({ id: t.id, instances: t.instances.size, stuck: t.stuck }));
+  workers(): { id: number; instances: number; stuck: boolean; hibernated: number }[] {
+    return [...new Set([...this.workersList, ...this.leaving])].map((t) => {
+      let hibernated = 0;
+      for (const inst of t.instances.values()) if (inst.hibernating) hibernated++;
+      return { id: t.id, instances: t.instances.size, stuck: t.stuck, hibernated };
+    });
+  }
+
+  async freeze(): Promise<Set<string>> {
+    const frozen = new Set<string>();
+    await Promise.all(
+      this.workersList.map(async (w) => {
+        if (w.gone) return;
+        const ids = await w.request<number[]>((req) => ({ op: 'freeze', req })).catch(() => []);
+        for (const id of ids) {
+          const inst = w.instances.get(id);
+          if (inst) frozen.add(inst.name);
+        }
+      }),
+    );
+    return frozen;
   }
 
   /** The worker an instance of this executor runs on. */
@@ -380,7 +401,14 @@ export class WorkerExecutor implements Executor {
   }
 
   private spawn(): WorkerProcess {
-    const setup: WorkerSetup = { role: 'instances', cacheDir: null, testHooks: this.options.testHooks, relayChannels: this.options.relayChannels };
+    const setup: WorkerSetup = {
+      role: 'instances',
+      cacheDir: null,
+      testHooks: this.options.testHooks,
+      relayChannels: this.options.relayChannels,
+      memories: { capacity: this.maxInstances, key: `${this.options.keys?.maxInstances ?? 'live instances per worker process'} = ${this.maxInstances}`, wait: this.options.memoryWait },
+      hibernation: this.options.hibernation,
+    };
     const services = this.options.services;
     if (services) {
       const m = services.module;
@@ -444,11 +472,17 @@ export class WorkerExecutor implements Executor {
       this.relays.get(m.channel)?.postMessage(m.data);
       return;
     }
-    if (m.ev !== 'stopped' && m.ev !== 'run-error' && m.ev !== 'debug') return;
+    if (m.ev !== 'stopped' && m.ev !== 'run-error' && m.ev !== 'debug' && m.ev !== 'hibernated' && m.ev !== 'woke') return;
     const inst = worker.instances.get(m.id);
-    if (!inst) return;
+    if (!inst) {
+      // Its record is gone: the snapshot is no one's checkpoint (the server still records it, then removes it).
+      if (m.ev === 'hibernated') this.options.onUnclaimedHibernation?.(m.checkpoint, m.size);
+      return;
+    }
     if (m.ev === 'stopped') inst.stopped(m.status);
     else if (m.ev === 'run-error') inst.runFailed(m.error);
+    else if (m.ev === 'hibernated') inst.hibernated({ checkpoint: m.checkpoint, size: m.size, idle: m.idle, wakeAt: m.wakeAt, waiting: m.waiting });
+    else if (m.ev === 'woke') inst.woke();
     else inst.debugOutput(m.chunk);
   }
 

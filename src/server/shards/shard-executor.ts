@@ -4,10 +4,13 @@
 // (deadline, memory cap, fairness between owners: exec/worker/preparers.ts)
 // and comes back prepared; the shard only compiles it (V8 compiles in the
 // background), so nothing slow runs on the process that serves HTTP. The
-// programs compiled here are bounded: the least recently used go.
+// programs compiled here are bounded: the least recently used go. Each
+// instance is numbered for the watchdog, which blames the one in whose slice
+// a shard stopped answering.
 
 import { ModuleCache } from '../../host/module-cache.ts';
-import { ExecError, InProcessExecutor, LocalInstance, type CreateOptions, type ExecInstance, type InProcessOptions, type ProgramFacts } from '../exec/executor.ts';
+import { ExecError, InProcessExecutor, type CreateOptions, type ExecInstance, type InProcessOptions, type ProgramFacts } from '../exec/executor.ts';
+import type { SliceReporter } from '../exec/worker/child.ts';
 import type { PrepareReply } from '../exec/worker/protocol.ts';
 import type { Runnable } from '../../runtime/instance/engine.ts';
 import type { PreparedModule } from '../../runtime/prepare/prepared.ts';
@@ -34,29 +37,42 @@ class RemoteModuleCache extends ModuleCache {
   }
 }
 
-export interface ShardExecutorOptions extends Omit<InProcessOptions, 'cache' | 'cacheDir'> {
+export interface ShardExecutorOptions extends Omit<InProcessOptions, 'cache' | 'cacheDir' | 'onSlice'> {
   prepare: RemotePrepare;
   /** The shard's number (its worker id in metrics). */
   index: number;
+  /** Where the shard tells its watchdog whose slice it is in. */
+  slice: SliceReporter;
 }
 
 export class ShardExecutor extends InProcessExecutor {
   private readonly remote: RemotePrepare;
   /** Facts of the programs compiled here, by `hash:pages`; when one goes, its compiled module goes too. */
   private readonly facts = new RecentMap<string, Promise<{ facts: ProgramFacts; program: Uint8Array; pages: number }>>(PROGRAMS_KEPT);
-  /** Instances by their runnable, numbered for the watchdog (the slice reports). */
-  private readonly slots = new Map<Runnable, number>();
+  /** Instances numbered for the watchdog (the slice reports), by their runnable (which a hibernation may replace) and by themselves. */
+  private readonly slots: WeakMap<Runnable, number>;
+  private readonly execSlots = new WeakMap<ExecInstance, number>();
   private nextSlot = 1;
   private readonly index: number;
+  private readonly slice: SliceReporter;
 
   constructor(options: ShardExecutorOptions) {
     const remote = options.prepare;
-    super({ ...options, cacheDir: null, cache: new RemoteModuleCache(remote) });
+    const slots = new WeakMap<Runnable, number>();
+    const slice = options.slice;
+    super({
+      ...options,
+      cacheDir: null,
+      cache: new RemoteModuleCache(remote),
+      onSlice: (r) => slice.onSlice(r === undefined, r === undefined ? undefined : slots.get(r)),
+    });
+    this.slots = slots;
+    this.slice = slice;
     this.remote = remote;
     this.index = options.index;
   }
 
-  override workers(): { id: number; instances: number; stuck: boolean }[] {
+  override workers(): { id: number; instances: number; stuck: boolean; hibernated: number }[] {
     return super.workers().map((w) => ({ ...w, id: this.index }));
   }
 
@@ -82,23 +98,18 @@ export class ShardExecutor extends InProcessExecutor {
 
   override async create(options: CreateOptions): Promise<ExecInstance> {
     await this.prepare(options.bytes, options.hash, options.maxMemoryPages, options.owner);
-    const exec = await super.create(options);
-    if (exec instanceof LocalInstance) {
-      const runnable = exec.program.instance;
-      this.slots.set(runnable, this.nextSlot++);
-      exec.onRelease(() => this.slots.delete(runnable));
-    }
+    const slot = this.nextSlot++;
+    const exec = await super.create(options, {
+      resident: (runnable) => this.slots.set(runnable, slot),
+      working: (work) => this.slice.working(slot, work),
+    });
+    this.execSlots.set(exec, slot);
     return exec;
-  }
-
-  /** The watchdog's number of an instance (its runnable), if it is here. */
-  slotOf(runnable: Runnable): number | undefined {
-    return this.slots.get(runnable);
   }
 
   /** The watchdog's number of an instance of this executor. */
   slotOfInstance(exec: ExecInstance | undefined): number | undefined {
-    return exec instanceof LocalInstance ? this.slots.get(exec.program.instance) : undefined;
+    return exec === undefined ? undefined : this.execSlots.get(exec);
   }
 
   private setFacts(id: string, entry: Promise<{ facts: ProgramFacts; program: Uint8Array; pages: number }>): void {

@@ -12,13 +12,13 @@
 // so that the watchdog blames the right instance.
 
 import http from 'node:http';
-import { nodeEngine } from '../../host/engine.ts';
 import type { ShardLink } from '../api/context.ts';
 import type { InstanceDirectory } from '../api/instances.ts';
 import type { Admission } from '../api/newcomers.ts';
 import type { Usage } from '../api/quota.ts';
 import { blockForever, ChannelRelay, startGuard } from '../exec/worker/child.ts';
 import type { PrepareReply } from '../exec/worker/protocol.ts';
+import { hibernationOf } from '../exec/executor.ts';
 import { trustConnection } from '../http/forward.ts';
 import { Logger } from '../obs/log.ts';
 import { assembleParts, createFrontend, listen, removeSocket, serving, type RunningServer } from '../server.ts';
@@ -91,11 +91,13 @@ async function start(setup: ShardSetup): Promise<Shard> {
   let services: RunningServices | undefined;
   try {
     services = await startServices(config.service, { log: (message) => log.warn(message) });
-    const engine = nodeEngine({ onSlice: (r) => slice.onSlice(r === undefined, r === undefined ? undefined : executor.slotOf(r)) });
     const executor: ShardExecutor = new ShardExecutor({
       registry: services.registry,
-      engine,
       index: setup.index,
+      slice,
+      // Each shard's memory pool holds its live instances; persistent ones that wait hibernate to the data dir.
+      maxInstances: { value: config.runtime.maxinstances, key: `runtime.maxinstances = ${config.runtime.maxinstances}` },
+      hibernation: hibernationOf(config, setup.dataDir),
       prepare: (bytes, pages, owner) => rpc.call<PrepareReply>('prepare', { bytes, pages, owner }),
       tableBudget: config.runtime.workerheap > 0 ? { bytes: config.runtime.workerheap * 1024 * 1024 * 0.7, key: `runtime.workerheap = ${config.runtime.workerheap} MiB` } : undefined,
     });
@@ -147,11 +149,8 @@ async function start(setup: ShardSetup): Promise<Shard> {
       local: setup.local,
       listen: setup.listen,
       port,
-      // V8 holds at most ~16,000 memories per process.
-      maxInstances: {
-        value: config.runtime.maxinstances * setup.shards,
-        key: `runtime.maxinstances = ${config.runtime.maxinstances} per worker process`,
-      },
+      // Live ones are bounded per shard (runtime.maxinstances: its memory pool); hibernated ones need no memory.
+      maxInstances: { value: config.server.maxinstances, key: `server.maxinstances = ${config.server.maxinstances}` },
       unpinned: { elsewhere: (hash) => used.add(hash) },
       quota,
       directory,

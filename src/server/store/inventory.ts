@@ -23,6 +23,14 @@ export interface InstanceRecord {
   /** The instance was running when it was last checkpointed: run it again when it is loaded. */
   resume: boolean;
   created: number;
+  /**
+   * Set when the checkpoint is a hibernation snapshot: the run waits in it
+   * (RUNNING) and goes on from it when something needs it. `wakeAt`: when
+   * its timer ends the wait; `idle`: none of its services had anything
+   * under way (otherwise it is restored at startup, so that they resume).
+   * Kept by the embedded inventory only.
+   */
+  hibernation?: { wakeAt: number | null; idle: boolean } | null;
 }
 
 /** An instance record as the shared inventory has it: who runs it, and since when its checkpoint dates. */
@@ -44,6 +52,12 @@ export interface Inventory {
   readModule(hash: string): Promise<Uint8Array>;
   /** Store module bytes durably and record them; a no-op when stored intact already. */
   putModule(hash: string, bytes: Uint8Array): Promise<void>;
+  /**
+   * Record a module file a worker process wrote into the data directory
+   * with putModule's care (a hibernation snapshot). The embedded inventory
+   * only: servers of a cluster do not hibernate.
+   */
+  adoptModule(hash: string, size: number): Promise<void>;
   /** Remove a module nobody refers to (no pin, instance, checkpoint or source); whether it went. */
   collectModule(hash: string): Promise<boolean>;
   /** Remove every module nobody refers to, older than `olderThan` ms since the epoch; how many. */

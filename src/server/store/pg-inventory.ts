@@ -50,6 +50,10 @@ export class PgInventory implements Inventory {
     return row?.size;
   }
 
+  async adoptModule(): Promise<void> {
+    throw new Error('servers of a cluster do not hibernate instances (their snapshots would be files of one server)');
+  }
+
   async readModule(hash: string): Promise<Uint8Array> {
     const [row] = await this.rows<{ bytes: Buffer }>('SELECT bytes FROM gate.module WHERE hash = $1', [hash]);
     if (!row) throw new Error(`module ${hash} is not stored`);

@@ -31,6 +31,10 @@ export class SqliteInventory implements Inventory {
     this.store.putModule(hash, bytes);
   }
 
+  async adoptModule(hash: string, size: number): Promise<void> {
+    this.store.adoptModule(hash, size);
+  }
+
   async collectModule(hash: string): Promise<boolean> {
     return this.store.collectModule(hash);
   }

@@ -30,7 +30,15 @@ CREATE TABLE IF NOT EXISTS nonce (
   PRIMARY KEY (scope, nonce)) STRICT, WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS nonce_expire ON nonce (expire);
 CREATE TABLE IF NOT EXISTS source_sha256 (source TEXT PRIMARY KEY, module TEXT NOT NULL) STRICT;
+CREATE INDEX IF NOT EXISTS source_module ON source_sha256 (module);
+CREATE INDEX IF NOT EXISTS pin_module ON pin (module);
+-- Whether a module is in use is asked at every checkpoint (and hibernation): not a scan of every instance.
+CREATE INDEX IF NOT EXISTS instance_module ON instance (module);
+CREATE INDEX IF NOT EXISTS instance_checkpoint ON instance (checkpoint);
 `;
+
+/** Columns added since the first schema (a database made before them gets them). */
+const ADDED_COLUMNS = [['instance', 'hibernation', 'TEXT']] as const;
 
 /** The data directory's store; its check() is the nonce record of the token verifier (api/auth.ts). */
 export class Store {
@@ -62,6 +70,10 @@ export class Store {
         const problems = check.map((r) => r.quick_check).filter((r) => r !== 'ok');
         if (problems.length > 0) throw new Error(problems.slice(0, 3).join('; '));
         this.db.exec(SCHEMA);
+        for (const [table, column, type] of ADDED_COLUMNS) {
+          const has = (this.db.prepare(`PRAGMA table_info(${table})`).all() as { name: string }[]).some((c) => c.name === column);
+          if (!has) this.db.exec(`ALTER TABLE ${table} ADD COLUMN ${column} ${type}`);
+        }
       }
     } catch (error) {
       throw new Error(`inventory database ${file} cannot be used: ${(error as Error).message}`);
@@ -176,6 +188,14 @@ export class Store {
     }
   }
 
+  /**
+   * Record a module file written elsewhere with the same care as
+   * putModule (a hibernation snapshot a worker process wrote).
+   */
+  adoptModule(hash: string, size: number): void {
+    this.stmt('INSERT OR IGNORE INTO module (hash, size, created) VALUES (?, ?, ?)').run(hash, size, Date.now());
+  }
+
   /** Remove every module nobody refers to (what an earlier run kept in its cache of unpinned modules), stored before `olderThan`; returns how many. */
   collectUnreferenced(olderThan = Infinity): number {
     const rows = this.stmt(
@@ -270,11 +290,23 @@ export class Store {
 
   putInstance(r: InstanceRecord): void {
     this.stmt(
-      `INSERT INTO instance (principal, id, module, function, status, tags, checkpoint, resume, created)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+      `INSERT INTO instance (principal, id, module, function, status, tags, checkpoint, resume, created, hibernation)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT (principal, id) DO UPDATE SET module = excluded.module, function = excluded.function,
-         status = excluded.status, tags = excluded.tags, checkpoint = excluded.checkpoint, resume = excluded.resume`,
-    ).run(r.principal, r.id, r.module, r.function, JSON.stringify(r.status), JSON.stringify(r.tags), r.checkpoint, r.resume ? 1 : 0, r.created);
+         status = excluded.status, tags = excluded.tags, checkpoint = excluded.checkpoint, resume = excluded.resume,
+         hibernation = excluded.hibernation`,
+    ).run(
+      r.principal,
+      r.id,
+      r.module,
+      r.function,
+      JSON.stringify(r.status),
+      JSON.stringify(r.tags),
+      r.checkpoint,
+      r.resume ? 1 : 0,
+      r.created,
+      r.hibernation ? JSON.stringify(r.hibernation) : null,
+    );
   }
 
   deleteInstance(principal: string, id: string): void {
@@ -298,6 +330,7 @@ export class Store {
       checkpoint: (r.checkpoint as string | null) ?? null,
       resume: r.resume === 1,
       created: r.created as number,
+      hibernation: r.hibernation ? (JSON.parse(r.hibernation as string) as InstanceRecord['hibernation']) : null,
     }));
   }
 

@@ -13,17 +13,18 @@
 // A worker ends when its server does: a guard thread kills the process when
 // its parent is gone, even if the main thread is stuck in a program.
 
-import { nodeEngine } from '../../../host/engine.ts';
 import { ModuleCache, sha256Hex } from '../../../host/module-cache.ts';
-import { ProgramInstance } from '../../../host/program-instance.ts';
-import { isSnapshot, restoreInstance, snapshotInstance } from '../../../host/snapshot.ts';
-import type { Runnable } from '../../../runtime/instance/engine.ts';
+import type { HostedProgram } from '../../../host/hosted-program.ts';
+import { isSnapshot } from '../../../host/snapshot.ts';
+import { DEFAULT_MEMORIES, type Runnable } from '../../../runtime/instance/engine.ts';
+import type { ProgramInfo } from '../../../runtime/prepare/prepared.ts';
 import type { CompiledModule } from '../../../runtime/instance/instance.ts';
 import { instanceMemoryBytes } from '../../../runtime/prepare/prepared.ts';
 import { State } from '../../../runtime/instance/status.ts';
 import { readSnapshot } from '../../../runtime/snapshot/read.ts';
 import { Registry } from '../../../services/index.ts';
 import { classify, ExecError } from '../executor.ts';
+import { Hosting } from '../hosting.ts';
 import { ProgramBridge } from './bridge-program.ts';
 import { blockForever, ChannelRelay, startGuard } from './child.ts';
 import { PortHub } from './ports.ts';
@@ -78,11 +79,21 @@ async function prepare(bytes: Uint8Array, maxMemoryPages: number): Promise<Prepa
  * instance changes, and when the engine idles (few records even for a busy
  * loop).
  */
-const slices = new Map<Runnable, number>();
-const engine = nodeEngine({ onSlice: (r) => slice.onSlice(r === undefined, r === undefined ? undefined : slices.get(r)) });
+const slices = new WeakMap<Runnable, number>();
+let hosting: Hosting;
 let registry: Promise<Registry>;
 const compiledByKey = new Map<string, Promise<CompiledModule>>();
-const hosted = new Map<number, Promise<ProgramInstance>>();
+const hosted = new Map<number, Promise<HostedProgram>>();
+
+function startHosting(): void {
+  hosting = new Hosting({
+    memories: setup.memories?.capacity ?? DEFAULT_MEMORIES,
+    memoriesKey: setup.memories?.key ?? 'live instances per worker process',
+    memoryWait: setup.memories?.wait,
+    hibernation: setup.hibernation,
+    onSlice: (r) => slice.onSlice(r === undefined, r === undefined ? undefined : slices.get(r)),
+  });
+}
 
 async function loadRegistry(): Promise<Registry> {
   if (!setup.servicesModule) return new Registry();
@@ -120,7 +131,7 @@ function forgetShare(key: string): void {
   compiling?.then((c) => cache.drop(c.program, { maxMemoryPages: Number(key.slice(key.lastIndexOf(':') + 1)) })).catch(() => {});
 }
 
-async function create(m: CreateRequest): Promise<ProgramInstance> {
+async function create(m: CreateRequest): Promise<{ program: HostedProgram; info: ProgramInfo }> {
   if (m.share) receiveShare(m.share);
   let key = m.key;
   if (m.snapshot && key === null) {
@@ -132,40 +143,56 @@ async function create(m: CreateRequest): Promise<ProgramInstance> {
   if (!compiling) throw new ExecError('internal', `program ${key} was not shared with this worker`);
   const compiled = await compiling;
   const id = m.id;
-  const common = {
-    engine,
-    registry: await registry,
-    context: m.context,
-    function: m.function,
-    timeLimit: m.timeLimit,
-    timeResolution: m.timeResolution,
-    debug: m.debug ? (chunk: Uint8Array) => post({ ev: 'debug', id, chunk }) : undefined,
-  };
-  const snapshot = m.snapshot;
-  const program = await slice.working(id, () =>
-    snapshot ? restoreInstance(snapshot, { ...common, cache, maxMemoryPages: m.maxMemoryPages }) : new ProgramInstance({ ...common, compiled }),
-  );
-  slices.set(program.instance, id);
-  return program;
+  const program = await hosting.host({
+    common: {
+      registry: await registry,
+      context: m.context,
+      function: m.function,
+      timeLimit: m.timeLimit,
+      timeResolution: m.timeResolution,
+      debug: m.debug ? (chunk: Uint8Array) => post({ ev: 'debug', id, chunk }) : undefined,
+    },
+    compiled,
+    snapshot: m.snapshot,
+    dormant: m.dormant,
+    hibernate: m.hibernate,
+    cache,
+    maxMemoryPages: m.maxMemoryPages,
+    events: {
+      onHibernated: (h) => post({ ev: 'hibernated', id, checkpoint: h.name, size: h.size, idle: h.idle, wakeAt: h.wakeAt, waiting: h.waiting }),
+      onWoken: () => post({ ev: 'woke', id }),
+      onResident: (p) => slices.set(p.instance, id),
+    },
+    working: (work) => slice.working(id, work),
+  });
+  return { program, info: compiled.prepared.info };
+}
+
+/** The server is closing: the hibernated instances stay so (their checkpoints hold them); their ids. */
+async function freeze(): Promise<number[]> {
+  hosting.hibernator.stop();
+  const frozen: number[] = [];
+  for (const [id, p] of hosted) {
+    const program = await p.catch(() => undefined);
+    if (program?.freeze()) frozen.push(id);
+  }
+  return frozen;
 }
 
 function forget(id: number): void {
   const p = hosted.get(id);
   hosted.delete(id);
-  p?.then((program) => {
-    program.kill();
-    slices.delete(program.instance);
-  }).catch(() => {});
+  p?.then((program) => program.dispose()).catch(() => {});
 }
 
 /** Apply work to an instance after the messages before it (its create first). */
-function withInstance<T>(id: number, work: (p: ProgramInstance) => T | Promise<T>): Promise<T> {
+function withInstance<T>(id: number, work: (p: HostedProgram) => T | Promise<T>): Promise<T> {
   const p = hosted.get(id);
   if (!p) return Promise.reject(new ExecError('state', `no instance ${id} in this worker`));
   return p.then(work);
 }
 
-function stopped(program: ProgramInstance): void {
+function stopped(program: HostedProgram): void {
   if (program.status.state === State.RUNNING) throw new ExecError('state', 'instance must not be running');
 }
 
@@ -184,6 +211,7 @@ function start(m: WorkerSetup): void {
   relay = new ChannelRelay(setup.relayChannels ?? [], (channel, data) => post({ ev: 'broadcast', channel, data }));
   cache = new ModuleCache(setup.role === 'prepare' ? setup.cacheDir : null, setup.cacheBytes);
   if (setup.role === 'instances') {
+    startHosting();
     registry = loadRegistry();
     registry.catch(() => {}); // reported by each create
   }
@@ -205,13 +233,13 @@ function handle(m: ToWorker): void {
       answer(m.req, () => prepare(m.bytes, m.maxMemoryPages));
       return;
     case 'create': {
-      const p = create(m);
+      const made = create(m);
+      const p = made.then((c) => c.program);
       hosted.set(m.id, p);
       p.catch(() => hosted.delete(m.id));
       answer(m.req, async (): Promise<CreateReply> => {
         try {
-          const program = await p;
-          const info = program.compiled.prepared.info;
+          const { program, info } = await made;
           return { status: program.status, memoryLimit: instanceMemoryBytes(info, m.maxMemoryPages), tableBytes: info.tableBytes };
         } catch (error) {
           if (error instanceof NeedProgram) return { need: error.key };
@@ -249,7 +277,7 @@ function handle(m: ToWorker): void {
         () =>
           withInstance(m.id, (program) => {
             stopped(program);
-            return slice.working(m.id, () => snapshotInstance(program));
+            return slice.working(m.id, () => program.snapshot());
           }),
       );
       return;
@@ -259,8 +287,8 @@ function handle(m: ToWorker): void {
         () =>
           withInstance(m.id, (program): Promise<InspectReply> => {
             stopped(program);
-            return slice.working(m.id, () => {
-              const state = program.instance.capture();
+            return slice.working(m.id, async () => {
+              const state = await program.capture();
               return { memory: state.memory, globals: [...state.globals.entries()].sort((a, b) => a[0] - b[0]) };
             });
           }),
@@ -268,6 +296,9 @@ function handle(m: ToWorker): void {
       return;
     case 'connect':
       connect(m);
+      return;
+    case 'freeze':
+      answer(m.req, () => freeze());
       return;
     case 'block':
       // Test hook (WorkerExecutorOptions.testHooks): stop answering for good,

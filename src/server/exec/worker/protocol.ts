@@ -3,7 +3,7 @@
 // and typed arrays. Client connections travel as ports multiplexed on the
 // same channel (ports.ts).
 
-import type { ExecErrorKind, ProgramFacts } from '../executor.ts';
+import type { ExecErrorKind, HibernationReport, ProgramFacts } from '../executor.ts';
 import type { PortEnvelope } from './ports.ts';
 import type { PreparedModule } from '../../../runtime/prepare/prepared.ts';
 import type { Status } from '../../../runtime/instance/status.ts';
@@ -36,6 +36,10 @@ export interface WorkerSetup {
   testHooks?: boolean;
   /** BroadcastChannels to join across worker processes (the peer service's hubs meet on one). */
   relayChannels?: string[];
+  /** Instances: live ones (holding a memory) at most, and the setting to name when that is not enough. */
+  memories?: { capacity: number; key: string; wait?: number };
+  /** Instances: hibernate those that wait this long (snapshots go to the data directory's module files). */
+  hibernation?: { moduleDir: string; idleMs: number };
 }
 
 /** A failure as it crosses the process boundary (Error objects lose their kind and code when cloned). */
@@ -69,6 +73,13 @@ export interface CreateRequest {
   timeLimit?: number;
   timeResolution?: number;
   debug: boolean;
+  /** It may hibernate (a persistent instance: its snapshots become its checkpoints). */
+  hibernate: boolean;
+  /**
+   * Instead of a new instance, one whose run hibernated waiting, dropped
+   * (its checkpoint, a module file): it stays so until something needs it.
+   */
+  dormant?: { checkpoint: string; wakeAt: number | null };
 }
 
 /** Server → worker. */
@@ -87,7 +98,9 @@ export type ToWorker =
   | ({ op: 'port' } & PortEnvelope)
   | { op: 'forget'; key: string }
   | { op: 'broadcast'; channel: string; data: unknown }
-  | { op: 'block'; id?: number; how: 'loop' | 'heap' };
+  | { op: 'block'; id?: number; how: 'loop' | 'heap' }
+  /** The server is closing: wake no hibernated instance any more; the reply lists them (ids). */
+  | { op: 'freeze'; req: number };
 
 export interface PrepareReply {
   key: string;
@@ -113,7 +126,10 @@ export type FromWorker =
   | { ev: 'fail'; req: number; error: ErrorInfo }
   | { ev: 'stopped'; id: number; status: Status }
   | { ev: 'run-error'; id: number; error: ErrorInfo }
-  | { ev: 'debug'; id: number; chunk: Uint8Array };
+  | { ev: 'debug'; id: number; chunk: Uint8Array }
+  /** It hibernated: its snapshot is the module file `checkpoint`; idle: it was dropped (nothing under way). */
+  | ({ ev: 'hibernated'; id: number } & HibernationReport)
+  | { ev: 'woke'; id: number };
 
 /** Server → worker on a connection's port. */
 export type ToProgram =

@@ -3,7 +3,7 @@
 // worker's channel: RUNNING from run() until the worker reports the stop.
 
 import { Cause, State, type Status } from '../../../runtime/instance/status.ts';
-import { ExecError, type ExecInstance, type Inspection, type LostAs } from '../executor.ts';
+import { ExecError, type ExecInstance, type HibernationReport, type Inspection, type LostAs } from '../executor.ts';
 import { ClientBridge } from './bridge-client.ts';
 import type { WorkerProcess } from './process.ts';
 import type { ErrorInfo, InspectReply } from './protocol.ts';
@@ -27,6 +27,10 @@ export class RemoteInstance implements ExecInstance {
   private readonly debug: ((chunk: Uint8Array) => void) | undefined;
   private readonly onForget: () => void;
   private readonly onLost: (() => void) | undefined;
+  private readonly onHibernated: ((h: HibernationReport) => void) | undefined;
+  private readonly onWoken: (() => void) | undefined;
+  /** Its run waits in storage (reported by the worker). */
+  hibernating: boolean;
 
   constructor(options: {
     id: number;
@@ -38,6 +42,10 @@ export class RemoteInstance implements ExecInstance {
     /** Called once the instance is released and no run is in progress. */
     onForget: () => void;
     onLost?: () => void;
+    onHibernated?: (h: HibernationReport) => void;
+    onWoken?: () => void;
+    /** Created dormant (see CreateOptions.dormant). */
+    hibernating?: boolean;
   }) {
     this.id = options.id;
     this.worker = options.worker;
@@ -47,6 +55,9 @@ export class RemoteInstance implements ExecInstance {
     this.debug = options.debug;
     this.onForget = options.onForget;
     this.onLost = options.onLost;
+    this.onHibernated = options.onHibernated;
+    this.onWoken = options.onWoken;
+    this.hibernating = options.hibernating ?? false;
   }
 
   get status(): Status {
@@ -147,6 +158,24 @@ export class RemoteInstance implements ExecInstance {
     this.settle = undefined;
     if (this.released) this.onForget();
     s?.reject(new ExecError(error.kind, error.message));
+  }
+
+  hibernated(h: HibernationReport): void {
+    this.hibernating = h.waiting;
+    try {
+      this.onHibernated?.(h);
+    } catch {
+      // The owner's bookkeeping failing does not concern the worker.
+    }
+  }
+
+  woke(): void {
+    this.hibernating = false;
+    try {
+      this.onWoken?.();
+    } catch {
+      // as above
+    }
   }
 
   debugOutput(chunk: Uint8Array): void {
