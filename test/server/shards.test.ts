@@ -138,6 +138,15 @@ describe('gate-server in shards', () => {
     assert.deepEqual([...new Set(again.map((r) => r.status))], [200]);
   });
 
+  it('calls a pinned module on every shard, and on none once it is unpinned', async () => {
+    const dave = new Client(c.site, new Principal());
+    const hello = await dave.upload(wasm('examples/hello.wasm'));
+    const call = () => dave.post(`/gate-0/module/sha256/${hello}?action=call&function=greet`);
+    for (const r of await Promise.all(Array.from({ length: 12 }, call))) assert.equal(r.text, 'hello, world\n');
+    assert.equal((await dave.post(`/gate-0/module/sha256/${hello}?action=unpin`)).status, 200);
+    for (const r of await Promise.all(Array.from({ length: 12 }, call))) assert.deepEqual([r.status, r.text], [404, 'module not found\n']);
+  });
+
   it('counts the calls of every shard in one set of metrics', async () => {
     const hello = wasm('examples/hello.wasm');
     const before = callsTotal((await new Client(c.site).request('/metrics')).text);

@@ -51,6 +51,8 @@ export interface ShardLink {
   metrics(): Promise<string>;
   /** The Unix socket of a shard's passed-on requests. */
   peer(index: number): string;
+  /** A principal unpinned a module: resolves once every other shard has forgotten the pin. */
+  unpinned(principal: string, hash: string): Promise<void>;
 }
 
 export interface Caller {

@@ -35,6 +35,8 @@ const RECENT = 16;
 const RECENT_BYTES = 32 * 1024 * 1024;
 /** Hashes of stored modules remembered. */
 const STORED_KEPT = 10_000;
+/** Pins remembered. */
+const PINS_KEPT = 100_000;
 
 /** Where the cache of unpinned modules is kept: here within `bytes`, or by another process told of each use (the shards' supervisor). */
 export type UnpinnedCache = { bytes: number } | { elsewhere: (hash: string) => void };
@@ -55,6 +57,12 @@ export class Modules {
   private unpinnedTotal = 0;
   private readonly unpinnedBytes: number;
   private readonly usedElsewhere: ((hash: string) => void) | undefined;
+  /**
+   * Pins known here (`principal hash`), so that the calls of a pinned module
+   * ask the inventory once; only where no other server shares it (the shards
+   * of one server tell each other of unpins).
+   */
+  private readonly pins = new RecentMap<string, true>(PINS_KEPT);
 
   constructor(inventory: Inventory, executor: Executor, cache: UnpinnedCache = { bytes: Infinity }) {
     this.inventory = inventory;
@@ -108,6 +116,20 @@ export class Modules {
       this.unpinned.delete(hash);
       this.unpinnedTotal -= e.size;
     }
+  }
+
+  /** Whether a principal has a module pinned. */
+  async pinned(principal: string, hash: string): Promise<boolean> {
+    const key = `${principal} ${hash}`;
+    if (!this.inventory.shared && this.pins.get(key)) return true;
+    if ((await this.inventory.pinTags(principal, hash)) === undefined) return false;
+    if (!this.inventory.shared) this.pins.set(key, true);
+    return true;
+  }
+
+  /** A pin is gone (unpinned here or by another shard). */
+  forgetPin(principal: string, hash: string): void {
+    this.pins.delete(`${principal} ${hash}`);
   }
 
   has(hash: string): Promise<boolean> {

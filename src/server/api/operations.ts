@@ -42,7 +42,7 @@ export async function uploadModule(
 /** A module the caller has pinned. */
 export async function extantModule(parts: ServerParts, caller: Caller, key: string): Promise<Program> {
   if (caller.principal === undefined) throw parts.verifier.anonymous();
-  if (!(await parts.inventory.pinTags(caller.principal, key)) || !(await parts.modules.has(key))) throw moduleNotFound();
+  if (!(await parts.modules.pinned(caller.principal, key)) || !(await parts.modules.has(key))) throw moduleNotFound();
   return { hash: key, bytes: await parts.modules.bytes(key) };
 }
 
@@ -91,6 +91,9 @@ export async function pinExtant(parts: ServerParts, caller: Caller, hash: string
 export async function unpinModule(parts: ServerParts, caller: Caller, hash: string): Promise<void> {
   if (caller.principal === undefined) throw parts.verifier.anonymous();
   if (!(await parts.inventory.unpin(caller.principal, hash))) throw moduleNotFound();
+  parts.modules.forgetPin(caller.principal, hash);
+  // The other shards forget it before the unpin is answered: no call of it gets through after.
+  await parts.shards?.unpinned(caller.principal, hash);
   await parts.modules.release(hash);
   event(parts, 'MODULE_UNPIN', caller, { module: hash });
 }

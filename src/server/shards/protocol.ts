@@ -57,6 +57,8 @@ export interface ShardCalls {
   metrics: null;
   /** Admit a principal new to this server from a source (api/newcomers.ts), or fail with 429. */
   newcomer: { principal: string; source: string | undefined };
+  /** A principal unpinned a module: answered once the other shards forgot the pin. */
+  unpinned: { principal: string; hash: string };
 }
 
 // Supervisor → shard calls.
@@ -67,6 +69,8 @@ export interface SupervisorCalls {
   recall: { key: string; seq: number };
   /** Whether the shard has an instance. */
   has: InstanceKey;
+  /** Forget that a principal has a module pinned. */
+  'forget-pin': { principal: string; hash: string };
   /** The shard's instances of a principal (their info). */
   list: { principal: string };
   /** The shard's metrics. */

@@ -120,6 +120,7 @@ async function start(setup: ShardSetup): Promise<Shard> {
       list: (principal) => rpc.call<Record<string, unknown>[]>('list', { principal }),
       metrics: () => rpc.call<string>('metrics'),
       peer: (i) => setup.peers[i],
+      unpinned: (principal, hash) => rpc.call('unpinned', { principal, hash }),
     };
     // Stored modules used are told in batches: the supervisor keeps the cache of unpinned modules.
     const used = new Set<string>();
@@ -197,6 +198,11 @@ async function answer(kind: keyof SupervisorCalls, body: unknown): Promise<unkno
     case 'recall': {
       const { key, seq } = body as SupervisorCalls['recall'];
       return s.quota.recall(key, instances.held(key), seq);
+    }
+    case 'forget-pin': {
+      const b = body as SupervisorCalls['forget-pin'];
+      s.parts.modules.forgetPin(b.principal, b.hash);
+      return null;
     }
     case 'has': {
       const k = body as InstanceKey;

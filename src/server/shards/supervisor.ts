@@ -319,6 +319,11 @@ class Supervisor {
         return this.list((body as ShardCalls['list']).principal);
       case 'metrics':
         return this.metrics();
+      case 'unpinned': {
+        const b = body as ShardCalls['unpinned'];
+        const others = this.live().filter((s) => s !== shard);
+        return Promise.all(others.map((s) => s.rpc.call('forget-pin', b).catch(() => undefined))).then(() => null);
+      }
       case 'newcomer': {
         const b = body as ShardCalls['newcomer'];
         this.newcomers.admit(b.principal, b.source);
