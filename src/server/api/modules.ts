@@ -132,10 +132,14 @@ export class Modules {
     this.pins.delete(`${principal} ${hash}`);
   }
 
-  has(hash: string): Promise<boolean> {
-    // What this process stored lately is there unless it was collected (which it is told of), when no other server shares the inventory.
-    if (!this.inventory.shared && this.stored.has(hash)) return Promise.resolve(true);
-    return this.inventory.hasModule(hash);
+  async has(hash: string): Promise<boolean> {
+    // What this process stored or found lately is there unless it was collected (which it is told of), when no other server shares the inventory.
+    if (this.inventory.shared) return this.inventory.hasModule(hash);
+    if (this.stored.has(hash)) return true;
+    const size = await this.inventory.moduleSize(hash);
+    if (size === undefined) return false;
+    this.stored.set(hash, size);
+    return true;
   }
 
   /** Module bytes (a few recently used ones are kept in memory). */
