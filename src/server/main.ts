@@ -108,7 +108,7 @@ async function main(): Promise<void> {
   };
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGTERM', () => stop('SIGTERM'));
-  // Said once a signal stops it gracefully: whoever waits for this line may send one at once.
+  // Said only now: whoever waits for this line may signal at once (standard output to a pipe is written synchronously).
   process.stdout.write(`gate-server listening on ${server.url}\n`);
 }
 
