@@ -156,7 +156,11 @@ export class Modules {
       try {
         bytes = await this.inventory.readModule(hash);
       } catch (error) {
-        if (error instanceof ModuleCorruptError) throw new HttpError(500, `module ${hash} is damaged on the server: upload it again`);
+        if (error instanceof ModuleCorruptError) {
+          // Not taken as stored any more: the next upload writes it again.
+          this.forget(hash);
+          throw new HttpError(500, `module ${hash} is damaged on the server: upload it again`);
+        }
         throw error;
       }
     }
@@ -167,8 +171,10 @@ export class Modules {
   /**
    * Validate (prepare) and store a module. `expected` is the hash the client
    * named, which must match the content; `owner` shares preparation fairly.
+   * Unless `verify`, a module this process stored lately is taken as stored
+   * (a call's upload); otherwise its file is checked and replaced if damaged.
    */
-  async add(bytes: Uint8Array, maxMemoryPages: number, expected?: string, owner?: string): Promise<{ hash: string; facts: ProgramFacts }> {
+  async add(bytes: Uint8Array, maxMemoryPages: number, expected?: string, owner?: string, verify = true): Promise<{ hash: string; facts: ProgramFacts }> {
     const hash = sha256Hex(bytes);
     if (expected !== undefined && hash !== expected) throw badRequest('module hash does not match content').failing('MODULE_HASH_MISMATCH');
     let facts: ProgramFacts;
@@ -179,7 +185,7 @@ export class Modules {
     }
     // An upload seen lately is stored already (what is collected is forgotten here); an inventory other
     // servers share may have lost it meanwhile, so there it is stored every time.
-    if (this.inventory.shared || this.stored.get(hash) !== bytes.byteLength) {
+    if (verify || this.inventory.shared || this.stored.get(hash) !== bytes.byteLength) {
       await this.inventory.putModule(hash, bytes);
       this.stored.set(hash, bytes.byteLength);
     }

@@ -15,7 +15,9 @@ export interface Program {
 
 /**
  * An uploaded module: `read` delivers exactly `length` body bytes. The key
- * named by the client must match the content.
+ * named by the client must match the content. `keep`: it is to be pinned or
+ * launched, so its stored copy is checked (and replaced if damaged) even
+ * when this process stored it lately.
  */
 export async function uploadModule(
   parts: ServerParts,
@@ -23,6 +25,7 @@ export async function uploadModule(
   key: string,
   length: number,
   read: () => Promise<Uint8Array>,
+  keep = true,
 ): Promise<Program> {
   const max = caller.limits.maxmodulesize;
   if (length > max) throw badRequest('module size limit exceeded').failing('RESOURCE_LIMIT');
@@ -30,7 +33,7 @@ export async function uploadModule(
   // module's size is not told apart from any other mismatch.
   const known = await parts.modules.has(key);
   const bytes = await read();
-  const { hash } = await parts.modules.add(bytes, pagesFor(caller.limits.maxmemorysize), key, ownerOf(caller.principal));
+  const { hash } = await parts.modules.add(bytes, pagesFor(caller.limits.maxmemorysize), key, ownerOf(caller.principal), keep);
   if (known) {
     event(parts, 'MODULE_UPLOAD_EXIST', caller, { module: hash });
     return { hash, bytes };

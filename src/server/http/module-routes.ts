@@ -162,7 +162,7 @@ async function postModule(parts: ServerParts, req: IncomingMessage, res: ServerR
         const length = uploadLength(req);
         const creds = credentialsOf(parts, req);
         const caller = pin ? await ownerCaller(parts, creds, 'program-instance') : await anyCaller(parts, creds, 'program-instance');
-        const program = await uploadModule(parts, caller, key, length, () => readBody(req, length, parts.config.http.bodytimeout * 1000));
+        const program = await uploadModule(parts, caller, key, length, () => readBody(req, length, parts.config.http.bodytimeout * 1000), pin);
         if (pin) await pinModule(parts, caller, program.hash, tags, program.bytes);
         return call(parts, req, res, caller, program, params, pin, false);
       }

@@ -305,7 +305,7 @@ async function callSession(parts: ServerParts, ws: WebSocket, inbox: Inbox, t: E
       if (!m.binary) throw new WsClose(1003, 'module must be sent as a binary message');
       if (m.data.byteLength !== length) throw badRequest('content decode error');
       return new Uint8Array(m.data);
-    });
+    }, t.pin);
   } else if (t.source !== undefined) {
     const creds = credentialsFrom(parts, first.authorization, t.pin);
     caller = t.pin ? await ownerCaller(parts, creds, 'program-instance') : await anyCaller(parts, creds, 'program-instance');
