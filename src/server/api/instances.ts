@@ -635,7 +635,9 @@ export class Instances {
     if (!inst.transient) void this.writeRecord(inst);
     inst.stopped = run.then(
       (status) => this.onStop(inst, status),
-      (error: unknown) => this.onStop(inst, { state: State.KILLED, cause: Cause.INTERNAL, result: 0, error: String((error as Error)?.message ?? error) }),
+      (error: unknown) =>
+        // Lost with its worker before the run began (a checkpoint's resume, say): it ends as the loss said, naming a limit for the offender.
+        this.onStop(inst, exec.lostAs ? exec.status : { state: State.KILLED, cause: Cause.INTERNAL, result: 0, error: String((error as Error)?.message ?? error) }),
     );
   }
 
