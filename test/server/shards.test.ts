@@ -8,6 +8,7 @@
 
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
+import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -117,6 +118,25 @@ describe('gate-server in shards', () => {
     assert.equal((await bob.post(`/gate-0/instance/${ids[0]}`)).text, 'instance not found\n');
   });
 
+  it('answers io at once whichever shard it reaches, when the program waits for input first (a client sends only after the headers)', async () => {
+    const hello = await alice.upload(wasm('examples/hello.wasm'));
+    // Eight conversations on fresh connections: the kernel puts about half on the shard without the instance.
+    for (let i = 0; i < 8; i++) {
+      const id = await alice.launch(hello, '&function=repl');
+      const req = http.request(`${alice.base}/gate-0/instance/${id}?action=io`, { method: 'POST', headers: { ...alice.auth(), TE: 'trailers' }, agent: false });
+      req.flushHeaders();
+      // As `gate repl` does: nothing is sent before the answer's headers.
+      const res = await new Promise<http.IncomingMessage>((resolve) => req.on('response', resolve));
+      assert.equal(res.statusCode, 200);
+      req.end('first\n');
+      let output = '';
+      for await (const chunk of res) output += (chunk as Buffer).toString();
+      assert.equal(output, 'hello, world\n');
+      assert.equal(res.trailers['gate-status'], '{"state":"HALTED"}');
+      assert.equal((await alice.post(`/gate-0/instance/${id}?action=delete`)).status, 200);
+    }
+  });
+
   it('holds a chosen instance id and the principal limits across shards', async () => {
     const counter = await alice.upload(wasm('examples/counter.wasm'));
     const id = '2b1c2b3e-6f9a-4a1e-9d3c-5e8f7a6b4c2d';
@@ -145,6 +165,32 @@ describe('gate-server in shards', () => {
     for (const r of await Promise.all(Array.from({ length: 12 }, call))) assert.equal(r.text, 'hello, world\n');
     assert.equal((await dave.post(`/gate-0/module/sha256/${hello}?action=unpin`)).status, 200);
     for (const r of await Promise.all(Array.from({ length: 12 }, call))) assert.deepEqual([r.status, r.text], [404, 'module not found\n']);
+  });
+
+  it('is the only server on its port: another one started there fails as on a taken port', async () => {
+    const dataDir = mkdtempSync(path.join(os.tmpdir(), 'gate-shards-test-'));
+    try {
+      const port = Number(new URL(c.server.url).port);
+      await assert.rejects(
+        startShards({
+          listen: { host: '127.0.0.1', port },
+          dataDir,
+          config: mergeConfig({ runtime: { workers: 2, cachedir: testCacheDir } }),
+          log: new Logger('error', () => {}),
+        }).then(async (second) => {
+          await second.close();
+          return second;
+        }),
+        /EADDRINUSE/,
+      );
+      const hello = wasm('examples/hello.wasm');
+      for (let i = 0; i < 4; i++) {
+        const r = await new Client(c.site).post(`/gate-0/module/sha256/${sha256(hello)}?action=call&function=greet`, { headers: { 'Content-Type': 'application/wasm' }, body: hello });
+        assert.equal(r.text, 'hello, world\n');
+      }
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
+    }
   });
 
   it('counts the calls of every shard in one set of metrics', async () => {

@@ -78,7 +78,9 @@ export function forwardRequest(req: IncomingMessage, res: ServerResponse, socket
       const head = endToEnd(answer.headers);
       if (answer.headers.trailer !== undefined) head.trailer = answer.headers.trailer;
       res.writeHead(answer.statusCode ?? 502, head);
-      if (answer.headers.trailer === undefined && answer.headers['content-length'] === undefined) res.flushHeaders();
+      // A streamed answer's headers go on as they came: the other shard sent them when the client had to see them (io, a call
+      // whose program reads input), and a client such as `gate repl` sends nothing before it has them.
+      if (answer.headers['content-length'] === undefined) res.flushHeaders();
       answer.on('data', (chunk: Buffer) => {
         if (!res.write(chunk)) {
           answer.pause();
