@@ -20,6 +20,7 @@
 // from their last checkpoint on the other shards.
 
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { defaultCacheDir, sha256Hex } from '../../host/module-cache.ts';
@@ -187,6 +188,8 @@ class Supervisor {
     const collected = this.store.collectUnreferenced();
     if (collected > 0) this.log.info('unpinned modules of an earlier run removed', { modules: collected });
     const uuid = this.store.serverUuid(this.config.server.uuid);
+    // SO_REUSEPORT lets any process of this user join a port: another server on it would silently take half the connections.
+    if (this.options.listen.port !== 0) await portIsFree(this.options.listen);
     // The first shard chooses the port when it is 0; the others join it.
     const first = this.spawn(0, this.options.listen.port);
     this.port = await this.within(first.ready, 'worker 0 did not start');
@@ -523,6 +526,15 @@ class Supervisor {
     );
     adopt().catch((error: unknown) => this.log.error('instances of a lost worker could not be restored', { worker: shard.index, error: (error as Error).message }));
   }
+}
+
+/** Fails as a plain listen would (EADDRINUSE) when anything, shards of another server included, is on the address. */
+function portIsFree(listen: { host: string; port: number }): Promise<void> {
+  const probe = net.createServer();
+  return new Promise<void>((resolve, reject) => {
+    probe.once('error', reject);
+    probe.listen({ host: listen.host, port: listen.port }, () => probe.close(() => resolve()));
+  });
 }
 
 function keyOf(k: InstanceKey): string {
