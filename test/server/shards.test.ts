@@ -273,3 +273,54 @@ describe('a shard that nothing can interrupt, or that runs out of heap', () => {
     });
   }
 });
+
+describe('closing gate-server in shards', () => {
+  it('a shard that nothing can interrupt does not hold the close: it is killed, its offender stays ended, the rest resume at the next start', async () => {
+    const dataDir = mkdtempSync(path.join(os.tmpdir(), 'gate-shards-test-'));
+    const logs: Record<string, unknown>[] = [];
+    const start = () =>
+      startShards({
+        listen: { host: '127.0.0.1', port: 0 },
+        dataDir,
+        config: mergeConfig({ runtime: { workers: 2, cachedir: testCacheDir, checkpoint: 1, watchdog: 2 } }),
+        log: new Logger('info', (line) => logs.push(JSON.parse(line) as Record<string, unknown>)),
+        testHooks: true,
+        relayLogs: true,
+      });
+    try {
+      let server = await start();
+      let site = { url: server.url, audience: `${server.url}/gate-0/` };
+      const bob = new Principal();
+      const eve = new Principal();
+      const counter = wasm('examples/counter.wasm');
+      const evil = await new Client(site, eve).launch(await new Client(site, eve).upload(counter), '&function=debug_count');
+      const tenants: string[] = [];
+      const hash = await new Client(site, bob).upload(counter);
+      while (new Set(tenants.map((id) => server.shardOf(bob.id, id))).size < 2) {
+        assert.ok(tenants.length < 40, 'launches reached both shards');
+        tenants.push(await new Client(site, bob).launch(hash, '&function=debug_count'));
+      }
+      await waitFor('first checkpoints', () => [evil, ...tenants].every((id) => logs.some((l) => l.msg === 'instance checkpointed' && l.instance === id)));
+
+      server.blockForTest(eve.id, evil, 'loop');
+      await server.close();
+      const lost = logs.find((l) => l.msg === 'worker lost');
+      assert.equal(lost?.kind, 'stuck');
+      assert.equal(lost?.offender, evil);
+
+      server = await start();
+      try {
+        site = { url: server.url, audience: `${server.url}/gate-0/` };
+        assert.deepEqual(await new Client(site, eve).status(evil), {
+          state: 'KILLED',
+          error: 'the program held its worker for 2 s without letting it answer (runtime.watchdog = 2)',
+        });
+        for (const id of tenants) assert.deepEqual(await new Client(site, bob).status(id), { state: 'RUNNING' });
+      } finally {
+        await server.close();
+      }
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+});

@@ -88,6 +88,11 @@ export class ShardProcess {
     this.rpc.note('setup', setup);
   }
 
+  /** The process's exit code or signal once it has exited. */
+  get exitCode(): number | string | undefined {
+    return this.child.exitCode ?? this.child.signalCode ?? undefined;
+  }
+
   get pid(): number | undefined {
     return this.child.pid;
   }

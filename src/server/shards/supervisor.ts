@@ -229,7 +229,7 @@ class Supervisor {
   close(): Promise<void> {
     if (this.phase.name === 'closing') return this.phase.done;
     const done = (async () => {
-      clearInterval(this.watchdog);
+      // The watchdog keeps going: a shard whose program holds it cannot shut down, and is killed as it would be while serving.
       clearInterval(this.trimmer);
       await Promise.all(
         this.live().map(async (s) => {
@@ -243,6 +243,7 @@ class Supervisor {
       );
       // Shards exit by themselves after their shutdown; what is left goes.
       await Promise.race([Promise.all(this.live().map((s) => s.exited)), new Promise((resolve) => setTimeout(resolve, 2000).unref())]);
+      clearInterval(this.watchdog);
       await Promise.all(this.shards.map((s) => s?.kill()));
       await this.preparers.close();
       this.store.close();
@@ -461,6 +462,7 @@ class Supervisor {
     const stuckAfter = this.config.runtime.watchdog * 1000;
     const cap = this.config.runtime.workermemory > 0 ? this.config.runtime.workermemory * MIB : undefined;
     for (const s of this.live()) {
+      if (s.exitCode !== undefined) continue; // it ended after its shutdown
       const limit = s.serving ? stuckAfter : START_TIMEOUT;
       if (!late && now - s.lastAnswer > limit) {
         this.lose(s, 'stuck', `worker ${s.index} ${s.serving ? 'stopped answering heartbeats' : 'did not start'} for ${Math.round(now - s.lastAnswer)} ms`);
@@ -502,11 +504,11 @@ class Supervisor {
       heapKey: 'runtime.workerheap',
     });
     this.log.error('worker lost', { worker: shard.index, kind, message, instances: mine.map((p) => p.id), offender: offender?.id });
-    if (this.phase.name === 'closing') return; // the records stay as a crash leaves them: the next start resumes them
     if (offender) {
       const rec = this.store.instance(offender.principal, offender.id);
       if (rec) this.store.putInstance({ ...rec, status: { state: State.KILLED, cause: Cause.NORMAL, result: 0, error: offence }, resume: false });
     }
+    if (this.phase.name === 'closing') return; // the others' records stay as a crash leaves them: the next start resumes them
     const replacement = this.spawn(shard.index, this.port);
     const adopt = async () => {
       const others = this.live().filter((s) => s.serving);
