@@ -5,7 +5,6 @@
 // in one line which version is needed. Compiled code is cached on disk
 // (module.enableCompileCache), so later starts skip most parsing.
 
-import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import module from 'node:module';
 import path from 'node:path';
@@ -33,6 +32,8 @@ export async function launch(entry, name) {
     process.exit(1);
   }
   // Run again on the bundled Node; this process only relays signals and the exit status.
+  // (child_process loads only here: a few ms of every start on a recent Node otherwise.)
+  const { spawn } = await import('node:child_process');
   const child = spawn(bundled, [...process.execArgv, process.argv[1], ...process.argv.slice(2)], {
     stdio: 'inherit',
     env: { ...process.env, GATE_RELAUNCHED: '1' },

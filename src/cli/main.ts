@@ -68,6 +68,16 @@ function parseGlobals(argv: string[]): Parsed {
   return out;
 }
 
+/**
+ * `call MODULE [FUNCTION]` with nothing else, the commonest command: its
+ * module and function, or undefined for anything the parser must see.
+ */
+function plainCall(args: readonly string[]): { module: string; fn?: string } | undefined {
+  if (args[0] !== 'call' || args.length < 2 || args.length > 3) return undefined;
+  if (args.slice(1).some((a) => a.startsWith('-'))) return undefined;
+  return { module: args[1], fn: args[2] };
+}
+
 async function main(argv: string[]): Promise<void> {
   try {
     const parsed = parseGlobals(argv);
@@ -76,6 +86,15 @@ async function main(argv: string[]): Promise<void> {
       return;
     }
     // The rest loads only now: `gate --version` starts without it.
+    const plain = plainCall(parsed.rest);
+    if (plain) {
+      // Without options a call needs no parser: commander and what it loads
+      // (child_process, util) are a fifth of a warm-daemon call's time.
+      const [{ loadClientConfig }, { callAction }] = await Promise.all([import('./config.ts'), import('./commands/call.ts')]);
+      const globals: Globals = { config: loadClientConfig(parsed.steps), json: parsed.json };
+      process.exitCode = await callAction(parsed.address, globals, plain.module, plain.fn, {});
+      return;
+    }
     const [{ loadClientConfig }, { buildProgram }] = await Promise.all([import('./config.ts'), import('./program.ts')]);
     if (parsed.help || parsed.rest.length === 0) {
       const globals: Globals = { config: loadClientConfig([]), json: false };

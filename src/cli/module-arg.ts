@@ -2,12 +2,9 @@
 // SHA-256, a source path such as /ipfs/CID, or a local wasm file (a program
 // or a snapshot) that the client reads and hashes itself.
 
-import { readFile } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
 import { CliError } from './errors.ts';
-
-// node:crypto through getBuiltinModule: its ESM view evaluates the lazy
-// webcrypto export (several ms of every command's start).
-const { createHash } = process.getBuiltinModule('node:crypto');
+import { sha256Hex } from './sha256.ts';
 
 export type ModuleArg =
   | { kind: 'id'; id: string }
@@ -30,15 +27,12 @@ export function moduleIdArg(arg: string): string {
   throw new CliError(`not a module id (64 lower-case hex digits): ${arg}`);
 }
 
-export function sha256Hex(bytes: Uint8Array): string {
-  return createHash('sha256').update(bytes).digest('hex');
-}
-
 /** A local wasm file; an empty one is refused here, naming the file. */
 export async function readModuleFile(file: string): Promise<Uint8Array> {
   let bytes: Uint8Array;
   try {
-    bytes = new Uint8Array(await readFile(file));
+    // Read at once: node:fs/promises would bring readline with it (a few ms of every call's start).
+    bytes = new Uint8Array(readFileSync(file));
   } catch (error) {
     const e = error as NodeJS.ErrnoException;
     if (e.code === 'ENOENT') {

@@ -5,6 +5,7 @@
 
 import { Command, InvalidArgumentError } from 'commander';
 import { isAddress } from './address.ts';
+import type { CallCommandOptions } from './commands/call.ts';
 import { CliError } from './errors.ts';
 import type { GateClient } from './http-client.ts';
 import { openClient, openSession, type Globals, type Session } from './session.ts';
@@ -52,21 +53,8 @@ export function buildProgram(parsed: Target, globals: Globals): Command {
     .option('--time-limit <seconds>', 'in-process: kill the program after this much (wall-clock) time', positiveNumber)
     .option('--cpu-limit <seconds>', "in-process: kill the program after it has executed this long (waiting doesn't count)", positiveNumber)
     .option('--memory-limit <MiB>', 'in-process: largest memory the program may have (default 32)', positiveNumber)
-    .action(async (module: string, fn: string | undefined, o) => {
-      const local = o.inProcess || [o.fuel, o.timeLimit, o.cpuLimit, o.memoryLimit].some((v) => v !== undefined);
-      if (local && address) throw new CliError('--in-process, --fuel, --time-limit, --cpu-limit and --memory-limit are for local calls only', 2);
-      if ((o.persist || o.D) && (local || address)) throw new CliError('-p and -D are for calls through the local daemon only', 2);
-      if (o.persist || o.D) {
-        process.exitCode = await (await import('./commands/run.ts')).callPersistent(await session(o.scope), module, fn ?? o.function, { debug: o.debug || o.D, backtrace: o.D });
-        return;
-      }
-      if (local) {
-        // The runtime loads only for in-process calls: other commands start faster without it.
-        const { callCommand } = await import('./call.ts');
-        process.exitCode = await callCommand(module, fn, { ...o, json: globals.json });
-        return;
-      }
-      process.exitCode = await (await import('./commands/run.ts')).callRemote(await session(o.scope), module, fn ?? o.function, { debug: o.debug });
+    .action(async (module: string, fn: string | undefined, o: CallCommandOptions) => {
+      process.exitCode = await (await import('./commands/call.ts')).callAction(address, globals, module, fn, o);
     });
 
   program

@@ -6,9 +6,8 @@ import type { KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { CliError } from './errors.ts';
 
-// node:crypto through getBuiltinModule: its ESM view evaluates the lazy
-// webcrypto export (several ms of every command's start).
-const { createPrivateKey, createPublicKey } = process.getBuiltinModule('node:crypto');
+// node:crypto loads only when a key is read (see token.ts).
+const crypto = () => process.getBuiltinModule('node:crypto');
 
 const BEGIN = '-----BEGIN OPENSSH PRIVATE KEY-----';
 const END = '-----END OPENSSH PRIVATE KEY-----';
@@ -77,9 +76,9 @@ export function parseOpenSSHKey(text: string): Ed25519Key {
     throw new Error('corrupt OpenSSH private key (Ed25519 key sizes)');
   }
   const x = publicKey.toString('base64url');
-  const privateKey = createPrivateKey({ key: { kty: 'OKP', crv: 'Ed25519', d: secret.subarray(0, 32).toString('base64url'), x }, format: 'jwk' });
+  const privateKey = crypto().createPrivateKey({ key: { kty: 'OKP', crv: 'Ed25519', d: secret.subarray(0, 32).toString('base64url'), x }, format: 'jwk' });
   // The secret must belong to the public key it claims.
-  const derived = createPublicKey(privateKey).export({ format: 'jwk' }).x;
+  const derived = crypto().createPublicKey(privateKey).export({ format: 'jwk' }).x;
   if (derived !== x) throw new Error('corrupt OpenSSH private key (public key does not match)');
   return { privateKey, publicKey: new Uint8Array(publicKey), x };
 }

@@ -5,9 +5,10 @@
 
 import type { Ed25519Key } from './ssh-key.ts';
 
-// node:crypto through getBuiltinModule: its ESM view evaluates the lazy
-// webcrypto export (several ms of every command's start).
-const { randomBytes, sign } = process.getBuiltinModule('node:crypto');
+// node:crypto loads when a token is signed (about 12 ms of a fresh process:
+// the daemon's unsigned tokens need none of it), through getBuiltinModule,
+// since its ESM view evaluates the lazy webcrypto export too.
+const crypto = () => process.getBuiltinModule('node:crypto');
 
 const LIFETIME_SECONDS = 60;
 
@@ -28,7 +29,7 @@ function claims(options: TokenOptions): Record<string, unknown> {
   const now = options.now ?? Math.floor(Date.now() / 1000);
   const out: Record<string, unknown> = { exp: now + LIFETIME_SECONDS };
   if (options.audience) out.aud = [options.audience];
-  if (options.nonce) out.nonce = randomBytes(16).toString('base64url');
+  if (options.nonce) out.nonce = crypto().randomBytes(16).toString('base64url');
   const scope = [...(options.scope ?? [])].sort().join(' ');
   if (scope) out.scope = scope;
   return out;
@@ -38,7 +39,7 @@ function claims(options: TokenOptions): Record<string, unknown> {
 export function signedBearer(key: Ed25519Key, options: TokenOptions): string {
   const header = b64url({ alg: 'EdDSA', jwk: { kty: 'OKP', crv: 'Ed25519', x: key.x } });
   const body = b64url(claims(options));
-  const signature = sign(null, Buffer.from(`${header}.${body}`, 'ascii'), key.privateKey).toString('base64url');
+  const signature = crypto().sign(null, Buffer.from(`${header}.${body}`, 'ascii'), key.privateKey).toString('base64url');
   return `Bearer ${header}.${body}.${signature}`;
 }
 

@@ -2,7 +2,6 @@
 // Content-Length), with a progress bar for big ones.
 
 import { createWriteStream } from 'node:fs';
-import { rename, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -10,9 +9,6 @@ import { CliError } from './errors.ts';
 import { MODULE_PATH, type GateClient } from './http-client.ts';
 import { Progress } from './progress.ts';
 
-// node:crypto through getBuiltinModule: its ESM view evaluates the lazy
-// webcrypto export (several ms of every command's start).
-const { randomBytes } = process.getBuiltinModule('node:crypto');
 
 /**
  * The module bytes as a request body: a stream that draws progress when a bar
@@ -71,6 +67,8 @@ export async function writeOutput(bytes: Uint8Array, file: string | undefined): 
     await writeAll(process.stdout, bytes);
     return;
   }
+  // node:fs/promises loads only here: it brings readline with it (a few ms of every command's start).
+  const { rename, stat, unlink } = await import('node:fs/promises');
   let regular = true;
   try {
     regular = (await stat(file)).isFile();
@@ -81,7 +79,7 @@ export async function writeOutput(bytes: Uint8Array, file: string | undefined): 
     await writeAll(createWriteStream(file), bytes, true);
     return;
   }
-  const temp = path.join(path.dirname(file), `.${randomBytes(6).toString('hex')}.wasm`);
+  const temp = path.join(path.dirname(file), `.${process.getBuiltinModule('node:crypto').randomBytes(6).toString('hex')}.wasm`);
   try {
     await writeAll(createWriteStream(temp, { mode: 0o644 }), bytes, true);
     await rename(temp, file);

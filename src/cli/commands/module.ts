@@ -2,7 +2,8 @@
 // import and export of files, and pull/push between two servers.
 
 import { MODULE_PATH, type GateClient } from '../http-client.ts';
-import { idFromLocation, moduleIdArg, readModuleFile, resolveModuleArg, sha256Hex } from '../module-arg.ts';
+import { idFromLocation, moduleIdArg, readModuleFile, resolveModuleArg } from '../module-arg.ts';
+import { sha256Hex } from '../sha256.ts';
 import { formatTable, printJSON, tagsText } from '../output.ts';
 import type { Session } from '../session.ts';
 import { downloadModule, hasModule, uploadModule, writeOutput } from '../transfer.ts';
