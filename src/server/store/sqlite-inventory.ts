@@ -90,11 +90,12 @@ export class SqliteInventory implements Inventory {
   }
 
   async instance(principal: string, id: string): Promise<OwnedInstanceRecord | undefined> {
-    return this.store.instances().map(owned).find((r) => r.principal === principal && r.id === id);
+    const [record] = this.store.instances(principal, id);
+    return record && owned(record);
   }
 
   async principalInstances(principal: string): Promise<OwnedInstanceRecord[]> {
-    return this.store.instances().map(owned).filter((r) => r.principal === principal);
+    return this.store.instances(principal).map(owned);
   }
 
   async close(): Promise<void> {

@@ -313,12 +313,14 @@ export class Store {
     this.stmt('DELETE FROM instance WHERE principal = ? AND id = ?').run(principal, id);
   }
 
-  /** The instance records (of one principal's instance, when given). */
+  /** The instance records: all of them, a principal's, or one instance of a principal (by the table's key, not a scan). */
   instances(principal?: string, id?: string): InstanceRecord[] {
     const rows = (
       principal === undefined
         ? this.stmt('SELECT * FROM instance').all()
-        : this.stmt('SELECT * FROM instance WHERE principal = ? AND id = ?').all(principal, id ?? '')
+        : id === undefined
+          ? this.stmt('SELECT * FROM instance WHERE principal = ?').all(principal)
+          : this.stmt('SELECT * FROM instance WHERE principal = ? AND id = ?').all(principal, id)
     ) as Record<string, string | number | null>[];
     return rows.map((r) => ({
       principal: r.principal as string,
