@@ -28,7 +28,7 @@ export class SqliteInventory implements Inventory {
   }
 
   async putModule(hash: string, bytes: Uint8Array): Promise<void> {
-    this.store.putModule(hash, bytes);
+    await this.store.putModule(hash, bytes);
   }
 
   async adoptModule(hash: string, size: number): Promise<void> {

@@ -8,6 +8,7 @@
 
 import { createHash, randomUUID } from 'node:crypto';
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { open } from 'node:fs/promises';
 import path from 'node:path';
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import type { Status } from '../../runtime/instance/status.ts';
@@ -141,15 +142,47 @@ export class Store {
     return bytes;
   }
 
-  /** Write module bytes durably and record them; a no-op when already stored intact (a damaged copy is replaced). */
-  putModule(hash: string, bytes: Uint8Array): void {
+  /**
+   * Write module bytes durably and record them; a no-op when already stored
+   * intact (a damaged copy is replaced). The file is written and synced off
+   * the thread first: a checkpoint's two fsyncs done in place held every
+   * request of the process for milliseconds. The record follows the file.
+   */
+  async putModule(hash: string, bytes: Uint8Array): Promise<void> {
     if (this.storedIntact(hash, bytes.byteLength) && this.hasModule(hash)) return;
-    // Another process of the server may collect the module meanwhile: file and record change under the write lock.
+    const file = this.modulePath(hash);
+    const tmp = this.tempPath(hash);
+    try {
+      const handle = await open(tmp, 'w', 0o400);
+      try {
+        await handle.writeFile(bytes);
+        await handle.sync();
+      } finally {
+        await handle.close();
+      }
+      renameSync(tmp, file);
+    } finally {
+      rmSync(tmp, { force: true });
+    }
+    await syncDirAsync(this.moduleDir);
+    // Another process of the server may have collected the module meanwhile: file and record change under the write lock.
     this.transaction(() => {
-      const present = this.storedIntact(hash, bytes.byteLength);
-      if (!present) this.writeModuleFile(hash, bytes);
+      // (Its size is enough here: it is the file just written, or gone.)
+      if (!this.storedSize(hash, bytes.byteLength)) this.writeModuleFile(hash, bytes);
       this.stmt('INSERT OR IGNORE INTO module (hash, size, created) VALUES (?, ?, ?)').run(hash, bytes.byteLength, Date.now());
     });
+  }
+
+  private tempPath(hash: string): string {
+    return path.join(this.moduleDir, `.${hash}.${process.pid}.${randomUUID()}`);
+  }
+
+  private storedSize(hash: string, size: number): boolean {
+    try {
+      return statSync(this.modulePath(hash)).size === size;
+    } catch {
+      return false;
+    }
   }
 
   private storedIntact(hash: string, size: number): boolean {
@@ -163,7 +196,7 @@ export class Store {
   private writeModuleFile(hash: string, bytes: Uint8Array): void {
     const file = this.modulePath(hash);
     rmSync(file, { force: true });
-    const tmp = path.join(this.moduleDir, `.${hash}.${process.pid}.${randomUUID()}`);
+    const tmp = this.tempPath(hash);
     const fd = openSync(tmp, 'w', 0o400);
     try {
       for (let off = 0; off < bytes.byteLength; ) off += writeSync(fd, bytes, off);
@@ -367,6 +400,19 @@ function sha256(bytes: Uint8Array): string {
 
 function sameList(a: readonly string[], b: readonly string[]): boolean {
   return a.length === b.length && a.every((x, i) => x === b[i]);
+}
+
+async function syncDirAsync(dir: string): Promise<void> {
+  try {
+    const handle = await open(dir, 'r');
+    try {
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+  } catch {
+    // as syncDir
+  }
 }
 
 function syncDir(dir: string): void {
