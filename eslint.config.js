@@ -45,8 +45,9 @@ export default tseslint.config(
   layer(['src/browser/**/*.ts'], [above('console', 'server', 'cli', 'daemon'), SERVICES_NODE], { web: true }),
   layer(['src/console/**/*.ts'], [above('host', 'server', 'cli', 'daemon'), SERVICES_NODE], { web: true }),
   layer(['src/server/**/*.ts'], [above('browser', 'console', 'cli', 'daemon')]),
-  // Inside the server (docs/architecture.md): http > api > exec | store > config | obs | util.
-  layer(['src/server/api/**/*.ts'], [above('browser', 'console', 'cli', 'daemon', 'http')]),
-  layer(['src/server/{exec,store}/**/*.ts'], [above('browser', 'console', 'cli', 'daemon', 'http', 'api')]),
-  layer(['src/server/{config,obs,util}/**/*.ts'], [above('browser', 'console', 'cli', 'daemon', 'http', 'api', 'exec', 'store')]),
+  // Inside the server (docs/architecture.md): shards > http > api > exec | store > config | obs | util.
+  layer(['src/server/http/**/*.ts'], [above('browser', 'console', 'cli', 'daemon', 'shards')]),
+  layer(['src/server/api/**/*.ts'], [above('browser', 'console', 'cli', 'daemon', 'shards', 'http')]),
+  layer(['src/server/{exec,store}/**/*.ts'], [above('browser', 'console', 'cli', 'daemon', 'shards', 'http', 'api')]),
+  layer(['src/server/{config,obs,util}/**/*.ts'], [above('browser', 'console', 'cli', 'daemon', 'shards', 'http', 'api', 'exec', 'store')]),
 );

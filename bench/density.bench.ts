@@ -161,12 +161,12 @@ async function hostFigures(quick: boolean): Promise<Row[]> {
   }
 }
 
-/** Resident bytes of the server and its instance worker processes (not the preparers, which come and go). */
+/** Resident bytes of the server and the processes that hold its instances (shards, or instance workers; not the preparers, which come and go). */
 function serverRss(server: GateServer): number {
   const pid = server.process.pid!;
   const workers = childProcesses(pid).filter((c) => {
     try {
-      return readFileSync(`/proc/${c}/cmdline`, 'utf8').includes('gate-instances');
+      return /gate-(instances|shard)-/.test(readFileSync(`/proc/${c}/cmdline`, 'utf8'));
     } catch {
       return false;
     }
@@ -272,7 +272,7 @@ async function liveFigures(quick: boolean, progress: (m: string) => void): Promi
     const rss = serverRss(server) - before;
     const wake = await latencies(ids.slice(0, quick ? 20 : 200));
     return [
-      row('RSS per idle live instance', rss / ids.length / KiB, 'KiB', note(`${ids.length} echo.wasm waiting for a client (${failures.length} launches failed), server and 2 workers`, target(rss / ids.length / KiB, '≤', 50, 'KiB'))),
+      row('RSS per idle live instance', rss / ids.length / KiB, 'KiB', note(`${ids.length} echo.wasm waiting for a client (${failures.length} launches failed), server and 2 shards`, target(rss / ids.length / KiB, '≤', 50, 'KiB'))),
       ...latencyRows('io → first output byte, live instance', wake, 'the same instances'),
     ];
   } finally {
@@ -303,7 +303,7 @@ async function hibernatedFigures(quick: boolean, progress: (m: string) => void):
     rows.push(row('all hibernated, after the last launch', (performance.now() - t0) / 1000, 's', 'runtime.hibernate = 1 s'));
     await settle(3000);
     const rss = serverRss(server);
-    rows.push(row('server RSS with them all (server and 2 workers)', rss / MiB, 'MiB', ids.length >= 100_000 ? target(rss / MiB, '≤', 2048, 'MiB') : 'target ≤ 2 GiB for 100,000'));
+    rows.push(row('server RSS with them all (server and 2 shards)', rss / MiB, 'MiB', ids.length >= 100_000 ? target(rss / MiB, '≤', 2048, 'MiB') : 'target ≤ 2 GiB for 100,000'));
     rows.push(row('RSS per hibernated instance', (rss - before) / ids.length / KiB, 'KiB', 'records in the server, dormant entries in the workers'));
     rows.push(row('disk per hibernated instance', (dirBytes(path.join(dataDir, 'module')) - disk0) / ids.length / KiB, 'KiB', 'its hibernation snapshot (program and touched memory), whole 4 KiB blocks'));
 

@@ -37,11 +37,16 @@ export abstract class PreparedModules implements RestoreModules {
   /** The prepared form of a program not known in memory yet (from a disk cache, or prepared now). */
   protected abstract load(hash: string, bytes: Uint8Array, options: PrepareOptions): Promise<PreparedModule>;
 
-  /** The compiled, prepared form of a program; prepares it only when no cached copy exists. */
-  get(bytes: Uint8Array, options: PrepareOptions = {}): Promise<CompiledModule> {
+  /**
+   * The compiled, prepared form of a program; prepares it only when no
+   * cached copy exists. `hash`: its SHA-256 when the caller knows it already
+   * (a server hashes every upload), so that it is not computed again.
+   */
+  get(bytes: Uint8Array, options: PrepareOptions = {}, hash?: string): Promise<CompiledModule> {
     // Gate's words for bytes that are not wasm at all (V8's would be "BufferSource argument is empty" or a magic-word dump).
     if (!hasWasmMagic(bytes)) return Promise.reject(new PrepareError('ERR_MODULE_INVALID', 'not a WebAssembly module'));
-    return Promise.resolve(then(this.digest(bytes), (hash) => this.entry(hash, bytes, options)));
+    if (hash !== undefined) return this.entry(hash, bytes, options);
+    return Promise.resolve(then(this.digest(bytes), (h) => this.entry(h, bytes, options)));
   }
 
   /**

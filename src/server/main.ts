@@ -31,8 +31,12 @@ Configuration files are read from ~/.config/gate/server.toml and
 const SHUTDOWN_DEADLINE = 30;
 
 /**
- * With runtime.workers > 0, instances run in that many worker processes (see
- * workerExecutorOptions); otherwise in the server's own thread.
+ * With runtime.workers > 0 on a TCP address, the server is that many shard
+ * processes that each serve HTTP and run the instances of their requests
+ * (shards/supervisor.ts). On a Unix socket (SO_REUSEPORT is for TCP), or
+ * as one of several servers on PostgreSQL (database.url), HTTP is served
+ * here and instances run in that many worker processes
+ * (workerExecutorOptions). With 0, everything runs in this thread.
  */
 async function workerExecutor(config: Config): Promise<Executor | undefined> {
   if (config.runtime.workers <= 0) return undefined;
@@ -65,8 +69,15 @@ async function main(): Promise<void> {
   try {
     const listen = listenAddress(config.http.addr);
     mkdirSync(config.server.datadir, { recursive: true, mode: 0o700 });
-    executor = await workerExecutor(config);
-    server = await startServer({ listen, dataDir: config.server.datadir, config, executor });
+    // Several servers on one PostgreSQL (database.url) serve HTTP in one process each.
+    if (config.runtime.workers > 0 && !('path' in listen) && !config.database.url) {
+      const { startShards } = await import('./shards/supervisor.ts');
+      const log = new Logger(config.log.level, { format: config.log.format });
+      server = await startShards({ listen, dataDir: config.server.datadir, config, log, local: config.access.local });
+    } else {
+      executor = await workerExecutor(config);
+      server = await startServer({ listen, dataDir: config.server.datadir, config, executor });
+    }
   } catch (error) {
     await executor?.close();
     process.stderr.write(`gate-server: ${(error as Error).message}\n`);

@@ -10,15 +10,16 @@ import net from 'node:net';
 import path from 'node:path';
 import { Verifier } from './api/auth.ts';
 import { defaultConfig, type Config } from './config/config.ts';
-import type { ServerParts } from './api/context.ts';
+import type { ShardLink, ServerParts } from './api/context.ts';
 import { InProcessExecutor, inProcessOptions, type Executor } from './exec/executor.ts';
 import { goJSON } from './http/messages.ts';
 import { identityToken, readPrivateKey } from './api/identity.ts';
-import { Instances } from './api/instances.ts';
+import { Instances, type InstanceDirectory } from './api/instances.ts';
 import { Logger } from './obs/log.ts';
 import { Metrics } from './obs/metrics.ts';
-import { Modules } from './api/modules.ts';
-import { NewcomerLimiter } from './api/newcomers.ts';
+import { Modules, type UnpinnedCache } from './api/modules.ts';
+import { NewcomerLimiter, type Admission } from './api/newcomers.ts';
+import type { Quota } from './api/quota.ts';
 import { acquirePidFile, releasePidFile } from './store/pid-lock.ts';
 import { createPolicy } from './api/policy.ts';
 import { createHandler } from './http/router.ts';
@@ -30,7 +31,7 @@ import type { Inventory } from './store/inventory.ts';
 import type { Membership } from './store/pg-membership.ts';
 import { SqliteInventory } from './store/sqlite-inventory.ts';
 import { createUpgradeHandler } from './http/websocket.ts';
-import { startServices } from '../services/node/registry.ts';
+import { startServices, type RunningServices } from '../services/node/registry.ts';
 
 export type Listen = { host: string; port: number } | { path: string };
 
@@ -64,7 +65,7 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
-function mergeConfig(input: ConfigInput | Config | undefined): Config {
+export function mergeConfig(input: ConfigInput | Config | undefined): Config {
   const config = defaultConfig();
   const merge = (target: Record<string, unknown>, source: Record<string, unknown>) => {
     for (const [k, v] of Object.entries(source)) {
@@ -81,9 +82,8 @@ function mergeConfig(input: ConfigInput | Config | undefined): Config {
   return config;
 }
 
-function audiences(config: Config, listen: Listen, port: number): string[] {
+function audiences(config: Config, listen: Listen, port: number, scheme: string): string[] {
   if (config.http.audience.length > 0) return config.http.audience;
-  const scheme = config.http.tls.certfile ? 'https' : 'http';
   const out: string[] = [];
   if (config.http.authority) out.push(`${scheme}://${config.http.authority}/gate-0/`);
   if ('path' in listen) {
@@ -151,11 +151,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
 async function serve(options: ServerOptions): Promise<RunningServer> {
   const config = mergeConfig(options.config);
   const local = options.localUnsignedTokens ?? config.access.local;
-  if (local && config.http.origins.includes('*')) config.http.origins = ['null'];
   const log = options.log ?? new Logger(config.log.level, { format: config.log.format });
-  const sources = createSources(config);
-  const policy = createPolicy(config);
-
   const store = new Store(options.dataDir);
   const uuid = store.serverUuid(config.server.uuid);
   let membership: Membership | undefined;
@@ -176,105 +172,191 @@ async function serve(options: ServerOptions): Promise<RunningServer> {
   // The data dir keeps the nonces and the server's uuid in any case.
   const inventory: Inventory = membership?.inventory ?? new SqliteInventory(store);
   const ownExecutor = !options.executor;
-  // Without an executor from the caller, instances run here with the configured services.
-  const services = ownExecutor ? await startServices(config.service, { log: (message) => log.warn(message) }) : undefined;
-  const executor = options.executor ?? new InProcessExecutor(inProcessOptions(config, options.dataDir, services?.registry));
-  const metrics = new Metrics();
-  // Other servers of a cluster may be about to pin what they stored lately.
-  const collected = await inventory.collectUnreferenced(membership ? Date.now() - UNPINNED_SHARED_MS : Infinity);
-  if (collected > 0) log.info('unpinned modules of an earlier run removed', { modules: collected });
-  const modules = new Modules(inventory, executor, config.server.unpinnedmodules * 1024 * 1024);
-  metrics.addGauges(() => [
-    { name: 'gate_unpinned_module_bytes', help: 'Bytes of stored modules nothing refers to (server.unpinnedmodules).', values: [[{}, modules.unpinnedSize]] },
-  ]);
-  const instances = new Instances({
-    inventory,
-    serverId: uuid,
-    modules,
-    executor,
-    log,
-    metrics,
-    maxAnonymous: config.access.anonymousprocs,
-    anonymousTimeLimit: config.access.anonymoustimelimit,
-    // Live ones are bounded per process (runtime.maxinstances: its memory pool); hibernated ones need no memory.
-    maxInstances: { value: config.server.maxinstances, key: `server.maxinstances = ${config.server.maxinstances}` },
-  });
-
-  const cluster = membership ? new Cluster(membership, instances, log) : undefined;
-
-  const tls = config.http.tls.certfile
-    ? { cert: readFileSync(config.http.tls.certfile), key: readFileSync(config.http.tls.keyfile || config.http.tls.certfile) }
-    : undefined;
-  const server = tls ? https.createServer(tls) : http.createServer();
-  // Calls and io stream for as long as the program runs: no overall request timeout.
-  server.requestTimeout = 0;
-  server.headersTimeout = 60_000;
-  // Until the recorded instances are loaded, requests are answered 503 (they are not left hanging).
-  let handler: ((req: http.IncomingMessage, res: http.ServerResponse) => void) | undefined;
-  let upgrades: ReturnType<typeof createUpgradeHandler> | undefined;
-  server.on('request', (req, res) => {
-    if (handler) handler(req, res);
-    else starting(res);
-  });
-  server.on('upgrade', (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => {
-    if (upgrades) upgrades.upgrade(req, socket, head);
-    else socket.end('HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nRetry-After: 1\r\nContent-Length: 0\r\n\r\n');
-  });
-  server.on('clientError', (_error, socket) => {
-    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
-  });
-
+  let services: RunningServices | undefined;
+  let executor = options.executor;
+  let cluster: Cluster | undefined;
+  const frontend = createFrontend(config);
   try {
-    const port = await listen(server, options.listen);
-    const scheme = tls ? 'https' : 'http';
-    const auds = audiences(config, options.listen, port);
-    // Browsers' pages may use the API only from the server's own origins unless others are configured.
-    if (config.http.origins.filter((o) => o !== '').length === 0) config.http.origins = ownOrigins(auds);
-    const identityKey = config.server.identityfile ? readPrivateKey(config.server.identityfile) : undefined;
-    const jwt = identityToken(uuid, auds[0], identityKey);
-    const verifier = new Verifier({ audiences: auds, nonces: config.access.nonces && !local ? store : undefined, local });
-
-    const parts: ServerParts = {
+    // Without an executor from the caller, instances run here with the configured services.
+    services = ownExecutor ? await startServices(config.service, { log: (message) => log.warn(message) }) : undefined;
+    executor ??= new InProcessExecutor(inProcessOptions(config, options.dataDir, services?.registry));
+    const own = executor;
+    // Other servers of a cluster may be about to pin what they stored lately.
+    const collected = await inventory.collectUnreferenced(membership ? Date.now() - UNPINNED_SHARED_MS : Infinity);
+    if (collected > 0) log.info('unpinned modules of an earlier run removed', { modules: collected });
+    const port = await listen(frontend.server, options.listen);
+    const parts = assembleParts({
       config,
+      store,
       inventory,
-      modules,
-      instances,
+      serverId: uuid,
       executor,
-      verifier,
-      policy,
       log,
-      metrics,
-      sources,
-      newcomers: new NewcomerLimiter(config.access.newprincipals, 'access.newprincipals', (id) => store.knowsPrincipal(id)),
-      apiInfo: { plain: goJSON({ uuid, jwt }), features: goJSON({ uuid, jwt, features: {} }) },
-    };
-
-    await instances.load((principal) => policy.limits({ principal: { id: principal, key: new Uint8Array(32) }, scope: [] }));
+      local,
+      listen: options.listen,
+      port,
+      // Live ones are bounded per process (runtime.maxinstances: its memory pool); hibernated ones need no memory.
+      maxInstances: { value: config.server.maxinstances, key: `server.maxinstances = ${config.server.maxinstances}` },
+      unpinned: { bytes: config.server.unpinnedmodules * 1024 * 1024 },
+    });
+    cluster = membership ? new Cluster(membership, parts.instances, log) : undefined;
+    await parts.instances.load((principal) => parts.policy.limits({ principal: { id: principal, key: new Uint8Array(32) }, scope: [] }));
     if (cluster) await cluster.start();
-    upgrades = createUpgradeHandler(parts);
-    handler = createHandler(parts);
-    const url = 'path' in options.listen ? options.listen.path : `${scheme}://${hostForUrl(options.listen.host)}:${port}`;
-    log.info('server started', { url, uuid, datadir: options.dataDir, audience: auds, policy: config.access.policy, local, cluster: !!cluster });
-    return serving(parts, server, upgrades, url, async () => {
+    frontend.open(parts);
+    const url = 'path' in options.listen ? options.listen.path : `${frontend.scheme}://${hostForUrl(options.listen.host)}:${port}`;
+    log.info('server started', { url, uuid, datadir: options.dataDir, audience: parts.verifier.audiences, policy: config.access.policy, local, cluster: !!cluster });
+    const joined = cluster;
+    return serving(parts, frontend, url, async () => {
       await peers?.close();
-      await cluster?.close();
-      if (ownExecutor) await executor.close();
+      await joined?.close();
+      if (ownExecutor) await own.close();
       services?.close();
       store.close();
       if ('path' in options.listen) removeSocket(options.listen.path);
     });
   } catch (error) {
     // Never leave a server listening that cannot serve.
-    if (server.listening) server.close();
-    server.closeAllConnections();
+    if (frontend.server.listening) frontend.server.close();
+    frontend.server.closeAllConnections();
     await peers?.close();
-    await cluster?.close();
-    if (ownExecutor) await executor.close();
+    if (cluster) await cluster.close();
+    else await membership?.close();
+    if (ownExecutor) await executor?.close();
     services?.close();
     store.close();
     if ('path' in options.listen) removeSocket(options.listen.path);
     throw error;
   }
+}
+
+/** What assembleParts() needs besides the configuration: where the server's state and instances are, and its limits. */
+export interface PartsOptions {
+  config: Config;
+  /** The data directory's store: nonces, and the server's uuid. */
+  store: Store;
+  /** Modules, pins and instance records. */
+  inventory: Inventory;
+  /** The owner named in the instance records this server writes. */
+  serverId: string;
+  executor: Executor;
+  log: Logger;
+  /** Accept unsigned local tokens. */
+  local: boolean;
+  listen: Listen;
+  /** The port listened on (the audiences name it). */
+  port: number;
+  /** Instances in the server at once, and the setting named when it is full. */
+  maxInstances: { value: number; key: string };
+  /** The cache of modules nothing refers to: its size here, or another process's job. */
+  unpinned: UnpinnedCache;
+  metrics?: Metrics;
+  /** A shard's grant of the limits (default: all of them). */
+  quota?: Quota;
+  /** A shard's view of the other shards' instances. */
+  directory?: InstanceDirectory;
+  /** Who admits new principals (default: a limiter in this process). */
+  newcomers?: Admission;
+  shards?: ShardLink;
+}
+
+/** The API core of a server: auth, policy, modules, instances, the API document. */
+export function assembleParts(o: PartsOptions): ServerParts {
+  const { config, store, inventory, executor, log } = o;
+  if (o.local && config.http.origins.includes('*')) config.http.origins = ['null'];
+  const metrics = o.metrics ?? new Metrics();
+  const modules = new Modules(inventory, executor, o.unpinned);
+  if ('bytes' in o.unpinned) {
+    metrics.addGauges(() => [
+      { name: 'gate_unpinned_module_bytes', help: 'Bytes of stored modules nothing refers to (server.unpinnedmodules).', values: [[{}, modules.unpinnedSize]] },
+    ]);
+  }
+  const instances = new Instances({
+    inventory,
+    serverId: o.serverId,
+    modules,
+    executor,
+    log,
+    metrics,
+    maxAnonymous: config.access.anonymousprocs,
+    anonymousTimeLimit: config.access.anonymoustimelimit,
+    maxInstances: o.maxInstances,
+    quota: o.quota,
+    directory: o.directory,
+  });
+  const scheme = config.http.tls.certfile ? 'https' : 'http';
+  const uuid = store.serverUuid(config.server.uuid);
+  const auds = audiences(config, o.listen, o.port, scheme);
+  // Browsers' pages may use the API only from the server's own origins unless others are configured.
+  if (config.http.origins.filter((origin) => origin !== '').length === 0) config.http.origins = ownOrigins(auds);
+  const identityKey = config.server.identityfile ? readPrivateKey(config.server.identityfile) : undefined;
+  const jwt = identityToken(uuid, auds[0], identityKey);
+  return {
+    config,
+    inventory,
+    modules,
+    instances,
+    executor,
+    verifier: new Verifier({ audiences: auds, nonces: config.access.nonces && !o.local ? store : undefined, local: o.local }),
+    policy: createPolicy(config),
+    log,
+    metrics,
+    sources: createSources(config),
+    newcomers: o.newcomers ?? new NewcomerLimiter(config.access.newprincipals, 'access.newprincipals', (id) => store.knowsPrincipal(id)),
+    apiInfo: { uuid, plain: goJSON({ uuid, jwt }), features: goJSON({ uuid, jwt, features: {} }) },
+    shards: o.shards,
+  };
+}
+
+/** The HTTP side of a server: requests are answered 503 until open() gives it the API core. */
+export interface Frontend {
+  readonly server: http.Server;
+  readonly scheme: 'http' | 'https';
+  open(parts: ServerParts): void;
+  /** Close the websockets (the server's connections are closed by its owner). */
+  closeUpgrades(): void;
+  /** Serve `other` too (a shard's socket for requests passed on by the others). */
+  attach(other: net.Server): void;
+}
+
+export function createFrontend(config: Config): Frontend {
+  const tls = config.http.tls.certfile
+    ? { cert: readFileSync(config.http.tls.certfile), key: readFileSync(config.http.tls.keyfile || config.http.tls.certfile) }
+    : undefined;
+  const server = tls ? https.createServer(tls) : http.createServer();
+  let handler: ((req: http.IncomingMessage, res: http.ServerResponse) => void) | undefined;
+  let upgrades: ReturnType<typeof createUpgradeHandler> | undefined;
+  const wire = (s: http.Server) => {
+    // Calls and io stream for as long as the program runs: no overall request timeout.
+    s.requestTimeout = 0;
+    s.headersTimeout = 60_000;
+    // Until the recorded instances are loaded, requests are answered 503 (they are not left hanging).
+    s.on('request', (req, res) => {
+      if (handler) handler(req, res);
+      else starting(res);
+    });
+    s.on('upgrade', (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => {
+      if (upgrades) upgrades.upgrade(req, socket, head);
+      else socket.end('HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nRetry-After: 1\r\nContent-Length: 0\r\n\r\n');
+    });
+    s.on('clientError', (_error, socket) => {
+      if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
+    });
+  };
+  wire(server);
+  return {
+    server,
+    scheme: tls ? 'https' : 'http',
+    open(parts) {
+      upgrades = createUpgradeHandler(parts);
+      handler = createHandler(parts);
+    },
+    closeUpgrades() {
+      upgrades?.close();
+    },
+    attach(other) {
+      wire(other as http.Server);
+    },
+  };
 }
 
 /** A starting server's answer. */
@@ -285,13 +367,7 @@ function starting(res: http.ServerResponse): void {
 }
 
 /** The handle of a started server: periodic checkpoints, and close() (then `release` frees the rest). */
-function serving(
-  parts: ServerParts,
-  server: http.Server,
-  upgrades: ReturnType<typeof createUpgradeHandler>,
-  url: string,
-  release: () => Promise<void>,
-): RunningServer {
+export function serving(parts: ServerParts, frontend: Frontend, url: string, release: () => Promise<void>): RunningServer {
   const { config, instances, log } = parts;
   let checkpoints: ReturnType<typeof setInterval> | undefined;
   if (config.runtime.checkpoint > 0) {
@@ -306,10 +382,10 @@ function serving(
     close() {
       closing ??= (async () => {
         if (checkpoints) clearInterval(checkpoints);
-        const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
+        const stopped = new Promise<void>((resolve) => frontend.server.close(() => resolve()));
         await instances.shutdown();
-        upgrades.close();
-        server.closeAllConnections();
+        frontend.closeUpgrades();
+        frontend.server.closeAllConnections();
         await stopped;
         await release();
         log.info('server stopped', { url });
@@ -325,8 +401,8 @@ function hostForUrl(host: string): string {
   return host.includes(':') ? `[${host}]` : host;
 }
 
-/** Listen; a Unix socket is created with mode 0600 (a stale one left by a crash is replaced). */
-async function listen(server: net.Server, where: Listen): Promise<number> {
+/** Listen; a Unix socket is created with mode 0600 (a stale one left by a crash is replaced); `reusePort`: others may listen on the same port (SO_REUSEPORT). */
+export async function listen(server: net.Server, where: Listen, reusePort = false): Promise<number> {
   if ('path' in where) {
     if (await staleSocket(where.path)) removeSocket(where.path);
     const previous = process.umask(0o177);
@@ -346,7 +422,7 @@ async function listen(server: net.Server, where: Listen): Promise<number> {
   }
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(where.port, where.host, () => {
+    server.listen({ port: where.port, host: where.host, reusePort }, () => {
       server.off('error', reject);
       resolve();
     });
@@ -371,7 +447,7 @@ function staleSocket(file: string): Promise<boolean> {
   });
 }
 
-function removeSocket(file: string): void {
+export function removeSocket(file: string): void {
   try {
     if (lstatSync(file).isSocket()) unlinkSync(file);
   } catch {

@@ -51,9 +51,16 @@ function checkString(what: string, s: unknown, chars: RegExp): void {
 
 /** Throws unless name and revision follow services.md §2.1. */
 export function validateService(name: string, revision: string): void {
+  const key = `${name}\n${revision}`;
+  if (validated.has(key)) return;
   checkString('name', name, NAME_CHARS);
   checkString('revision', revision, REVISION_CHARS);
+  if (validated.size < VALIDATED_KEPT) validated.add(key);
 }
+
+/** Names and revisions found valid: the per-run services (origin, catalog) are registered at every run. */
+const validated = new Set<string>();
+const VALIDATED_KEPT = 1024;
 
 /** Orders strings by their UTF-8 bytes (code point order, unlike `<` on UTF-16). */
 export function compareUtf8(a: string, b: string): number {

@@ -194,4 +194,18 @@ describe('token test vector (auth.md §3.4, RFC 8037 key)', () => {
     const tampered = token.slice(0, -2) + (token.endsWith('DQ') ? 'DA' : 'DQ');
     assert.throws(() => v.verifyBearer(`Bearer ${tampered}`), /invalid_token/);
   });
+
+  it('remembers a token that passed until it expires, and never a tampered one', async () => {
+    const { Verifier } = await import('../../src/server/api/auth.ts');
+    const alice = new Principal();
+    let now = 1_000_000;
+    const v = new Verifier({ audiences: ['https://example.net/gate-0/'], now: () => now });
+    const token = alice.token({ exp: now + 60, aud: ['https://example.net/gate-0/'] });
+    const first = v.verifyToken(token);
+    assert.equal(v.verifyToken(token), first);
+    assert.throws(() => v.verifyToken(`${token.slice(0, -2)}${token.endsWith('AA') ? 'AQ' : 'AA'}`), /invalid_token/);
+    now += 61;
+    assert.throws(() => v.verifyToken(token), /token has expired/);
+    assert.throws(() => v.verifyToken(token), /token has expired/);
+  });
 });

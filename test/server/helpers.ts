@@ -213,7 +213,7 @@ export function readUntil(res: http.IncomingMessage, pattern: RegExp): Promise<s
 
 /** Connect to an instance's io and read until `pattern`; the connection is then cut. */
 export async function ioLines(c: Client, id: string, pattern: RegExp): Promise<string> {
-  const req = http.request(`${c.base}/gate-0/instance/${id}?action=io`, { method: 'POST', headers: c.auth() });
+  const req = http.request(`${c.base}/gate-0/instance/${id}?action=io`, { method: 'POST', headers: c.auth(), agent: false });
   req.flushHeaders();
   const res = await new Promise<http.IncomingMessage>((resolve) => req.on('response', resolve));
   assert.equal(res.statusCode, 200);

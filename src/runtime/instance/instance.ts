@@ -198,7 +198,8 @@ export class Instance implements TickHost {
   private waitOutcome: WaitOutcome | undefined;
   private sliceDeadline = 0;
   private stepBegan = 0;
-  private randomPool = new Uint8Array(0);
+  /** The run's random bytes (RANDOM_POOL_SIZE a run); drawn when the program first asks, as most never do. */
+  private randomPool: Uint8Array | undefined;
   private resumedFlag = false;
   private monotonicBase = 0n;
   private debugLast = -1; // last byte written to the debug log in this run, -1 for none
@@ -672,8 +673,7 @@ export class Instance implements TickHost {
     this.stop = undefined;
     const going = this.continuation;
     this.continuation = undefined;
-    this.randomPool = new Uint8Array(RANDOM_POOL_SIZE);
-    this.fillRandom(this.randomPool);
+    this.randomPool = undefined;
     this.debugLast = -1;
     if (going) {
       // A hibernated wait goes on: the clock ran meanwhile, and nothing tells the program it stopped.
@@ -1028,6 +1028,10 @@ export class Instance implements TickHost {
       realtime: () => this.clock.realtime(),
       monotonic: () => this.monotonicNow(),
       random: (n: number): Uint8Array => {
+        if (!this.randomPool) {
+          this.randomPool = new Uint8Array(RANDOM_POOL_SIZE);
+          this.fillRandom(this.randomPool);
+        }
         const take = Math.min(n, this.randomPool.byteLength);
         const out = this.randomPool.slice(0, take);
         this.randomPool = this.randomPool.subarray(take);

@@ -52,6 +52,9 @@ export class StackMismatch extends Error {
 
 type Innermost = { kind: 'tick'; key: number } | { kind: 'import'; index: number };
 
+/** The stack module's save and load functions, by value type (named once: every instantiation imports them). */
+const SAVE_LOAD = ['i32', 'i64', 'f32', 'f64', 'v128', 'funcref', 'externref'].flatMap((t) => [`save_${t}`, `load_${t}`]);
+
 export class PortableStack {
   private readonly sm: StackModuleExports;
   private readonly tag: WebAssembly.Tag;
@@ -89,10 +92,7 @@ export class PortableStack {
       callee: () => this.callee(),
       unwind: this.tag as unknown as WebAssembly.ImportValue,
     };
-    for (const t of ['i32', 'i64', 'f32', 'f64', 'v128', 'funcref', 'externref']) {
-      imports[`save_${t}`] = sm[`save_${t}`] as WebAssembly.ImportValue;
-      imports[`load_${t}`] = sm[`load_${t}`] as WebAssembly.ImportValue;
-    }
+    for (const name of SAVE_LOAD) imports[name] = sm[name] as WebAssembly.ImportValue;
     return imports;
   }
 

@@ -1,14 +1,24 @@
 // Bearer tokens as Gate checks them (auth.md): compact JWS signed with the
 // caller's own Ed25519 key, which travels in the header's jwk and *is* the
 // principal. The order of the checks decides which error a bad token gets.
+//
+// A client sends the same token with every request until it expires, and
+// checking a signature costs more than the rest of a small call: a token
+// without a nonce that passed is remembered (only its expiry can change
+// the answer), and so is each key's KeyObject. A token with a nonce is
+// checked every time (it is good once).
 
 import { createPublicKey, verify, type KeyObject } from 'node:crypto';
 import { HttpError } from './errors.ts';
+import { RecentMap } from '../util/recent-map.ts';
 
 export const LOCAL_PRINCIPAL = 'local';
 const MAX_EXPIRY_SECONDS = 900;
 const MAX_SCOPE_TOKENS = 10;
 const MAX_NONCE_LENGTH = 256;
+/** Tokens and keys remembered. */
+const TOKENS_KEPT = 10_000;
+const KEYS_KEPT = 10_000;
 
 export interface Principal {
   /** Textual id: `ed25519:<canonical base64url key>` or `local`. */
@@ -53,13 +63,19 @@ export class AuthError extends HttpError {
 
 export class Verifier {
   readonly realm: string;
-  private readonly audiences: Set<string>;
+  /** The accepted audiences, the realm first. */
+  readonly audiences: readonly string[];
+  private readonly accepted: Set<string>;
   private readonly nonces: NonceStore | undefined;
   private readonly local: boolean;
   private readonly now: () => number;
+  /** Tokens without a nonce that passed, with their expiry (0: an unsigned local token that never expires). */
+  private readonly passed = new RecentMap<string, { creds: Credentials; exp: number; expires: boolean }>(TOKENS_KEPT);
+  private readonly publicKeys = new RecentMap<string, KeyObject>(KEYS_KEPT);
 
   constructor(options: VerifierOptions) {
-    this.audiences = new Set(options.audiences);
+    this.audiences = [...options.audiences];
+    this.accepted = new Set(options.audiences);
     this.realm = options.audiences[0] ?? '';
     this.nonces = options.nonces;
     this.local = options.local ?? false;
@@ -94,6 +110,14 @@ export class Verifier {
   }
 
   verifyToken(token: string): Credentials {
+    const known = this.passed.get(token);
+    if (known) {
+      if (known.expires && known.exp - this.now() < 0) {
+        this.passed.delete(token);
+        throw new AuthError(this.realm, 'AUTH_EXPIRED', 'token has expired', 'invalid_token', 'token has expired');
+      }
+      return known.creds;
+    }
     const invalid = () => new AuthError(this.realm, 'AUTH_INVALID', 'invalid_token', 'invalid_token');
     const described = (failure: AuthFailure, text: string) =>
       new AuthError(this.realm, failure, text, 'invalid_token', text);
@@ -118,8 +142,13 @@ export class Verifier {
       if (typeof x !== 'string') throw invalid();
       const key = parsePrincipalKey(x);
       if (typeof key === 'string') throw described('PRINCIPAL_KEY_ERROR', key);
-      principal = { id: `ed25519:${b64urlEncode(key)}`, key };
-      publicKey = createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: b64urlEncode(key) }, format: 'jwk' });
+      const canonical = b64urlEncode(key);
+      principal = { id: `ed25519:${canonical}`, key };
+      publicKey = this.publicKeys.get(canonical);
+      if (!publicKey) {
+        publicKey = createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: canonical }, format: 'jwk' });
+        this.publicKeys.set(canonical, publicKey);
+      }
     } else if (alg === 'none' && this.local) {
       principal = { id: LOCAL_PRINCIPAL, key: new Uint8Array(32) };
     } else {
@@ -144,7 +173,7 @@ export class Verifier {
       if (margin < 0) throw new AuthError(this.realm, 'AUTH_EXPIRED', 'token has expired', 'invalid_token', 'token has expired');
       if (margin > MAX_EXPIRY_SECONDS) throw described('AUTH_INVALID', 'token expiration is too far in the future');
     }
-    if (Array.isArray(aud) && aud.length > 0 && !aud.some((a) => this.audiences.has(a as string))) throw invalid();
+    if (Array.isArray(aud) && aud.length > 0 && !aud.some((a) => this.accepted.has(a as string))) throw invalid();
 
     if (publicKey) {
       if (signature.byteLength !== 64) throw invalid();
@@ -168,7 +197,9 @@ export class Verifier {
     const tokens = typeof scope === 'string' && scope !== '' ? scope.split(' ') : [];
     if (tokens.length > MAX_SCOPE_TOKENS) throw described('SCOPE_TOO_LARGE', 'scope has too many tokens');
     // Gate expands aliases of registered scope names here; no service of ours registers one.
-    return { principal, scope: tokens };
+    const creds: Credentials = Object.freeze({ principal: Object.freeze(principal), scope: Object.freeze(tokens) as string[] });
+    if (typeof nonce !== 'string' || nonce === '') this.passed.set(token, { creds, exp, expires: !(alg === 'none' && exp === 0) });
+    return creds;
   }
 }
 

@@ -14,6 +14,7 @@ import type { Metrics } from '../obs/metrics.ts';
 import { execHttpError, pagesFor, sha256Hex, type Modules } from './modules.ts';
 import { parseDuration } from '../config/config.ts';
 import type { InstanceRecord, Inventory, OwnedInstanceRecord } from '../store/inventory.ts';
+import { ANONYMOUS, LocalQuota, NO_USAGE, SERVER, type Dimension, type Quota, type Usage } from './quota.ts';
 
 export class ServerInstance {
   readonly id: string;
@@ -127,6 +128,24 @@ export interface InstancesOptions {
   maxInstances?: { value: number; key: string };
   /** access.anonymoustimelimit: the run time limit of anonymous calls when not 0, named in their error. */
   anonymousTimeLimit?: number;
+  /** What of the limits this process may hold (default: all of it, a server in one process). */
+  quota?: Quota;
+  /** Instances of the other processes serving the data directory (shards), so that ids stay unique. */
+  directory?: InstanceDirectory;
+}
+
+/**
+ * Where the instances of every process serving one data directory are
+ * known: the ids a principal chooses stay unique across processes, and a
+ * request for an instance that lives elsewhere can be passed there.
+ */
+export interface InstanceDirectory {
+  /** Hold a principal's instance id for a create here; false when another process has it. */
+  reserve(principal: string, id: string): Promise<boolean>;
+  /** An instance of a principal is here now. */
+  placed(inst: ServerInstance): void;
+  /** It is gone from here (or a reservation was not used). */
+  gone(principal: string, id: string): void;
 }
 
 /** Counts of creates under way, checked with the live ones so that concurrent requests cannot pass a limit together. */
@@ -155,6 +174,8 @@ export class Instances {
   /** Persistent instances being created, and those registered (what server.maxinstances counts). */
   private pendingKept = 0;
   private kept = 0;
+  private readonly quota: Quota;
+  private readonly directory: InstanceDirectory | undefined;
   /** The limits of a principal's recorded instances (given by load()). */
   private limitsFor: (principal: string) => Limits = () => {
     throw new Error('instances are not loaded yet');
@@ -170,6 +191,8 @@ export class Instances {
     this.maxAnonymous = options.maxAnonymous ?? Infinity;
     this.maxInstances = options.maxInstances;
     this.anonymousTimeLimit = options.anonymousTimeLimit ?? 0;
+    this.quota = options.quota ?? new LocalQuota();
+    this.directory = options.directory;
     this.metrics.addGauges(() => [
       { name: 'gate_instances', help: 'Instances by state.', values: this.countByState() },
       { name: 'gate_instance_memory_limit_bytes', help: 'Sum of the memory limits of running instances.', values: [[{}, this.runningMemory()]] },
@@ -194,11 +217,9 @@ export class Instances {
     return n;
   }
 
-  private runningMemory(principal?: string): number {
+  private runningMemory(): number {
     let total = 0;
-    // A principal's own instances only: a create must not cost in proportion to the whole server.
-    const instances = principal === undefined ? this.all() : (this.owned.get(principal)?.values() ?? []);
-    for (const inst of instances) if (inst.active) total += inst.exec?.memoryLimit ?? 0;
+    for (const inst of this.all()) if (inst.active) total += inst.exec?.memoryLimit ?? 0;
     return total;
   }
 
@@ -227,6 +248,11 @@ export class Instances {
     if (!moved) throw instanceNotFound();
     await moved.loaded;
     return moved;
+  }
+
+  /** Whether a principal's instance is in this process. */
+  has(principal: string, id: string): boolean {
+    return this.owned.get(principal)?.has(id) ?? false;
   }
 
   /** A principal's instance to describe: in a cluster, one another server runs is described by its record (it stays there). */
@@ -278,31 +304,64 @@ export class Instances {
     let m = this.owned.get(inst.principal);
     if (!m) this.owned.set(inst.principal, (m = new Map()));
     m.set(inst.id, inst);
+    // Calls (transient) are found by asking every process: the directory knows the persistent ones.
+    if (!inst.transient) this.directory?.placed(inst);
   }
 
   private unregister(inst: ServerInstance): void {
     if (!inst.transient) this.kept--;
-    if (inst.principal === undefined) this.anonymous.delete(inst);
-    else this.owned.get(inst.principal)?.delete(inst.id);
+    if (inst.principal === undefined) {
+      this.anonymous.delete(inst);
+    } else {
+      const m = this.owned.get(inst.principal);
+      m?.delete(inst.id);
+      if (m?.size === 0) this.owned.delete(inst.principal);
+      if (!inst.transient) this.directory?.gone(inst.principal, inst.id);
+    }
+    this.quota.settle(keyOf(inst.principal), this.usageOf(inst.principal));
+    this.quota.settle(SERVER, this.serverUsage());
   }
 
   async create(c: CreateInstance): Promise<ServerInstance> {
     if (this.closing) throw new HttpError(503, 'server is shutting down');
     const id = c.id ?? randomUUID();
     const memory = c.limits.maxmemorysize;
-    this.checkCreate(c, id, memory);
-    // In a cluster the id may be taken on another server.
-    if (this.remote && c.id !== undefined && c.principal !== undefined && (await this.inventory.instance(c.principal, id))) {
-      throw conflict('duplicate instance id').failing('INSTANCE_ID_EXISTS');
+    const adds: Usage = { instances: 1, running: c.suspend ? 0 : 1, memory: c.suspend ? 0 : memory };
+    // Reserved (in the same tick as the check) until the instance is registered
+    // or fails, so that concurrent creates see each other.
+    if (!c.transient) await this.admitServer(() => this.pendingKept++);
+    // Taken from the map when reserving (an entry with nothing reserved may go meanwhile), kept while it holds something.
+    let pending: Pending | undefined;
+    const reserved: Usage = { ...NO_USAGE };
+    const reserve = (u: Usage) => {
+      pending ??= this.pendingOf(c.principal);
+      pending.instances += u.instances;
+      pending.running += u.running;
+      pending.memory += u.memory;
+      reserved.instances += u.instances;
+      reserved.running += u.running;
+      reserved.memory += u.memory;
+    };
+    try {
+      if (c.principal !== undefined && this.owned.get(c.principal)?.has(id)) throw duplicateId();
+      // In a cluster the id may be taken on another server.
+      if (this.remote && c.id !== undefined && c.principal !== undefined && (await this.inventory.instance(c.principal, id))) throw duplicateId();
+      await this.admit(c.principal, c.limits, adds, () => reserve(adds));
+    } catch (error) {
+      if (!c.transient) this.pendingKept--;
+      this.quota.settle(SERVER, this.serverUsage());
+      throw error;
     }
-    // Reserved until the instance is registered (or fails), so that concurrent creates see each other.
-    const pending = this.pendingOf(c.principal);
-    pending.instances++;
-    if (!c.suspend) {
-      pending.running++;
-      pending.memory += memory;
-    }
-    if (!c.transient) this.pendingKept++;
+    const unreserve = () => {
+      const p = pending!;
+      p.instances -= reserved.instances;
+      p.running -= reserved.running;
+      p.memory -= reserved.memory;
+      reserved.instances = reserved.running = reserved.memory = 0;
+      if (!c.transient) this.pendingKept--;
+      if (p.instances === 0) this.pending.delete(c.principal);
+    };
+    let claimed = false;
     const inst = new ServerInstance({
       id,
       principal: c.principal,
@@ -313,6 +372,11 @@ export class Instances {
       limits: c.limits,
     });
     try {
+      // A chosen id is held across the processes serving the data directory.
+      if (c.id !== undefined && c.principal !== undefined && this.directory) {
+        if (!(await this.directory.reserve(c.principal, id))) throw duplicateId();
+        claimed = true;
+      }
       try {
         inst.exec = await this.executor.create({
           ...this.execOptions(inst, c.bytes, c.module),
@@ -323,29 +387,22 @@ export class Instances {
         throw execHttpError(error);
       }
       inst.stored = await this.initialStatus(c, inst.exec);
-    } finally {
-      pending.instances--;
-      if (!c.suspend) {
-        pending.running--;
-        pending.memory -= memory;
+      // Registration happens after the awaits: check the id again.
+      if (c.principal !== undefined && this.owned.get(c.principal)?.has(id)) throw duplicateId();
+      // Its real memory (tables included) may be more than the limit assumed above.
+      if (!c.suspend && inst.exec.memoryLimit > memory) {
+        const more: Usage = { instances: 0, running: 0, memory: inst.exec.memoryLimit - memory };
+        await this.admit(c.principal, c.limits, more, () => reserve(more));
       }
-      if (!c.transient) this.pendingKept--;
-      if (pending.instances === 0) this.pending.delete(c.principal);
+    } catch (error) {
+      inst.exec?.release();
+      unreserve();
+      if (claimed) this.directory!.gone(c.principal!, id);
+      this.quota.settle(keyOf(c.principal), this.usageOf(c.principal));
+      this.quota.settle(SERVER, this.serverUsage());
+      throw error;
     }
-    // Registration happens after the awaits: check the id again.
-    if (c.principal !== undefined && this.owned.get(c.principal)?.has(id)) {
-      inst.exec.release();
-      throw conflict('duplicate instance id').failing('INSTANCE_ID_EXISTS');
-    }
-    // Its real memory (tables included) may be more than the limit assumed above.
-    if (!c.suspend && inst.exec.memoryLimit > memory) {
-      try {
-        this.checkRunLimits(c.principal, c.limits, inst.exec.memoryLimit, true);
-      } catch (error) {
-        inst.exec.release();
-        throw error;
-      }
-    }
+    unreserve();
     this.register(inst);
     if (!inst.transient) void this.writeRecord(inst);
     this.event(inst.transient ? 'INSTANCE_CREATE_STREAM' : 'INSTANCE_CREATE_KNOWN', inst, { transient: inst.transient, suspended: !!c.suspend });
@@ -366,26 +423,87 @@ export class Instances {
     return p;
   }
 
-  /** The limits a new instance must fit, counting the creates under way. */
-  private checkCreate(c: CreateInstance, id: string, memory: number): void {
-    const pending = this.pending.get(c.principal);
-    // Calls (transient) are bounded by the running limits and the memory pool instead: a server full of kept instances still answers calls.
-    if (this.maxInstances && !c.transient) {
-      if (this.kept + this.pendingKept >= this.maxInstances.value) {
+  /** Persistent instances held here, the creates under way included (what server.maxinstances counts). */
+  private serverUsage(): Usage {
+    return { instances: this.kept + this.pendingKept, running: 0, memory: 0 };
+  }
+
+  /**
+   * Room for one more persistent instance in the server, taken by `take` in
+   * the tick that found it. Calls (transient) are bounded by the running
+   * limits and the memory pool instead: a server full of kept instances
+   * still answers calls.
+   */
+  private async admitServer(take: () => void): Promise<void> {
+    if (!this.maxInstances) {
+      take();
+      return;
+    }
+    const bounds: Usage = { instances: this.maxInstances.value, running: Infinity, memory: Infinity };
+    for (;;) {
+      const want = this.serverUsage();
+      want.instances++;
+      if (this.quota.fits(SERVER, want, bounds)) {
+        take();
+        return;
+      }
+      if ((await this.quota.widen(SERVER, want, bounds)) !== undefined) {
         throw new HttpError(503, `instance limit of the server reached (${this.maxInstances.key})`).failing('RESOURCE_LIMIT');
       }
     }
-    if (c.principal !== undefined) {
-      const mine = this.owned.get(c.principal);
-      if (mine?.has(id)) throw conflict('duplicate instance id').failing('INSTANCE_ID_EXISTS');
-      if ((mine?.size ?? 0) + (pending?.instances ?? 0) >= c.limits.maxinstances) {
-        throw limitExceeded('instance', 'principal.maxinstances', c.limits.maxinstances);
+  }
+
+  /** What a principal (or the anonymous callers) holds here, the creates under way included. */
+  private usageOf(principal: string | undefined): Usage {
+    const pending = this.pending.get(principal);
+    if (principal === undefined) {
+      const n = this.anonymous.size + (pending?.instances ?? 0);
+      return { instances: n, running: 0, memory: 0 };
+    }
+    const usage: Usage = { instances: pending?.instances ?? 0, running: pending?.running ?? 0, memory: pending?.memory ?? 0 };
+    for (const inst of this.owned.get(principal)?.values() ?? []) {
+      usage.instances++;
+      if (inst.active) {
+        usage.running++;
+        usage.memory += inst.exec?.memoryLimit ?? 0;
       }
     }
-    if (!c.suspend) this.checkRunLimits(c.principal, c.limits, memory);
-    if (c.principal === undefined && this.anonymous.size + (pending?.instances ?? 0) >= this.maxAnonymous) {
-      throw new HttpError(503, `anonymous instance limit exceeded (access.anonymousprocs = ${this.maxAnonymous})`).failing('RESOURCE_LIMIT');
+    return usage;
+  }
+
+  /** The limits of a principal, or of all anonymous callers together (they share access.anonymousprocs). */
+  private limitsOf(principal: string | undefined, limits: Limits): Usage {
+    if (principal === undefined) return { instances: this.maxAnonymous, running: Infinity, memory: Infinity };
+    return { instances: limits.maxinstances, running: limits.maxprocs, memory: limits.totalmemorysize };
+  }
+
+  /**
+   * Room for `adds` more within the limits, taken by `take` in the tick that
+   * found it; waits only when this process must ask for more of them (a
+   * shard), and checks again after.
+   */
+  private async admit(principal: string | undefined, limits: Limits, adds: Usage, take: () => void): Promise<void> {
+    const key = keyOf(principal);
+    const bounds = this.limitsOf(principal, limits);
+    for (;;) {
+      const now = this.usageOf(principal);
+      const want: Usage = { instances: now.instances + adds.instances, running: now.running + adds.running, memory: now.memory + adds.memory };
+      if (this.quota.fits(key, want, bounds)) {
+        take();
+        return;
+      }
+      const short = await this.quota.widen(key, want, bounds);
+      if (short !== undefined) throw this.limitError(principal, limits, short);
     }
+  }
+
+  private limitError(principal: string | undefined, limits: Limits, short: Dimension): HttpError {
+    if (principal === undefined) {
+      return new HttpError(503, `anonymous instance limit exceeded (access.anonymousprocs = ${this.maxAnonymous})`).failing('RESOURCE_LIMIT');
+    }
+    if (short === 'instances') return limitExceeded('instance', 'principal.maxinstances', limits.maxinstances);
+    if (short === 'running') return limitExceeded('running instance', 'principal.maxprocs', limits.maxprocs);
+    return limitExceeded('memory', 'principal.totalmemorysize', limits.totalmemorysize);
   }
 
   /** What every executor.create of an instance has in common (module or checkpoint bytes, limits, owner). */
@@ -450,18 +568,6 @@ export class Instances {
     return exec.run();
   }
 
-  /** The principal's running instances and their memory leave room for one more with `memory` (`memoryOnly`: its count is known to fit). */
-  private checkRunLimits(principal: string | undefined, limits: Limits, memory: number, memoryOnly = false): void {
-    if (principal === undefined) return;
-    const pending = this.pending.get(principal);
-    let running = pending?.running ?? 0;
-    for (const inst of this.owned.get(principal)?.values() ?? []) if (inst.active) running++;
-    if (!memoryOnly && running >= limits.maxprocs) throw limitExceeded('running instance', 'principal.maxprocs', limits.maxprocs);
-    if (this.runningMemory(principal) + (pending?.memory ?? 0) + memory > limits.totalmemorysize) {
-      throw limitExceeded('memory', 'principal.totalmemorysize', limits.totalmemorysize);
-    }
-  }
-
   /**
    * The executor lost an instance with its worker. The one that held the
    * worker ends (its run reports how); a persistent bystander is restored
@@ -504,6 +610,7 @@ export class Instances {
         throw error;
       });
       inst.stored = inst.exec.status;
+      this.directory?.placed(inst);
       this.log.warn('instance restored from its last checkpoint', { principal: inst.principal, instance: inst.id, checkpoint: inst.checkpoint });
     } catch (error) {
       inst.exec = undefined;
@@ -536,6 +643,7 @@ export class Instances {
 
   private onStop(inst: ServerInstance, status: Status): void {
     inst.running = false;
+    this.quota.settle(keyOf(inst.principal), this.usageOf(inst.principal));
     inst.hibernation = null; // the stop's checkpoint replaces the hibernation snapshot
     // Lost with its worker: restored from its last checkpoint (see lost()), or left for the next start.
     if (inst.restoring || inst.lostAtShutdown || inst.handedOver) return;
@@ -572,7 +680,7 @@ export class Instances {
       }
       if (inst.deleted) return;
       await this.writeRecord(inst);
-      if (old && old !== inst.checkpoint) await this.inventory.collectModule(old);
+      if (old && old !== inst.checkpoint) await this.modules.collect(old);
     })();
     return inst.persisting;
   }
@@ -614,7 +722,7 @@ export class Instances {
       inst.recording = inst.recording
         .then(async () => {
           await this.inventory.deleteInstance(principal, inst.id, this.serverId);
-          if (inst.checkpoint) await this.inventory.collectModule(inst.checkpoint);
+          if (inst.checkpoint) await this.modules.collect(inst.checkpoint);
         })
         .catch((error: unknown) => this.log.error('instance record not deleted', { principal, instance: inst.id, error: (error as Error).message }));
     }
@@ -634,7 +742,7 @@ export class Instances {
   /** Record a Gate event about an instance (log and metrics). */
   event(type: string, inst: ServerInstance, extra: Record<string, unknown> = {}): void {
     this.metrics.events.inc({ type });
-    this.log.event(type, { principal: inst.principal, instance: { instance: inst.id, module: inst.module, ...extra } });
+    if (this.log.enabled('info')) this.log.event(type, { principal: inst.principal, instance: { instance: inst.id, module: inst.module, ...extra } });
   }
 
   // Operations of the API.
@@ -708,6 +816,7 @@ export class Instances {
     inst.transient = false;
     if (!inst.deleted) this.kept++;
     void this.writeRecord(inst);
+    this.directory?.placed(inst);
   }
 
   /** The status once the instance is not running, or the current one if the signal aborts first. */
@@ -729,18 +838,25 @@ export class Instances {
     return inst.status;
   }
 
-  resume(inst: ServerInstance, fn: string | undefined): void {
-    const state = inst.status.state;
-    if (state === State.SUSPENDED) {
-      if (fn) throw conflict('function specified for suspended instance');
-    } else if (state === State.HALTED) {
-      if (!fn) throw conflict('function must be specified when resuming halted instance');
-    } else {
-      throw conflict('instance must be suspended or halted');
-    }
-    if (!inst.exec) throw conflict('instance state is not available');
-    this.checkRunLimits(inst.principal, inst.limits, inst.exec.memoryLimit);
-    this.start(inst, fn);
+  async resume(inst: ServerInstance, fn: string | undefined): Promise<void> {
+    const check = (): ExecInstance => {
+      const state = inst.status.state;
+      if (state === State.SUSPENDED) {
+        if (fn) throw conflict('function specified for suspended instance');
+      } else if (state === State.HALTED) {
+        if (!fn) throw conflict('function must be specified when resuming halted instance');
+      } else {
+        throw conflict('instance must be suspended or halted');
+      }
+      if (!inst.exec) throw conflict('instance state is not available');
+      return inst.exec;
+    };
+    const exec = check();
+    // Checked again when the room was found: it may have changed meanwhile.
+    await this.admit(inst.principal, inst.limits, { instances: 0, running: 1, memory: exec.memoryLimit }, () => {
+      check();
+      this.start(inst, fn);
+    });
     this.event('INSTANCE_RESUME', inst, { function: fn });
   }
 
@@ -860,8 +976,17 @@ export class Instances {
     await this.adopt(await this.inventory.ownedInstances(this.serverId));
   }
 
-  /** Run recorded instances this server owns now (at startup, or taken over from another server). */
-  async adopt(records: OwnedInstanceRecord[]): Promise<void> {
+  /** The limits of principals' recorded instances, for a process given them without load() (a shard). */
+  setLimits(limitsFor: (principal: string) => Limits): void {
+    this.limitsFor = limitsFor;
+  }
+
+  /**
+   * Run recorded instances this server owns now (at startup, taken over from
+   * another server, or `restored` after their shard was lost). They are held
+   * whatever the limits say: they existed already.
+   */
+  async adopt(records: OwnedInstanceRecord[], restored = false): Promise<void> {
     // Many instances of one module are common (each hibernated one is created with its module's bytes).
     const modules = new Map<string, Promise<Uint8Array>>();
     const bytes = (hash: string): Promise<Uint8Array> => {
@@ -876,15 +1001,23 @@ export class Instances {
       const inst = this.fromRecord(rec);
       if (rec.note) this.log.warn('instance taken over', { principal: rec.principal, instance: rec.id, note: rec.note });
       this.register(inst);
+      await Promise.all([this.quota.claim(rec.principal, this.usageOf(rec.principal)), this.quota.claim(SERVER, this.serverUsage())]);
+      // Where it is, and what it holds once it runs, are told when it is loaded.
+      const placed = async () => {
+        this.directory?.placed(inst);
+        await this.quota.claim(rec.principal, this.usageOf(rec.principal));
+      };
       if (rec.hibernation && rec.checkpoint && rec.status.state === State.RUNNING && !this.inventory.shared) {
-        const reviving = this.reviveDormant(inst, rec, bytes).then((ok) => (ok ? undefined : this.revive(inst, rec)));
+        const reviving = this.reviveDormant(inst, rec, bytes)
+          .then((ok) => (ok ? undefined : this.revive(inst, rec, restored)))
+          .then(placed);
         inst.loaded = reviving;
         dormant.add(reviving);
         void reviving.finally(() => dormant.delete(reviving));
         if (dormant.size >= DORMANT_AT_ONCE) await Promise.race(dormant);
         continue;
       }
-      inst.loaded = this.revive(inst, rec);
+      inst.loaded = this.revive(inst, rec, restored).then(placed);
       await inst.loaded;
     }
     await Promise.all(dormant);
@@ -914,6 +1047,12 @@ export class Instances {
       this.log.warn('hibernated instance restored as suspended', { principal: inst.principal, instance: inst.id, error: (error as Error).message });
       return false;
     }
+  }
+
+  /** What this process holds of a quota key (see quota.ts). */
+  held(key: string): Usage {
+    if (key === SERVER) return this.serverUsage();
+    return this.usageOf(key === ANONYMOUS ? undefined : key);
   }
 
   /**
@@ -952,7 +1091,7 @@ export class Instances {
     }
   }
 
-  private async revive(inst: ServerInstance, rec: InstanceRecord): Promise<void> {
+  private async revive(inst: ServerInstance, rec: InstanceRecord, restored = false): Promise<void> {
     const wasRunning = rec.status.state === State.RUNNING || rec.resume;
     const fresh = !rec.checkpoint;
     // Without a checkpoint only the module's initial state exists: usable when
@@ -969,7 +1108,10 @@ export class Instances {
       void this.writeRecord(inst);
       return;
     }
-    inst.stored = inst.exec.status;
+    // An end recorded after the last checkpoint (an instance killed with its worker) stands.
+    const ended = rec.status.state === State.KILLED || rec.status.state === State.TERMINATED;
+    inst.stored = ended ? rec.status : inst.exec.status;
+    if (restored) this.log.warn('instance restored from its last checkpoint', { principal: inst.principal, instance: inst.id, checkpoint: inst.checkpoint });
     if (!wasRunning) return;
     const state = inst.stored.state;
     try {
@@ -1045,4 +1187,13 @@ const DORMANT_AT_ONCE = 64;
 
 function lostStatus(reason: string): Status {
   return { state: State.KILLED, cause: Cause.INTERNAL, result: 0, error: `instance state was lost: ${reason}` };
+}
+
+/** The quota key of an owner. */
+function keyOf(principal: string | undefined): string {
+  return principal ?? ANONYMOUS;
+}
+
+function duplicateId(): HttpError {
+  return conflict('duplicate instance id').failing('INSTANCE_ID_EXISTS');
 }

@@ -11,7 +11,13 @@ import { RecentMap } from '../util/recent-map.ts';
 const SOURCES_KEPT = 10_000;
 const ADMITTED_KEPT = 100_000;
 
-export class NewcomerLimiter {
+/** Who decides whether a principal is admitted: a limiter here, or the shards' supervisor (admit() may then wait for it). */
+export interface Admission {
+  /** Throw 429 when `principal` is new and its source has brought too many new ones lately. */
+  admit(principal: string, source: string | undefined): void | Promise<void>;
+}
+
+export class NewcomerLimiter implements Admission {
   private readonly perMinute: number;
   private readonly key: string;
   private readonly known: (principal: string) => boolean;

@@ -15,7 +15,9 @@ export interface Program {
 
 /**
  * An uploaded module: `read` delivers exactly `length` body bytes. The key
- * named by the client must match the content.
+ * named by the client must match the content. `keep`: it is to be pinned or
+ * launched, so its stored copy is checked (and replaced if damaged) even
+ * when this process stored it lately.
  */
 export async function uploadModule(
   parts: ServerParts,
@@ -23,6 +25,7 @@ export async function uploadModule(
   key: string,
   length: number,
   read: () => Promise<Uint8Array>,
+  keep = true,
 ): Promise<Program> {
   const max = caller.limits.maxmodulesize;
   if (length > max) throw badRequest('module size limit exceeded').failing('RESOURCE_LIMIT');
@@ -30,7 +33,7 @@ export async function uploadModule(
   // module's size is not told apart from any other mismatch.
   const known = await parts.modules.has(key);
   const bytes = await read();
-  const { hash } = await parts.modules.add(bytes, pagesFor(caller.limits.maxmemorysize), key, ownerOf(caller.principal));
+  const { hash } = await parts.modules.add(bytes, pagesFor(caller.limits.maxmemorysize), key, ownerOf(caller.principal), keep);
   if (known) {
     event(parts, 'MODULE_UPLOAD_EXIST', caller, { module: hash });
     return { hash, bytes };
@@ -42,7 +45,7 @@ export async function uploadModule(
 /** A module the caller has pinned. */
 export async function extantModule(parts: ServerParts, caller: Caller, key: string): Promise<Program> {
   if (caller.principal === undefined) throw parts.verifier.anonymous();
-  if (!(await parts.inventory.pinTags(caller.principal, key)) || !(await parts.modules.has(key))) throw moduleNotFound();
+  if (!(await parts.modules.pinned(caller.principal, key)) || !(await parts.modules.has(key))) throw moduleNotFound();
   return { hash: key, bytes: await parts.modules.bytes(key) };
 }
 
@@ -55,8 +58,12 @@ export async function sourceModule(parts: ServerParts, caller: Caller, source: S
   return { hash, bytes };
 }
 
-/** Pin a module for the caller (tags replace the old ones when given and different). */
-export async function pinModule(parts: ServerParts, caller: Caller, hash: string, tags: string[]): Promise<void> {
+/**
+ * Pin a module for the caller (tags replace the old ones when given and
+ * different). `bytes`: the module, stored again should another process of
+ * the server have collected it from the cache of unpinned modules meanwhile.
+ */
+export async function pinModule(parts: ServerParts, caller: Caller, hash: string, tags: string[], bytes?: Uint8Array): Promise<void> {
   const principal = caller.principal;
   if (principal === undefined) throw parts.verifier.anonymous();
   const already = (await parts.inventory.pinTags(principal, hash)) !== undefined;
@@ -64,16 +71,22 @@ export async function pinModule(parts: ServerParts, caller: Caller, hash: string
     throw limitExceeded('pinned module', 'principal.maxmodules', caller.limits.maxmodules);
   }
   checkTags(tags);
-  if (await parts.inventory.pin(principal, hash, tags)) event(parts, 'MODULE_PIN', caller, { module: hash, tagcount: tags.length });
+  let pinned = await parts.inventory.pin(principal, hash, tags);
+  if (pinned === 'missing' && bytes) {
+    await parts.inventory.putModule(hash, bytes);
+    pinned = await parts.inventory.pin(principal, hash, tags);
+  }
+  if (pinned === 'missing') throw moduleNotFound();
+  if (pinned) event(parts, 'MODULE_PIN', caller, { module: hash, tagcount: tags.length });
 }
 
 /** Pin an extant module: the caller must have it pinned or use it in one of its instances. */
 export async function pinExtant(parts: ServerParts, caller: Caller, hash: string, tags: string[]): Promise<void> {
   const principal = caller.principal;
   if (principal === undefined) throw parts.verifier.anonymous();
+  const instances = parts.shards ? await parts.shards.list(principal) : (await parts.instances.list(principal)).map((i) => i.info());
   const usable =
-    (await parts.modules.has(hash)) &&
-    ((await parts.inventory.pinTags(principal, hash)) !== undefined || (await parts.instances.list(principal)).some((i) => i.module === hash));
+    (await parts.modules.has(hash)) && ((await parts.inventory.pinTags(principal, hash)) !== undefined || instances.some((i) => i.module === hash));
   if (!usable) throw moduleNotFound();
   await pinModule(parts, caller, hash, tags);
 }
@@ -81,6 +94,9 @@ export async function pinExtant(parts: ServerParts, caller: Caller, hash: string
 export async function unpinModule(parts: ServerParts, caller: Caller, hash: string): Promise<void> {
   if (caller.principal === undefined) throw parts.verifier.anonymous();
   if (!(await parts.inventory.unpin(caller.principal, hash))) throw moduleNotFound();
+  parts.modules.forgetPin(caller.principal, hash);
+  // The other shards forget it before the unpin is answered: no call of it gets through after.
+  await parts.shards?.unpinned(caller.principal, hash);
   await parts.modules.release(hash);
   event(parts, 'MODULE_UNPIN', caller, { module: hash });
 }

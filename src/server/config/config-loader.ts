@@ -359,8 +359,20 @@ function expand(s: string): string {
   });
 }
 
+/** Durations read lately (a principal's time resolution is read at every instance's creation). */
+const durations = new Map<string, number>();
+const DURATIONS_KEPT = 256;
+
 /** Go duration text (`10ms`, `1h30m`, `0`) in nanoseconds. */
 export function parseDuration(s: string): number {
+  const known = durations.get(s);
+  if (known !== undefined) return known;
+  const total = parseDurationText(s);
+  if (durations.size < DURATIONS_KEPT) durations.set(s, total);
+  return total;
+}
+
+function parseDurationText(s: string): number {
   const units: Record<string, number> = { ns: 1, us: 1e3, µs: 1e3, ms: 1e6, s: 1e9, m: 60e9, h: 3600e9 };
   if (s === '0') return 0;
   let rest = s;

@@ -91,8 +91,8 @@ export const SERVER_KEYS = {
     'access to external (gRPC) services by name: [service.access."example.net/svc"]',
   ),
 
-  'runtime.workers': key.int(() => os.availableParallelism(), "run instances in this many worker processes; 0 runs them in the server's thread"),
-  'runtime.watchdog': key.number(10, 'seconds after which a worker process that stopped answering is killed (the instance in its slice ends naming this key)', 0.001),
+  'runtime.workers': key.int(() => os.availableParallelism(), "on a TCP address, this many shard processes that each serve HTTP on the port and run the instances of their requests; on a Unix socket or with database.url, run instances in this many worker processes; 0 runs everything in the server's thread"),
+  'runtime.watchdog': key.number(10, 'seconds after which a shard or worker process that stopped answering is killed (the instance in its slice ends naming this key)', 0.001),
   'runtime.checkpoint': key.number(0, 'every N seconds, checkpoint running persistent instances (0: off)'),
   'runtime.cachedir': key.string('', 'prepared modules, shared with the gate command (default ${XDG_CACHE_HOME}/gate-ts)'),
   'runtime.cachesize': key.int(2048, 'MiB the prepared-module cache is kept below, removing what was used longest ago (0: no bound)'),

@@ -6,7 +6,7 @@ import path from 'node:path';
 import type { HostedProgram } from '../../host/hosted-program.ts';
 import { defaultCacheDir, ModuleCache } from '../../host/module-cache.ts';
 import { isSnapshot } from '../../host/snapshot.ts';
-import { DEFAULT_MEMORIES, type Engine } from '../../runtime/instance/engine.ts';
+import { DEFAULT_MEMORIES, type Engine, type EngineOptions, type Runnable } from '../../runtime/instance/engine.ts';
 import type { CompiledModule } from '../../runtime/instance/instance.ts';
 import { instanceMemoryBytes } from '../../runtime/prepare/prepared.ts';
 import { State, type Status } from '../../runtime/instance/status.ts';
@@ -185,6 +185,12 @@ export function inProcessOptions(config: Config, dataDir: string, registry?: Reg
 export interface InProcessOptions {
   cacheDir: string | null;
   registry?: Registry;
+  /** A module cache of the caller's instead of one over cacheDir. */
+  cache?: ModuleCache;
+  /** Told what the engine begins: a slice of an instance, or idling (a shard reports it to its watchdog). */
+  onSlice?: EngineOptions['onSlice'];
+  /** V8 heap the instances' tables may take together, and the setting named when it is full (default: no bound). */
+  tableBudget?: { bytes: number; key: string };
   /** Live instances at most (default DEFAULT_MEMORIES), and the key to name when full. */
   maxInstances?: { value: number; key: string };
   /** Hibernate persistent instances that wait this long (0: only when memory is short); snapshots go to moduleDir. */
@@ -193,18 +199,29 @@ export interface InProcessOptions {
   memoryWait?: number;
 }
 
+/** What a caller of InProcessExecutor.create learns of the instance it creates (a shard names its slices). */
+export interface HostingHooks {
+  /** The instance's runnable is in memory (created, or restored after it was dropped). */
+  resident(runnable: Runnable): void;
+  /** Wraps work on the instance outside its slices. */
+  working<T>(work: () => Promise<T>): Promise<T>;
+}
+
 /** Instances on this thread's engine. */
 export class InProcessExecutor implements Executor {
-  private readonly cache: ModuleCache;
+  protected readonly cache: ModuleCache;
   private readonly hosting: Hosting;
   private readonly registry: Registry;
   private readonly live = new Set<LocalInstance>();
+  private readonly tableBudget: { bytes: number; key: string } | undefined;
+  private tables = 0;
 
   constructor(options: InProcessOptions) {
-    this.cache = new ModuleCache(options.cacheDir);
+    this.cache = options.cache ?? new ModuleCache(options.cacheDir);
     this.registry = options.registry ?? new Registry();
+    this.tableBudget = options.tableBudget;
     const max = options.maxInstances ?? { value: DEFAULT_MEMORIES, key: 'live instances per process' };
-    this.hosting = new Hosting({ memories: max.value, memoriesKey: max.key, hibernation: options.hibernation, memoryWait: options.memoryWait });
+    this.hosting = new Hosting({ memories: max.value, memoriesKey: max.key, hibernation: options.hibernation, memoryWait: options.memoryWait, onSlice: options.onSlice });
   }
 
   /** The engine the instances run on. */
@@ -226,7 +243,7 @@ export class InProcessExecutor implements Executor {
     }
   }
 
-  async create(options: CreateOptions): Promise<ExecInstance> {
+  async create(options: CreateOptions, hooks?: HostingHooks): Promise<ExecInstance> {
     let hosted: HostedProgram;
     let compiled: CompiledModule | undefined;
     const snapshot = isSnapshot(options.bytes) && !options.dormant;
@@ -234,7 +251,7 @@ export class InProcessExecutor implements Executor {
       if (!snapshot) {
         // A dormant one restores with its module's preparation (a snapshot module's: its program part's).
         const program = isSnapshot(options.bytes) ? (await readSnapshot(options.bytes)).program : options.bytes;
-        compiled = await this.cache.get(program, { maxMemoryPages: options.maxMemoryPages });
+        compiled = await this.cache.get(program, { maxMemoryPages: options.maxMemoryPages }, program === options.bytes ? options.hash : undefined);
       }
       hosted = await this.hosting.host({
         common: {
@@ -254,13 +271,23 @@ export class InProcessExecutor implements Executor {
         events: {
           onHibernated: (h) => local.hibernated({ checkpoint: h.name, size: h.size, idle: h.idle, wakeAt: h.wakeAt, waiting: h.waiting }),
           onWoken: () => local.woke(),
+          onResident: hooks && ((p) => hooks.resident(p.instance)),
         },
+        working: hooks && ((work) => hooks.working(work)),
       });
     } catch (error) {
       throw classify(error);
     }
     const info = (compiled ?? hosted.program!.compiled).prepared.info;
-    const local: LocalInstance = new LocalInstance(hosted, instanceMemoryBytes(info, options.maxMemoryPages), options, () => this.live.delete(local));
+    if (this.tableBudget && this.tables + info.tableBytes > this.tableBudget.bytes) {
+      hosted.dispose();
+      throw new ExecError('busy', `no worker has heap left for the instance's tables (${this.tableBudget.key})`);
+    }
+    this.tables += info.tableBytes;
+    const local: LocalInstance = new LocalInstance(hosted, instanceMemoryBytes(info, options.maxMemoryPages), options, () => {
+      this.live.delete(local);
+      this.tables -= info.tableBytes;
+    });
     this.live.add(local);
     return local;
   }

@@ -48,6 +48,15 @@ export interface HostRequest {
   working?: <T>(work: () => Promise<T>) => Promise<T>;
 }
 
+/** A zero system page to compare with (memcmp). */
+const ZERO_PAGE = Buffer.alloc(4096);
+
+/** Whether bytes are all zero (Node's memcmp: a memory given back to the pool is checked page by page). */
+function isZero(bytes: Uint8Array): boolean {
+  const b = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  return b.byteLength === ZERO_PAGE.byteLength ? b.equals(ZERO_PAGE) : b.every((x) => x === 0);
+}
+
 const nowhere: HibernationStorage = {
   write: () => Promise.reject(new Error('hibernation has no storage')),
   read: () => Promise.reject(new Error('hibernation has no storage')),
@@ -63,7 +72,7 @@ export class Hosting {
 
   constructor(options: HostingOptions) {
     this.memoryWait = options.memoryWait ?? MEMORY_WAIT;
-    this.engine = nodeEngine({ onSlice: options.onSlice, memories: new MemoryPool({ capacity: options.memories }) });
+    this.engine = nodeEngine({ onSlice: options.onSlice, memories: new MemoryPool({ capacity: options.memories, isZero }) });
     this.memoriesKey = options.memoriesKey;
     const h = options.hibernation;
     this.storage = h ? new HibernationFiles(h.moduleDir) : undefined;

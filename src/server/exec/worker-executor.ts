@@ -550,15 +550,15 @@ export class WorkerExecutor implements Executor {
   /** What the offender is told. */
   private offence(kind: LossKind, message: string): string {
     const keys = this.options.keys ?? {};
-    if (kind === 'stuck') {
-      const s = this.stuckTimeout / 1000;
-      return `the program held its worker for ${s} s without letting it answer (${keys.watchdog ?? 'watchdog'} = ${s})`;
-    }
-    if (kind === 'heap') {
-      const heap = this.options.workerHeapMiB;
-      return `the program's worker ran out of memory (${keys.workerHeap ?? 'worker heap'} = ${heap ?? "Node's default"}${heap ? ' MiB' : ''})`;
-    }
-    if (kind === 'memory') return `the program's worker used too much memory: ${message}`;
-    return `the program's worker was lost: ${message}`;
+    return offenceText(kind, message, { stuckSeconds: this.stuckTimeout / 1000, heapMiB: this.options.workerHeapMiB, watchdogKey: keys.watchdog, heapKey: keys.workerHeap });
   }
+
+}
+
+/** What the instance that held a lost worker process is told (its status's error), naming the setting. */
+export function offenceText(kind: LossKind, message: string, o: { stuckSeconds: number; heapMiB?: number; watchdogKey?: string; heapKey?: string }): string {
+  if (kind === 'stuck') return `the program held its worker for ${o.stuckSeconds} s without letting it answer (${o.watchdogKey ?? 'watchdog'} = ${o.stuckSeconds})`;
+  if (kind === 'heap') return `the program's worker ran out of memory (${o.heapKey ?? 'worker heap'} = ${o.heapMiB ?? "Node's default"}${o.heapMiB ? ' MiB' : ''})`;
+  if (kind === 'memory') return `the program's worker used too much memory: ${message}`;
+  return `the program's worker was lost: ${message}`;
 }

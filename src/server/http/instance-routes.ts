@@ -16,11 +16,11 @@ import { instanceIdError } from '../api/ids.ts';
 import type { Query } from './query.ts';
 
 export async function handleInstanceList(parts: ServerParts, req: IncomingMessage, res: ServerResponse, q: Query): Promise<void> {
-  const caller = listCaller(parts, req, res, q);
+  const caller = await listCaller(parts, req, res, q);
   if (!caller) return;
-  const list = await parts.instances.list(caller.principal!);
+  const list = parts.shards ? await parts.shards.list(caller.principal!) : (await parts.instances.list(caller.principal!)).map((i) => i.info());
   parts.metrics.events.inc({ type: 'INSTANCE_LIST' });
-  sendJSON(res, list.length === 0 ? {} : { instances: list.map((i) => i.info()) });
+  sendJSON(res, list.length === 0 ? {} : { instances: list });
 }
 
 const WAITABLE = new Set(['kill', 'suspend', 'wait', 'kill+wait', 'suspend+wait']);
@@ -47,7 +47,7 @@ export async function handleInstance(parts: ServerParts, req: IncomingMessage, r
   if (actions.length === 0) {
     q.done();
     requireJSON(req);
-    const caller = ownerCaller(parts, creds(), 'authorize');
+    const caller = await ownerCaller(parts, creds(), 'authorize');
     sendJSON(res, (await parts.instances.describe(caller.principal!, id)).info());
     return;
   }
@@ -57,7 +57,7 @@ export async function handleInstance(parts: ServerParts, req: IncomingMessage, r
   switch (single) {
     case 'io': {
       q.done();
-      const caller = ownerCaller(parts, creds(), 'authorize');
+      const caller = await ownerCaller(parts, creds(), 'authorize');
       const inst = await parts.instances.get(caller.principal!, id);
       return serveIO(parts, req, res, inst);
     }
@@ -65,10 +65,10 @@ export async function handleInstance(parts: ServerParts, req: IncomingMessage, r
       const fn = q.takeFunction();
       q.takeLog();
       q.done();
-      const caller = ownerCaller(parts, creds(), 'instance');
+      const caller = await ownerCaller(parts, creds(), 'instance');
       const inst = await parts.instances.get(caller.principal!, id);
       inst.limits = caller.limits;
-      parts.instances.resume(inst, fn);
+      await parts.instances.resume(inst, fn);
       sendEmpty(res);
       return;
     }
@@ -76,7 +76,7 @@ export async function handleInstance(parts: ServerParts, req: IncomingMessage, r
       const tags = q.takeAll('module-tag');
       q.done();
       checkTags(tags);
-      const caller = ownerCaller(parts, creds(), 'authorize');
+      const caller = await ownerCaller(parts, creds(), 'authorize');
       const inst = await parts.instances.get(caller.principal!, id);
       const hash = await parts.instances.snapshot(inst);
       await pinModule(parts, caller, hash, tags);
@@ -85,7 +85,7 @@ export async function handleInstance(parts: ServerParts, req: IncomingMessage, r
     }
     case 'delete': {
       q.done();
-      const caller = ownerCaller(parts, creds(), 'authorize');
+      const caller = await ownerCaller(parts, creds(), 'authorize');
       await parts.instances.delete(await parts.instances.get(caller.principal!, id));
       sendEmpty(res);
       return;
@@ -93,7 +93,7 @@ export async function handleInstance(parts: ServerParts, req: IncomingMessage, r
     case 'update': {
       q.done();
       requireContentType(req, 'application/json');
-      const caller = ownerCaller(parts, creds(), 'authorize');
+      const caller = await ownerCaller(parts, creds(), 'authorize');
       // As Gate: the content is parsed before the instance is looked up.
       const update = parseUpdate(await readSmallBody(req, parts.config.http.maxbodysize, parts.config.http.bodytimeout * 1000));
       const inst = await parts.instances.get(caller.principal!, id);
@@ -106,7 +106,7 @@ export async function handleInstance(parts: ServerParts, req: IncomingMessage, r
     case 'debug': {
       q.done();
       requireContentType(req, 'application/json');
-      const caller = ownerCaller(parts, creds(), 'program');
+      const caller = await ownerCaller(parts, creds(), 'program');
       const request = parseDebugRequest(await readSmallBody(req, parts.config.http.maxbodysize, parts.config.http.bodytimeout * 1000));
       const inst = await parts.instances.get(caller.principal!, id);
       sendJSON(res, await debugInstance(parts, inst, request));
@@ -116,7 +116,7 @@ export async function handleInstance(parts: ServerParts, req: IncomingMessage, r
 
   if (!WAITABLE.has(set) || (set !== 'kill' && actions.length !== set.split('+').length)) throw unsupportedAction();
   q.done();
-  const caller = ownerCaller(parts, creds(), 'authorize');
+  const caller = await ownerCaller(parts, creds(), 'authorize');
   const inst = await parts.instances.get(caller.principal!, id);
   if (set.includes('kill')) parts.instances.kill(inst);
   if (set.includes('suspend')) parts.instances.suspend(inst);

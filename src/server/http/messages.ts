@@ -165,9 +165,10 @@ export async function readSmallBody(req: IncomingMessage, max: number, timeoutMs
  * for input (highWaterMark 0), so the body exerts backpressure on the client.
  * Cancelling the stream leaves the rest of the body unread, so that another
  * stream over the same request can take over (a call whose instance was
- * paused for a snapshot reconnects).
+ * paused for a snapshot reconnects). `onRead` is told each time the program
+ * asks for input.
  */
-export function requestInput(req: IncomingMessage): ReadableStream<Uint8Array> {
+export function requestInput(req: IncomingMessage, onRead?: () => void): ReadableStream<Uint8Array> {
   let done = false;
   let detach: (() => void) | undefined;
   return new ReadableStream<Uint8Array>(
@@ -180,6 +181,7 @@ export function requestInput(req: IncomingMessage): ReadableStream<Uint8Array> {
         }
       },
       pull(controller) {
+        onRead?.();
         if (done) return;
         // 'end' may have been emitted while nobody listened (after the last chunk).
         if (req.readableEnded || req.destroyed) {

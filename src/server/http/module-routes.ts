@@ -73,7 +73,7 @@ function uploadLength(req: IncomingMessage): number {
 }
 
 export async function handleModuleList(parts: ServerParts, req: IncomingMessage, res: ServerResponse, q: Query): Promise<void> {
-  const caller = listCaller(parts, req, res, q);
+  const caller = await listCaller(parts, req, res, q);
   if (!caller) return;
   const pins = await parts.inventory.pins(caller.principal!);
   parts.metrics.events.inc({ type: 'MODULE_LIST' });
@@ -106,7 +106,7 @@ async function getModule(parts: ServerParts, req: IncomingMessage, res: ServerRe
     if (pin) throw unsupportedAction();
     q.done();
     if (!acceptsWasm(req)) throw new HttpError(406, 'not acceptable');
-    const caller = ownerCaller(parts, credentialsOf(parts, req), 'authorize');
+    const caller = await ownerCaller(parts, credentialsOf(parts, req), 'authorize');
     const program = await extantModule(parts, caller, key);
     res.writeHead(200, { 'Content-Type': WASM_TYPE, 'Content-Length': program.bytes.byteLength });
     res.end(program.bytes);
@@ -130,9 +130,9 @@ async function putModule(parts: ServerParts, req: IncomingMessage, res: ServerRe
   if (q.has('action')) throw unsupportedAction();
   const tags = q.takeAll('module-tag');
   q.done();
-  const caller = ownerCaller(parts, credentialsOf(parts, req), 'program');
+  const caller = await ownerCaller(parts, credentialsOf(parts, req), 'program');
   const program = await uploadModule(parts, caller, key, length, () => readBody(req, length, parts.config.http.bodytimeout * 1000));
-  await pinModule(parts, caller, program.hash, tags);
+  await pinModule(parts, caller, program.hash, tags, program.bytes);
   sendEmpty(res, 201);
 }
 
@@ -142,7 +142,7 @@ async function postModule(parts: ServerParts, req: IncomingMessage, res: ServerR
     requireNoContentType(req);
     requireEmptyBody(req);
     requireJSON(req);
-    const caller = ownerCaller(parts, credentialsOf(parts, req), 'authorize');
+    const caller = await ownerCaller(parts, credentialsOf(parts, req), 'authorize');
     const tags = await parts.inventory.pinTags(caller.principal!, key);
     if (!tags || !(await parts.modules.has(key))) throw new HttpError(404, 'module not found');
     parts.metrics.events.inc({ type: 'MODULE_INFO' });
@@ -161,13 +161,13 @@ async function postModule(parts: ServerParts, req: IncomingMessage, res: ServerR
       if (wasm) {
         const length = uploadLength(req);
         const creds = credentialsOf(parts, req);
-        const caller = pin ? ownerCaller(parts, creds, 'program-instance') : anyCaller(parts, creds, 'program-instance');
-        const program = await uploadModule(parts, caller, key, length, () => readBody(req, length, parts.config.http.bodytimeout * 1000));
-        if (pin) await pinModule(parts, caller, program.hash, tags);
+        const caller = pin ? await ownerCaller(parts, creds, 'program-instance') : await anyCaller(parts, creds, 'program-instance');
+        const program = await uploadModule(parts, caller, key, length, () => readBody(req, length, parts.config.http.bodytimeout * 1000), pin);
+        if (pin) await pinModule(parts, caller, program.hash, tags, program.bytes);
         return call(parts, req, res, caller, program, params, pin, false);
       }
       if (pin) throw badRequest('unexpected query parameters');
-      const caller = ownerCaller(parts, credentialsOf(parts, req), 'instance');
+      const caller = await ownerCaller(parts, credentialsOf(parts, req), 'instance');
       const program = await extantModule(parts, caller, key);
       return call(parts, req, res, caller, program, params, false, true);
     }
@@ -179,13 +179,13 @@ async function postModule(parts: ServerParts, req: IncomingMessage, res: ServerR
       if (type !== undefined) {
         if (type !== WASM_TYPE) throw new HttpError(415, 'unsupported content type');
         const length = uploadLength(req);
-        caller = ownerCaller(parts, credentialsOf(parts, req), 'program-instance');
+        caller = await ownerCaller(parts, credentialsOf(parts, req), 'program-instance');
         program = await uploadModule(parts, caller, key, length, () => readBody(req, length, parts.config.http.bodytimeout * 1000));
-        if (pin) await pinModule(parts, caller, program.hash, tags);
+        if (pin) await pinModule(parts, caller, program.hash, tags, program.bytes);
       } else {
         if (pin) throw badRequest('unexpected query parameters');
         requireEmptyBody(req);
-        caller = ownerCaller(parts, credentialsOf(parts, req), 'instance');
+        caller = await ownerCaller(parts, credentialsOf(parts, req), 'instance');
         program = await extantModule(parts, caller, key);
       }
       return launch(parts, res, caller, program, params, suspend, pin);
@@ -195,7 +195,7 @@ async function postModule(parts: ServerParts, req: IncomingMessage, res: ServerR
       q.done();
       requireNoContentType(req);
       requireEmptyBody(req);
-      const caller = ownerCaller(parts, credentialsOf(parts, req), 'authorize');
+      const caller = await ownerCaller(parts, credentialsOf(parts, req), 'authorize');
       await unpinModule(parts, caller, key);
       sendEmpty(res);
       return;
@@ -205,7 +205,7 @@ async function postModule(parts: ServerParts, req: IncomingMessage, res: ServerR
       q.done();
       requireNoContentType(req);
       requireEmptyBody(req);
-      const caller = ownerCaller(parts, credentialsOf(parts, req), 'program');
+      const caller = await ownerCaller(parts, credentialsOf(parts, req), 'program');
       await pinExtant(parts, caller, key, tags);
       sendEmpty(res);
       return;
@@ -278,9 +278,9 @@ export async function handleSourceItem(
       q.done();
       requireNoContentType(req);
       requireEmptyBody(req);
-      const caller = ownerCaller(parts, credentialsOf(parts, req), 'program');
+      const caller = await ownerCaller(parts, credentialsOf(parts, req), 'program');
       const program = await sourceModule(parts, caller, source, rest);
-      await pinModule(parts, caller, program.hash, tags);
+      await pinModule(parts, caller, program.hash, tags, program.bytes);
       sendEmpty(res, 201, { Location: MODULE_PATH + program.hash });
       return;
     }
@@ -288,18 +288,18 @@ export async function handleSourceItem(
       if (suspend) throw unsupportedAction();
       const params = takeRunParams(q, false);
       const creds = credentialsOf(parts, req);
-      const caller = pin ? ownerCaller(parts, creds, 'program-instance') : anyCaller(parts, creds, 'program-instance');
+      const caller = pin ? await ownerCaller(parts, creds, 'program-instance') : await anyCaller(parts, creds, 'program-instance');
       const program = await sourceModule(parts, caller, source, rest);
-      if (pin) await pinModule(parts, caller, program.hash, tags);
+      if (pin) await pinModule(parts, caller, program.hash, tags, program.bytes);
       return call(parts, req, res, caller, program, params, pin, true);
     }
     case 'launch': {
       const params = takeRunParams(q, true);
       requireNoContentType(req);
       requireEmptyBody(req);
-      const caller = ownerCaller(parts, credentialsOf(parts, req), 'program-instance');
+      const caller = await ownerCaller(parts, credentialsOf(parts, req), 'program-instance');
       const program = await sourceModule(parts, caller, source, rest);
-      if (pin) await pinModule(parts, caller, program.hash, tags);
+      if (pin) await pinModule(parts, caller, program.hash, tags, program.bytes);
       return launch(parts, res, caller, program, params, suspend, pin);
     }
     default:

@@ -9,6 +9,9 @@ import { HttpError } from '../api/errors.ts';
 import { requestInput, responseOutput, wantsTrailers } from './messages.ts';
 import type { ServerInstance } from '../api/instances.ts';
 
+/** Milliseconds a call's response headers may wait for its output or its end. */
+const HEADERS_WITHIN = 20;
+
 /** An AbortSignal that fires when the client goes away before the response is complete. */
 export function clientGone(res: ServerResponse): AbortSignal {
   const abort = new AbortController();
@@ -36,18 +39,36 @@ export async function serveCall(
   const began = performance.now();
   const trailers = wantsTrailers(req);
   const signal = clientGone(res);
+  // A short call is answered in one write: headers, output and status wait in the corked socket for its end,
+  // or at most HEADERS_WITHIN ms (or until the program reads input: a client may wait for the headers).
+  const socket = res.socket;
+  socket?.cork();
+  let corked = socket !== null;
+  const flush = () => {
+    clearTimeout(timer);
+    if (!corked) return;
+    corked = false;
+    // (headersSent only says that the headers are ready; flushHeaders() sends them unless they went.)
+    if (!res.destroyed) res.flushHeaders();
+    socket?.uncork();
+  };
+  const timer = setTimeout(flush, HEADERS_WITHIN);
   try {
     const headers = { ...r.headers };
     if (trailers) headers.Trailer = 'Gate-Status';
     res.writeHead(r.status, headers);
-    res.flushHeaders();
-    await parts.instances.connectSpanningPauses(inst, () => [r.input ? requestInput(req) : null, responseOutput(res)], signal);
+    await parts.instances.connectSpanningPauses(inst, () => [r.input ? requestInput(req, flush) : null, responseOutput(res)], signal);
     const status = await parts.instances.wait(inst, signal);
     if (trailers) res.addTrailers({ 'Gate-Status': JSON.stringify(statusToJSON(status)) });
     if (!res.destroyed) res.end();
     // Input the program did not read is discarded, so the client can finish sending.
     req.resume();
   } finally {
+    clearTimeout(timer);
+    if (corked) {
+      corked = false;
+      socket?.uncork();
+    }
     await parts.instances.endCall(inst);
     parts.metrics.calls.inc({ transport: 'http' });
     parts.metrics.callSeconds.observe((performance.now() - began) / 1000, { transport: 'http' });

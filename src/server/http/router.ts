@@ -13,6 +13,9 @@ import { handleInstance, handleInstanceList } from './instance-routes.ts';
 import { handleModule, handleModuleList, handleSourceItem } from './module-routes.ts';
 import { PermissionDenied } from '../api/policy.ts';
 import { Query } from './query.ts';
+import { credentialsOf } from './caller.ts';
+import { clientAddress, forwardRequest, isForwarded } from './forward.ts';
+import { instanceIdError } from '../api/ids.ts';
 import { withRequestSource } from '../api/request-source.ts';
 
 export const API_ROOT = '/gate-0/';
@@ -110,16 +113,18 @@ export function createHandler(parts: ServerParts): (req: IncomingMessage, res: S
       const seconds = (performance.now() - began) / 1000;
       parts.metrics.requests.inc({ route: routeName, code: String(res.statusCode) });
       parts.metrics.requestSeconds.observe(seconds, { route: routeName });
-      parts.log.log(parts.config.http.accesslog ? 'info' : 'debug', 'webserver: request handled', {
+      const level = parts.config.http.accesslog ? 'info' : 'debug';
+      if (!parts.log.enabled(level)) return;
+      parts.log.log(level, 'webserver: request handled', {
         method: req.method,
         path: req.url,
         status: res.statusCode,
         complete: res.writableFinished,
         seconds,
-        remote: req.socket.remoteAddress,
+        remote: clientAddress(req),
       });
     });
-    withRequestSource(req.socket.remoteAddress, () =>
+    withRequestSource(clientAddress(req), () =>
       handle(parts, req, res, (name) => (routeName = name)).catch((error: unknown) => {
         respondError(parts, req, res, error);
       }),
@@ -209,7 +214,7 @@ async function handle(parts: ServerParts, req: IncomingMessage, res: ServerRespo
     return;
   }
   if (route.name === 'metrics') {
-    const body = parts.metrics.render();
+    const body = parts.shards ? await parts.shards.metrics() : parts.metrics.render();
     res.writeHead(200, { 'Content-Type': 'text/plain; version=0.0.4; charset=utf-8', 'Content-Length': Buffer.byteLength(body) });
     res.end(body);
     return;
@@ -219,6 +224,7 @@ async function handle(parts: ServerParts, req: IncomingMessage, res: ServerRespo
     sendEmpty(res, 200, { Allow: [...(route.advertised ?? route.methods)].sort().join(', ') });
     return;
   }
+  if (route.name === 'instance' && (await passedOn(parts, req, res, route.value))) return;
   const query = new Query(rawQuery);
   switch (route.name) {
     case 'info':
@@ -239,6 +245,26 @@ async function handle(parts: ServerParts, req: IncomingMessage, res: ServerRespo
     case 'instance':
       return handleInstance(parts, req, res, query, route.value);
   }
+}
+
+/**
+ * With shards, a request about an instance of the caller that lives on
+ * another shard goes there (once: a passed-on request is never passed on
+ * again). Whatever is wrong with the request is answered here, as always.
+ */
+async function passedOn(parts: ServerParts, req: IncomingMessage, res: ServerResponse, id: string): Promise<boolean> {
+  if (!parts.shards || isForwarded(req) || instanceIdError(id)) return false;
+  let creds;
+  try {
+    creds = credentialsOf(parts, req);
+  } catch {
+    return false;
+  }
+  if (!creds || parts.instances.has(creds.principal.id, id)) return false;
+  const shard = await parts.shards.locate(creds.principal.id, id);
+  if (shard === null || shard === parts.shards.index) return false;
+  await forwardRequest(req, res, parts.shards.peer(shard), creds);
+  return true;
 }
 
 function redirect(res: ServerResponse, location: string): void {

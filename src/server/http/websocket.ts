@@ -18,6 +18,7 @@ import { createInstance, extantModule, pinModule, sourceModule, uploadModule, ty
 import { instanceIdError, moduleKeyError } from '../api/ids.ts';
 import { Query } from './query.ts';
 import { withRequestSource } from '../api/request-source.ts';
+import { clientAddress, forwardedCredentials, forwardWebSocket } from './forward.ts';
 import { checkOrigin, cleanPath, resolveRoute } from './router.ts';
 
 const FIRST_MESSAGE_MAX = 4096;
@@ -58,7 +59,7 @@ export function createUpgradeHandler(parts: ServerParts): {
       }
       (target.kind === 'io' ? io : calls).handleUpgrade(req, socket, head, (ws) => {
         const began = performance.now();
-        withRequestSource(req.socket.remoteAddress, () => session(parts, ws, target))
+        withRequestSource(clientAddress(req), () => session(parts, ws, target, req))
           .catch((error: unknown) => closeWithError(parts, ws, error))
           .finally(() => {
             if (target.kind === 'call') {
@@ -175,9 +176,11 @@ class Inbox {
   private closed = false;
   private readonly ws: WebSocket;
 
+  private readonly onMessage: (data: RawData, binary: boolean) => void;
+
   constructor(ws: WebSocket) {
     this.ws = ws;
-    ws.on('message', (data: RawData, binary: boolean) => {
+    this.onMessage = (data: RawData, binary: boolean) => {
       const buf = Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as ArrayBuffer);
       if (this.inputOnly && buf.byteLength > INPUT_MESSAGE_MAX) {
         ws.close(1009, 'message too big');
@@ -193,9 +196,18 @@ class Inbox {
         this.queued += buf.byteLength;
         if (this.queued >= INBOX_BYTES) ws.pause();
       }
-    });
+    };
+    ws.on('message', this.onMessage);
     ws.on('close', () => this.end());
     ws.on('error', () => this.end());
+  }
+
+  /** Stop taking messages (they are relayed elsewhere): those queued so far. */
+  detach(): { data: Buffer; binary: boolean }[] {
+    this.ws.off('message', this.onMessage);
+    if (this.ws.isPaused) this.ws.resume();
+    this.queued = 0;
+    return this.queue.splice(0);
   }
 
   /** From now on, messages are program input. */
@@ -255,7 +267,7 @@ function credentialsFrom(parts: ServerParts, value: unknown, required: boolean):
   return parts.verifier.verifyBearer(s);
 }
 
-async function session(parts: ServerParts, ws: WebSocket, target: Target): Promise<void> {
+async function session(parts: ServerParts, ws: WebSocket, target: Target, req: IncomingMessage): Promise<void> {
   const inbox = new Inbox(ws);
   let first: Record<string, unknown>;
   try {
@@ -269,7 +281,7 @@ async function session(parts: ServerParts, ws: WebSocket, target: Target): Promi
   }
   if (target.kind === 'io') {
     inbox.input();
-    return ioSession(parts, ws, inbox, target.id, first);
+    return ioSession(parts, ws, inbox, target.id, first, req);
   }
   return callSession(parts, ws, inbox, target, first);
 }
@@ -284,7 +296,7 @@ async function callSession(parts: ServerParts, ws: WebSocket, inbox: Inbox, t: E
   let program: Program;
   if (wasm) {
     const creds = credentialsFrom(parts, first.authorization, t.pin);
-    caller = t.pin ? ownerCaller(parts, creds, 'program-instance') : anyCaller(parts, creds, 'program-instance');
+    caller = t.pin ? await ownerCaller(parts, creds, 'program-instance') : await anyCaller(parts, creds, 'program-instance');
     const length = typeof first.content_length === 'number' ? first.content_length : -1;
     if (length < 0 || !Number.isSafeInteger(length)) throw new HttpError(411, 'length required');
     program = await uploadModule(parts, caller, t.key!, length, async () => {
@@ -293,18 +305,18 @@ async function callSession(parts: ServerParts, ws: WebSocket, inbox: Inbox, t: E
       if (!m.binary) throw new WsClose(1003, 'module must be sent as a binary message');
       if (m.data.byteLength !== length) throw badRequest('content decode error');
       return new Uint8Array(m.data);
-    });
+    }, t.pin);
   } else if (t.source !== undefined) {
     const creds = credentialsFrom(parts, first.authorization, t.pin);
-    caller = t.pin ? ownerCaller(parts, creds, 'program-instance') : anyCaller(parts, creds, 'program-instance');
+    caller = t.pin ? await ownerCaller(parts, creds, 'program-instance') : await anyCaller(parts, creds, 'program-instance');
     program = await sourceModule(parts, caller, parts.sources.get(t.source)!, t.rest!);
   } else {
     const creds = credentialsFrom(parts, first.authorization, false);
     if (!creds) throw parts.verifier.anonymous();
-    caller = ownerCaller(parts, creds, 'instance');
+    caller = await ownerCaller(parts, creds, 'instance');
     program = await extantModule(parts, caller, t.key!);
   }
-  if (t.pin) await pinModule(parts, caller, program.hash, t.tags);
+  if (t.pin) await pinModule(parts, caller, program.hash, t.tags, program.bytes);
   inbox.input();
 
   const inst = await createInstance(parts, caller, program, { fn: t.fn, tags: t.instanceTags, transient: true });
@@ -326,9 +338,18 @@ async function callSession(parts: ServerParts, ws: WebSocket, inbox: Inbox, t: E
   }
 }
 
-async function ioSession(parts: ServerParts, ws: WebSocket, inbox: Inbox, id: string, first: Record<string, unknown>): Promise<void> {
-  const creds = credentialsFrom(parts, first.authorization, true);
-  const caller = ownerCaller(parts, creds, 'authorize');
+async function ioSession(parts: ServerParts, ws: WebSocket, inbox: Inbox, id: string, first: Record<string, unknown>, req: IncomingMessage): Promise<void> {
+  const forwarded = forwardedCredentials(req);
+  const creds = forwarded ?? credentialsFrom(parts, first.authorization, true);
+  // An instance on another shard is served there (see forward.ts).
+  if (parts.shards && !forwarded && creds && !parts.instances.has(creds.principal.id, id)) {
+    const shard = await parts.shards.locate(creds.principal.id, id);
+    if (shard !== null && shard !== parts.shards.index) {
+      await forwardWebSocket(ws, req.url ?? '/', parts.shards.peer(shard), creds, clientAddress(req), first, inbox.detach());
+      return;
+    }
+  }
+  const caller = await ownerCaller(parts, creds, 'authorize');
   const inst: ServerInstance = await parts.instances.get(caller.principal!, id);
   const abort = new AbortController();
   ws.on('close', () => abort.abort(new Error('client went away')));

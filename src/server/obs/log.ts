@@ -29,6 +29,11 @@ export class Logger {
     this.text = format === 'text' || (format === 'auto' && options.sink === undefined && process.stderr.isTTY === true);
   }
 
+  /** Whether lines of this level are written (so that a caller can skip building them). */
+  enabled(level: Exclude<Level, 'silent'>): boolean {
+    return order[level] >= this.min;
+  }
+
   log(level: Exclude<Level, 'silent'>, msg: string, fields: Fields = {}): void {
     if (order[level] < this.min) return;
     const time = new Date().toISOString();
@@ -48,9 +53,15 @@ export class Logger {
     this.log('error', msg, fields);
   }
 
+  /** A line logged by another process (a shard), as it was formatted there. */
+  line(line: string): void {
+    this.sink(line);
+  }
+
   /** A Gate-style event record (server.md §9). */
   event(type: string, fields: Fields = {}): void {
-    this.log(type.startsWith('FAIL_INTERNAL') ? 'error' : 'info', 'server: event', { type, ...fields });
+    const level = type.startsWith('FAIL_INTERNAL') ? 'error' : 'info';
+    if (this.enabled(level)) this.log(level, 'server: event', { type, ...fields });
   }
 }
 

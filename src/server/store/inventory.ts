@@ -71,8 +71,8 @@ export interface Inventory {
 
   pinTags(principal: string, hash: string): Promise<string[] | undefined>;
   pinCount(principal: string): Promise<number>;
-  /** Pin (or re-tag); true when something changed. */
-  pin(principal: string, hash: string, tags: string[]): Promise<boolean>;
+  /** Pin (or re-tag): whether something changed, or `missing` when the module is not stored (another process collected it). */
+  pin(principal: string, hash: string, tags: string[]): Promise<boolean | 'missing'>;
   unpin(principal: string, hash: string): Promise<boolean>;
   pins(principal: string): Promise<{ module: string; tags: string[] }[]>;
 

@@ -28,7 +28,7 @@ export class SqliteInventory implements Inventory {
   }
 
   async putModule(hash: string, bytes: Uint8Array): Promise<void> {
-    this.store.putModule(hash, bytes);
+    await this.store.putModule(hash, bytes);
   }
 
   async adoptModule(hash: string, size: number): Promise<void> {
@@ -63,7 +63,7 @@ export class SqliteInventory implements Inventory {
     return this.store.pinCount(principal);
   }
 
-  async pin(principal: string, hash: string, tags: string[]): Promise<boolean> {
+  async pin(principal: string, hash: string, tags: string[]): Promise<boolean | 'missing'> {
     return this.store.pin(principal, hash, tags);
   }
 
@@ -90,11 +90,12 @@ export class SqliteInventory implements Inventory {
   }
 
   async instance(principal: string, id: string): Promise<OwnedInstanceRecord | undefined> {
-    return this.store.instances().map(owned).find((r) => r.principal === principal && r.id === id);
+    const [record] = this.store.instances(principal, id);
+    return record && owned(record);
   }
 
   async principalInstances(principal: string): Promise<OwnedInstanceRecord[]> {
-    return this.store.instances().map(owned).filter((r) => r.principal === principal);
+    return this.store.instances(principal).map(owned);
   }
 
   async close(): Promise<void> {

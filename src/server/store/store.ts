@@ -8,6 +8,7 @@
 
 import { createHash, randomUUID } from 'node:crypto';
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { open } from 'node:fs/promises';
 import path from 'node:path';
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import type { Status } from '../../runtime/instance/status.ts';
@@ -51,9 +52,11 @@ export class Store {
    * Open the data directory. Fails at once, saying why, when the database is
    * not a database, is corrupt, or is new beside module files it has no
    * record of (it was emptied or lost: starting on would orphan them).
-   * Temporary files of writes cut short by a crash are removed.
+   * Temporary files of writes cut short by a crash are removed. `shared`:
+   * another process of this server opened it first and did those checks
+   * (the shards of one server; SQLite serializes their writes).
    */
-  constructor(dir: string) {
+  constructor(dir: string, options: { shared?: boolean } = {}) {
     this.dir = dir;
     this.moduleDir = path.join(dir, 'module');
     mkdirSync(this.moduleDir, { recursive: true, mode: 0o700 });
@@ -63,17 +66,20 @@ export class Store {
       this.db = new DatabaseSync(file);
       // WAL survives a process crash with every committed transaction intact.
       this.db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000;');
-      const check = this.db.prepare('PRAGMA quick_check').all() as { quick_check: string }[];
-      const problems = check.map((r) => r.quick_check).filter((r) => r !== 'ok');
-      if (problems.length > 0) throw new Error(problems.slice(0, 3).join('; '));
-      this.db.exec(SCHEMA);
-      for (const [table, column, type] of ADDED_COLUMNS) {
-        const has = (this.db.prepare(`PRAGMA table_info(${table})`).all() as { name: string }[]).some((c) => c.name === column);
-        if (!has) this.db.exec(`ALTER TABLE ${table} ADD COLUMN ${column} ${type}`);
+      if (!options.shared) {
+        const check = this.db.prepare('PRAGMA quick_check').all() as { quick_check: string }[];
+        const problems = check.map((r) => r.quick_check).filter((r) => r !== 'ok');
+        if (problems.length > 0) throw new Error(problems.slice(0, 3).join('; '));
+        this.db.exec(SCHEMA);
+        for (const [table, column, type] of ADDED_COLUMNS) {
+          const has = (this.db.prepare(`PRAGMA table_info(${table})`).all() as { name: string }[]).some((c) => c.name === column);
+          if (!has) this.db.exec(`ALTER TABLE ${table} ADD COLUMN ${column} ${type}`);
+        }
       }
     } catch (error) {
       throw new Error(`inventory database ${file} cannot be used: ${(error as Error).message}`);
     }
+    if (options.shared) return;
     const modules = this.removeTemporaryFiles();
     const recorded = (this.stmt('SELECT count(*) AS n FROM module').get() as { n: number }).n;
     if (recorded === 0 && modules > 0) {
@@ -136,30 +142,83 @@ export class Store {
     return bytes;
   }
 
-  /** Write module bytes durably and record them; a no-op when already stored intact (a damaged copy is replaced). */
-  putModule(hash: string, bytes: Uint8Array): void {
+  /**
+   * Write module bytes durably and record them; a no-op when already stored
+   * intact (a damaged copy is replaced). The file is written and synced off
+   * the thread first: a checkpoint's two fsyncs done in place held every
+   * request of the process for milliseconds. The record follows the file.
+   */
+  async putModule(hash: string, bytes: Uint8Array): Promise<void> {
+    if (this.storedIntact(hash, bytes.byteLength) && this.hasModule(hash)) return;
     const file = this.modulePath(hash);
-    let present = false;
+    const tmp = this.tempPath(hash);
     try {
-      present = statSync(file).size === bytes.byteLength && sha256(new Uint8Array(readFileSync(file))) === hash;
-    } catch {
-      present = false;
-    }
-    if (present && this.hasModule(hash)) return;
-    if (!present) {
-      rmSync(file, { force: true });
-      const tmp = path.join(this.moduleDir, `.${hash}.${process.pid}.${randomUUID()}`);
-      const fd = openSync(tmp, 'w', 0o400);
+      const handle = await open(tmp, 'w', 0o400);
       try {
-        for (let off = 0; off < bytes.byteLength; ) off += writeSync(fd, bytes, off);
-        fsyncSync(fd);
+        await handle.writeFile(bytes);
+        await handle.sync();
       } finally {
-        closeSync(fd);
+        await handle.close();
       }
       renameSync(tmp, file);
-      syncDir(this.moduleDir);
+    } finally {
+      rmSync(tmp, { force: true });
     }
-    this.stmt('INSERT OR IGNORE INTO module (hash, size, created) VALUES (?, ?, ?)').run(hash, bytes.byteLength, Date.now());
+    await syncDirAsync(this.moduleDir);
+    // Another process of the server may have collected the module meanwhile: file and record change under the write lock.
+    this.transaction(() => {
+      // (Its size is enough here: it is the file just written, or gone.)
+      if (!this.storedSize(hash, bytes.byteLength)) this.writeModuleFile(hash, bytes);
+      this.stmt('INSERT OR IGNORE INTO module (hash, size, created) VALUES (?, ?, ?)').run(hash, bytes.byteLength, Date.now());
+    });
+  }
+
+  private tempPath(hash: string): string {
+    return path.join(this.moduleDir, `.${hash}.${process.pid}.${randomUUID()}`);
+  }
+
+  private storedSize(hash: string, size: number): boolean {
+    try {
+      return statSync(this.modulePath(hash)).size === size;
+    } catch {
+      return false;
+    }
+  }
+
+  private storedIntact(hash: string, size: number): boolean {
+    try {
+      return statSync(this.modulePath(hash)).size === size && sha256(new Uint8Array(readFileSync(this.modulePath(hash)))) === hash;
+    } catch {
+      return false;
+    }
+  }
+
+  private writeModuleFile(hash: string, bytes: Uint8Array): void {
+    const file = this.modulePath(hash);
+    rmSync(file, { force: true });
+    const tmp = this.tempPath(hash);
+    const fd = openSync(tmp, 'w', 0o400);
+    try {
+      for (let off = 0; off < bytes.byteLength; ) off += writeSync(fd, bytes, off);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(tmp, file);
+    syncDir(this.moduleDir);
+  }
+
+  /** Run `work` as one write transaction (other processes' writes wait for it). */
+  private transaction<T>(work: () => T): T {
+    this.db.exec('BEGIN IMMEDIATE');
+    try {
+      const result = work();
+      this.db.exec('COMMIT');
+      return result;
+    } catch (error) {
+      this.db.exec('ROLLBACK');
+      throw error;
+    }
   }
 
   /**
@@ -197,18 +256,36 @@ export class Store {
 
   /** Remove a module nobody refers to (no pin, no instance, no checkpoint). */
   collectModule(hash: string): boolean {
-    const used =
-      this.stmt('SELECT 1 FROM pin WHERE module = ? LIMIT 1').get(hash) ??
-      this.stmt('SELECT 1 FROM instance WHERE module = ? OR checkpoint = ? LIMIT 1').get(hash, hash) ??
-      this.stmt('SELECT 1 FROM source_sha256 WHERE module = ? LIMIT 1').get(hash);
-    if (used) return false;
-    this.stmt('DELETE FROM module WHERE hash = ?').run(hash);
-    try {
-      unlinkSync(this.modulePath(hash));
-    } catch {
-      // already gone
-    }
-    return true;
+    // Checked and removed under the write lock: a pin or a record written by another process meanwhile keeps it.
+    return this.transaction(() => {
+      const used =
+        this.stmt('SELECT 1 FROM pin WHERE module = ? LIMIT 1').get(hash) ??
+        this.stmt('SELECT 1 FROM instance WHERE module = ? OR checkpoint = ? LIMIT 1').get(hash, hash) ??
+        this.stmt('SELECT 1 FROM source_sha256 WHERE module = ? LIMIT 1').get(hash);
+      if (used) return false;
+      this.stmt('DELETE FROM module WHERE hash = ?').run(hash);
+      try {
+        unlinkSync(this.modulePath(hash));
+      } catch {
+        // already gone
+      }
+      return true;
+    });
+  }
+
+  /** Modules nobody refers to, the oldest first, with their size and when they were stored (ms). */
+  unreferencedModules(): { hash: string; size: number; created: number }[] {
+    return this.stmt(
+      `SELECT hash, size, created FROM module WHERE NOT EXISTS (SELECT 1 FROM pin WHERE pin.module = module.hash)
+         AND NOT EXISTS (SELECT 1 FROM instance WHERE instance.module = module.hash OR instance.checkpoint = module.hash)
+         AND NOT EXISTS (SELECT 1 FROM source_sha256 WHERE source_sha256.module = module.hash)
+       ORDER BY created`,
+    ).all() as { hash: string; size: number; created: number }[];
+  }
+
+  /** One instance's record. */
+  instance(principal: string, id: string): InstanceRecord | undefined {
+    return this.instances(principal, id)[0];
   }
 
   // Pins.
@@ -222,13 +299,15 @@ export class Store {
     return (this.stmt('SELECT count(*) AS n FROM pin WHERE principal = ?').get(principal) as { n: number }).n;
   }
 
-  /** Pin (or re-tag); true when something changed. */
-  pin(principal: string, hash: string, tags: string[]): boolean {
+  /** Pin (or re-tag): whether something changed, or `missing` when the module is not stored (another process collected it). */
+  pin(principal: string, hash: string, tags: string[]): boolean | 'missing' {
     const old = this.pinTags(principal, hash);
     if (old && (tags.length === 0 || sameList(old, tags))) return false;
-    this.stmt('INSERT INTO pin (principal, module, tags, created) VALUES (?, ?, ?, ?) ON CONFLICT (principal, module) DO UPDATE SET tags = excluded.tags')
-      .run(principal, hash, JSON.stringify(tags), Date.now());
-    return true;
+    const changes = this.stmt(
+      `INSERT INTO pin (principal, module, tags, created) SELECT ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM module WHERE hash = ?)
+       ON CONFLICT (principal, module) DO UPDATE SET tags = excluded.tags`,
+    ).run(principal, hash, JSON.stringify(tags), Date.now(), hash).changes;
+    return Number(changes) > 0 ? true : 'missing';
   }
 
   unpin(principal: string, hash: string): boolean {
@@ -267,8 +346,15 @@ export class Store {
     this.stmt('DELETE FROM instance WHERE principal = ? AND id = ?').run(principal, id);
   }
 
-  instances(): InstanceRecord[] {
-    const rows = this.stmt('SELECT * FROM instance').all() as Record<string, string | number | null>[];
+  /** The instance records: all of them, a principal's, or one instance of a principal (by the table's key, not a scan). */
+  instances(principal?: string, id?: string): InstanceRecord[] {
+    const rows = (
+      principal === undefined
+        ? this.stmt('SELECT * FROM instance').all()
+        : id === undefined
+          ? this.stmt('SELECT * FROM instance WHERE principal = ?').all(principal)
+          : this.stmt('SELECT * FROM instance WHERE principal = ? AND id = ?').all(principal, id)
+    ) as Record<string, string | number | null>[];
     return rows.map((r) => ({
       principal: r.principal as string,
       id: r.id as string,
@@ -314,6 +400,19 @@ function sha256(bytes: Uint8Array): string {
 
 function sameList(a: readonly string[], b: readonly string[]): boolean {
   return a.length === b.length && a.every((x, i) => x === b[i]);
+}
+
+async function syncDirAsync(dir: string): Promise<void> {
+  try {
+    const handle = await open(dir, 'r');
+    try {
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+  } catch {
+    // as syncDir
+  }
 }
 
 function syncDir(dir: string): void {

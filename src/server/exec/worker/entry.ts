@@ -13,8 +13,6 @@
 // A worker ends when its server does: a guard thread kills the process when
 // its parent is gone, even if the main thread is stuck in a program.
 
-import { writeSync } from 'node:fs';
-import { Worker } from 'node:worker_threads';
 import { ModuleCache, sha256Hex } from '../../../host/module-cache.ts';
 import type { HostedProgram } from '../../../host/hosted-program.ts';
 import { isSnapshot } from '../../../host/snapshot.ts';
@@ -28,41 +26,15 @@ import { Registry } from '../../../services/index.ts';
 import { classify, ExecError } from '../executor.ts';
 import { Hosting } from '../hosting.ts';
 import { ProgramBridge } from './bridge-program.ts';
+import { blockForever, ChannelRelay, startGuard } from './child.ts';
 import { PortHub } from './ports.ts';
-import { SLICE_FD, type CreateReply, type CreateRequest, type ErrorInfo, type FromWorker, type InspectReply, type PrepareReply, type ToWorker, type WorkerSetup } from './protocol.ts';
+import { type CreateReply, type CreateRequest, type ErrorInfo, type FromWorker, type InspectReply, type PrepareReply, type ToWorker, type WorkerSetup } from './protocol.ts';
 
 function post(m: FromWorker): void {
   if (process.connected) process.send!(m);
 }
 
-/**
- * Whose slice this worker is in, told over a pipe of its own (SLICE_FD)
- * with a synchronous write: a message on the IPC channel may still sit in
- * this process's queue when a slice that never ends begins, and the server
- * would then blame no one. Each record is an int32: an instance id, or -1
- * (idle).
- */
-let sliceReported: number | undefined;
-const sliceRecord = new Int32Array(1);
-
-function reportSlice(id: number | undefined): void {
-  sliceReported = id;
-  sliceRecord[0] = id ?? -1;
-  try {
-    writeSync(SLICE_FD, new Uint8Array(sliceRecord.buffer));
-  } catch {
-    // The server is gone (or not reading): nothing to tell.
-  }
-}
-
-// Kill this process once the server is gone. A thread of its own, since the
-// main thread may be held by a program that cannot be interrupted.
-new Worker(
-  `const ppid = ${process.ppid};
-   setInterval(() => { if (process.ppid !== ppid) process.kill(${process.pid}, 'SIGKILL'); }, 500);`,
-  { eval: true },
-).unref();
-process.on('disconnect', () => process.exit(0));
+const slice = startGuard();
 
 function errorInfo(error: unknown): ErrorInfo {
   const e = classify(error);
@@ -119,11 +91,7 @@ function startHosting(): void {
     memoriesKey: setup.memories?.key ?? 'live instances per worker process',
     memoryWait: setup.memories?.wait,
     hibernation: setup.hibernation,
-    onSlice(r) {
-      const id = r === undefined ? undefined : slices.get(r);
-      if (id !== undefined && id !== sliceReported) reportSlice(id);
-      else if (r === undefined && sliceReported !== undefined) reportSlice(undefined);
-    },
+    onSlice: (r) => slice.onSlice(r === undefined, r === undefined ? undefined : slices.get(r)),
   });
 }
 
@@ -142,20 +110,6 @@ class NeedProgram extends Error {
   constructor(key: string) {
     super(`program ${key} is needed`);
     this.key = key;
-  }
-}
-
-/**
- * Work on one instance outside a slice (restoring it, capturing it) is
- * reported as its slice is: should the worker die in it, that instance is
- * to blame (a table too big for the heap, say).
- */
-async function working<T>(id: number, work: () => T | Promise<T>): Promise<T> {
-  if (sliceReported !== id) reportSlice(id);
-  try {
-    return await work();
-  } finally {
-    if (sliceReported === id) reportSlice(undefined);
   }
 }
 
@@ -209,7 +163,7 @@ async function create(m: CreateRequest): Promise<{ program: HostedProgram; info:
       onWoken: () => post({ ev: 'woke', id }),
       onResident: (p) => slices.set(p.instance, id),
     },
-    working: (work) => working(id, work),
+    working: (work) => slice.working(id, work),
   });
   return { program, info: compiled.prepared.info };
 }
@@ -250,22 +204,11 @@ function connect(m: Extract<ToWorker, { op: 'connect' }>): void {
   );
 }
 
-/**
- * BroadcastChannels joined across processes: what this process's threads
- * post on one goes to the server, which posts it in the other workers.
- */
-const relays = new Map<string, BroadcastChannel>();
-
-function relay(channel: string): void {
-  const bc = new BroadcastChannel(channel);
-  bc.onmessage = (ev: MessageEvent) => post({ ev: 'broadcast', channel, data: ev.data });
-  (bc as unknown as { unref?: () => void }).unref?.();
-  relays.set(channel, bc);
-}
+let relay: ChannelRelay | undefined;
 
 function start(m: WorkerSetup): void {
   setup = m;
-  for (const channel of setup.relayChannels ?? []) relay(channel);
+  relay = new ChannelRelay(setup.relayChannels ?? [], (channel, data) => post({ ev: 'broadcast', channel, data }));
   cache = new ModuleCache(setup.role === 'prepare' ? setup.cacheDir : null, setup.cacheBytes);
   if (setup.role === 'instances') {
     startHosting();
@@ -326,7 +269,7 @@ function handle(m: ToWorker): void {
       forgetShare(m.key);
       return;
     case 'broadcast':
-      relays.get(m.channel)?.postMessage(m.data);
+      relay?.deliver(m.channel, m.data);
       return;
     case 'snapshot':
       answer(
@@ -334,7 +277,7 @@ function handle(m: ToWorker): void {
         () =>
           withInstance(m.id, (program) => {
             stopped(program);
-            return working(m.id, () => program.snapshot());
+            return slice.working(m.id, () => program.snapshot());
           }),
       );
       return;
@@ -344,7 +287,7 @@ function handle(m: ToWorker): void {
         () =>
           withInstance(m.id, (program): Promise<InspectReply> => {
             stopped(program);
-            return working(m.id, async () => {
+            return slice.working(m.id, async () => {
               const state = await program.capture();
               return { memory: state.memory, globals: [...state.globals.entries()].sort((a, b) => a[0] - b[0]) };
             });
@@ -361,13 +304,8 @@ function handle(m: ToWorker): void {
       // Test hook (WorkerExecutorOptions.testHooks): stop answering for good,
       // as a program V8 cannot interrupt would, in instance m.id's slice.
       if (!setup.testHooks) return;
-      if (m.id !== undefined) reportSlice(m.id);
-      if (m.how === 'heap') {
-        const hog: unknown[] = [];
-        for (;;) hog.push(new Array(1 << 20).fill(hog.length));
-      }
-      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0);
-      return;
+      if (m.id !== undefined) slice.report(m.id);
+      blockForever(m.how);
   }
 }
 

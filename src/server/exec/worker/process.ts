@@ -11,6 +11,7 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { ExecError } from '../executor.ts';
+import { readSliceRecords } from './child.ts';
 import { PortHub } from './ports.ts';
 import { SLICE_FD, type FromWorker, type ToWorker, type WorkerSetup } from './protocol.ts';
 import type { RemoteInstance } from './remote-instance.ts';
@@ -96,7 +97,10 @@ export class WorkerProcess {
       execArgv,
       stdio: ['ignore', 'inherit', 'inherit', 'ipc', 'pipe'],
     });
-    this.readSlices(this.child.stdio[SLICE_FD] as Readable);
+    readSliceRecords(this.child.stdio[SLICE_FD] as Readable, (id) => {
+      this.lastAnswer = performance.now();
+      this.current = id;
+    });
     this.ports = new PortHub((envelope) => this.post({ op: 'port', ...envelope }));
     this.exited = new Promise<void>((resolve) => this.child.once('exit', () => resolve()));
     this.started = new Promise<void>((resolve) => (this.markStarted = resolve));
@@ -168,24 +172,6 @@ export class WorkerProcess {
     for (const p of pending) p.reject(blame && p.instance === blame.instance ? blame.error : error);
     if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGKILL');
     return this.exited;
-  }
-
-  /** Slice records (SLICE_FD): int32, an instance id or -1 for idle. */
-  private readSlices(pipe: Readable): void {
-    let rest: Buffer = Buffer.alloc(0);
-    pipe.on('data', (chunk: Buffer) => {
-      this.lastAnswer = performance.now();
-      const bytes = rest.length ? Buffer.concat([rest, chunk]) : chunk;
-      const whole = bytes.length - (bytes.length % 4);
-      if (whole >= 4) {
-        const id = bytes.readInt32LE(whole - 4);
-        this.current = id < 0 ? undefined : id;
-      }
-      rest = bytes.subarray(whole);
-    });
-    pipe.on('error', () => {
-      // The process is gone: its exit is reported.
-    });
   }
 
   private receive(m: FromWorker): void {
