@@ -7,7 +7,7 @@ import { isLoopbackHost, parseAddress } from './address.ts';
 import type { ClientConfig } from './config.ts';
 import { CliError } from './errors.ts';
 import { GateClient } from './http-client.ts';
-import { readIdentityFile, type Ed25519Key } from './ssh-key.ts';
+import type { Ed25519Key } from './ssh-key.ts';
 import { signedBearer, unsignedBearer } from './token.ts';
 
 export interface Globals {
@@ -48,6 +48,8 @@ export async function openClient(address: string | undefined, config: ClientConf
     });
   }
   const url = parseAddress(address);
+  // The key reader loads only for a server: the daemon's tokens are unsigned.
+  const { readIdentityFile } = await import('./ssh-key.ts');
   let key: Ed25519Key | undefined | null = null;
   const client: GateClient = new GateClient({
     target: { kind: 'remote', url },

@@ -12,7 +12,8 @@ import { resolveModuleArg, type ModuleArg } from '../module-arg.ts';
 import { copyOutput, printJSON } from '../output.ts';
 import type { Session } from '../session.ts';
 import { exitCodeOf, parseStatus, reportCallEnd, statusText } from '../status.ts';
-import { hasModule, uploadBody, uploadModule } from '../transfer.ts';
+// Uploads (transfer.ts, with its progress bar) load only when a module goes up: a call of a pinned module needs neither.
+const transfer = () => import('../transfer.ts');
 
 type Query = Array<[string, string]>;
 
@@ -54,6 +55,7 @@ export async function callRemote(s: Session, moduleArg: string, fn: string | und
   if (m.kind === 'source') query.push(...pinQuery(s));
 
   let input: PassThrough | undefined;
+  const uploadBody = m.kind === 'file' && !withInput ? (await transfer()).uploadBody : undefined;
   const send = () => {
     input = withInput ? new PassThrough() : undefined;
     return s.client.request({
@@ -63,7 +65,7 @@ export async function callRemote(s: Session, moduleArg: string, fn: string | und
       trailers: true,
       auth: !s.anonymous,
       headers: m.kind === 'file' && !withInput ? { 'Content-Type': 'application/wasm' } : {},
-      body: m.kind === 'file' && !withInput ? uploadBody(m.bytes, 'upload') : input,
+      body: m.kind === 'file' && uploadBody ? uploadBody(m.bytes, 'upload') : input,
     });
   };
   let res: IncomingMessage;
@@ -73,7 +75,7 @@ export async function callRemote(s: Session, moduleArg: string, fn: string | und
     // The call is tried first (one round trip when the module is known); upload and pin it when not.
     if (!(m.kind === 'file' && withInput && error instanceof CliError && error.message === 'module not found')) throw error;
     input?.destroy();
-    await uploadModule(s.client, m.id, m.bytes, s.config.moduletags);
+    await (await transfer()).uploadModule(s.client, m.id, m.bytes, s.config.moduletags);
     res = await send();
   }
   if (input) process.stdin.pipe(input);
@@ -104,7 +106,10 @@ export async function callRemote(s: Session, moduleArg: string, fn: string | und
  */
 export async function callPersistent(s: Session, moduleArg: string, fn: string | undefined, options: RunOptions & { backtrace?: boolean }): Promise<number> {
   const m = await resolveModuleArg(moduleArg);
-  if (m.kind === 'file' && !(await hasModule(s.client, m.id))) await uploadModule(s.client, m.id, m.bytes, s.config.moduletags);
+  if (m.kind === 'file') {
+    const { hasModule, uploadModule } = await transfer();
+    if (!(await hasModule(s.client, m.id))) await uploadModule(s.client, m.id, m.bytes, s.config.moduletags);
+  }
   const query: Query = [['action', 'launch'], ...entryQuery(s, fn, options.debug, [])];
   if (m.kind === 'source') query.push(...pinQuery(s));
   const launched = await s.client.request({ method: 'POST', path: modulePath(m), query });
@@ -175,6 +180,7 @@ export async function launchRemote(s: Session, moduleArg: string, fn: string | u
   const id = options.instance ?? (s.config.instance || undefined);
   if (id) query.push(['instance', id]);
   if (m.kind !== 'id') query.push(...pinQuery(s));
+  const { uploadBody } = await transfer();
   const res = await s.client.request({
     method: 'POST',
     path: modulePath(m),
