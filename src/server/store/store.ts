@@ -8,10 +8,10 @@
 
 import { createHash, randomUUID } from 'node:crypto';
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, unlinkSync, writeSync } from 'node:fs';
-import { open } from 'node:fs/promises';
 import path from 'node:path';
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import type { Status } from '../../runtime/instance/status.ts';
+import { DirectorySync, temporaryPath, writeSynced } from '../util/synced-files.ts';
 import type { InstanceRecord } from './inventory.ts';
 
 export type { InstanceRecord } from './inventory.ts';
@@ -45,6 +45,7 @@ const ADDED_COLUMNS = [['instance', 'hibernation', 'TEXT']] as const;
 export class Store {
   readonly dir: string;
   readonly moduleDir: string;
+  private readonly moduleDirSync: DirectorySync;
   private readonly db: DatabaseSync;
   private readonly stmts: Record<string, StatementSync> = {};
 
@@ -59,6 +60,7 @@ export class Store {
   constructor(dir: string, options: { shared?: boolean } = {}) {
     this.dir = dir;
     this.moduleDir = path.join(dir, 'module');
+    this.moduleDirSync = new DirectorySync(this.moduleDir);
     mkdirSync(this.moduleDir, { recursive: true, mode: 0o700 });
     const file = path.join(dir, 'inventory.sqlite');
     const existed = existsSync(file);
@@ -150,21 +152,15 @@ export class Store {
    */
   async putModule(hash: string, bytes: Uint8Array): Promise<void> {
     if (this.storedIntact(hash, bytes.byteLength) && this.hasModule(hash)) return;
-    const file = this.modulePath(hash);
-    const tmp = this.tempPath(hash);
+    const tmp = temporaryPath(this.moduleDir, hash);
     try {
-      const handle = await open(tmp, 'w', 0o400);
-      try {
-        await handle.writeFile(bytes);
-        await handle.sync();
-      } finally {
-        await handle.close();
-      }
-      renameSync(tmp, file);
+      await writeSynced(tmp, bytes);
+      renameSync(tmp, this.modulePath(hash));
     } finally {
       rmSync(tmp, { force: true });
     }
-    await syncDirAsync(this.moduleDir);
+    // (Not every platform can sync a directory.)
+    await this.moduleDirSync.sync().catch(() => {});
     // Another process of the server may have collected the module meanwhile: file and record change under the write lock.
     this.transaction(() => {
       // (Its size is enough here: it is the file just written, or gone.)
@@ -173,9 +169,6 @@ export class Store {
     });
   }
 
-  private tempPath(hash: string): string {
-    return path.join(this.moduleDir, `.${hash}.${process.pid}.${randomUUID()}`);
-  }
 
   private storedSize(hash: string, size: number): boolean {
     try {
@@ -196,7 +189,7 @@ export class Store {
   private writeModuleFile(hash: string, bytes: Uint8Array): void {
     const file = this.modulePath(hash);
     rmSync(file, { force: true });
-    const tmp = this.tempPath(hash);
+    const tmp = temporaryPath(this.moduleDir, hash);
     const fd = openSync(tmp, 'w', 0o400);
     try {
       for (let off = 0; off < bytes.byteLength; ) off += writeSync(fd, bytes, off);
@@ -400,19 +393,6 @@ function sha256(bytes: Uint8Array): string {
 
 function sameList(a: readonly string[], b: readonly string[]): boolean {
   return a.length === b.length && a.every((x, i) => x === b[i]);
-}
-
-async function syncDirAsync(dir: string): Promise<void> {
-  try {
-    const handle = await open(dir, 'r');
-    try {
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-  } catch {
-    // as syncDir
-  }
 }
 
 function syncDir(dir: string): void {
